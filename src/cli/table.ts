@@ -1,0 +1,55 @@
+// The one table of verbs. Each group's entries live beside each other in
+// verbs/*.ts; this file only puts them in order and adds the meta verbs.
+import { UsageError } from "../errors.ts";
+import { globalHelp, verbHelp } from "./help.ts";
+import { closest } from "./suggest.ts";
+import type { Verb } from "./types.ts";
+import { containerVerbs } from "./verbs/container.ts";
+import { imageVerbs } from "./verbs/images.ts";
+import { instanceVerbs } from "./verbs/instances.ts";
+
+const metaVerbs: Verb[] = [
+  {
+    name: "help",
+    group: "other",
+    args: [{ name: "VERB", optional: true }],
+    summary: "Show help for boxctl or for one verb.",
+    mutates: false,
+    run: async ({ args }) => {
+      const name = args[0];
+      process.stdout.write(name ? verbHelp(findVerb(name)) : globalHelp(VERBS));
+      return 0;
+    },
+  },
+];
+
+export const VERBS: Verb[] = [
+  ...containerVerbs,
+  ...imageVerbs,
+  ...instanceVerbs,
+  ...metaVerbs,
+].sort((a, b) => a.name.localeCompare(b.name));
+
+export function findVerb(name: string): Verb {
+  const verb = VERBS.find((v) => v.name === name);
+  if (verb) return verb;
+  const guess = closest(
+    name,
+    VERBS.filter((v) => !v.hidden).map((v) => v.name),
+  );
+  throw new UsageError(
+    `Unknown command '${name}'.${guess ? ` Did you mean '${guess}'?` : ""}`,
+    "see 'boxctl --help' for the list of verbs",
+  );
+}
+
+// `stop` exists only to point at the verb a sysadmin meant, as the original tool did.
+const stop = VERBS.find((v) => v.name === "stop");
+if (stop) {
+  stop.run = async () => {
+    throw new UsageError(
+      "'stop' is not a boxctl verb. Did you mean 'poweroff'?",
+      "boxctl poweroff NAME",
+    );
+  };
+}

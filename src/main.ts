@@ -1,0 +1,62 @@
+import { globalHelp, VERSION, verbHelp } from "./cli/help.ts";
+import { parseVerbArgs } from "./cli/parse.ts";
+import { findVerb, VERBS } from "./cli/table.ts";
+import { BoxError, EXIT } from "./errors.ts";
+import { printable } from "./names.ts";
+import { runnerConfig } from "./runner.ts";
+
+function fail(e: unknown): number {
+  if (e instanceof BoxError) {
+    process.stderr.write(`boxctl: ${printable(e.message).replace(/\\x0a/g, "\n")}\n`);
+    if (e.hint) process.stderr.write(`  hint: ${e.hint}\n`);
+    return e.exitCode;
+  }
+  process.stderr.write(`boxctl: internal error: ${(e as Error)?.stack ?? String(e)}\n`);
+  return EXIT.failed;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === undefined) {
+    process.stderr.write(globalHelp(VERBS));
+    return EXIT.usage;
+  }
+  if (first === "--help" || first === "-h") {
+    process.stdout.write(globalHelp(VERBS));
+    return EXIT.ok;
+  }
+  if (first === "--version" || first === "-V") {
+    process.stdout.write(`boxctl ${VERSION}\n`);
+    return EXIT.ok;
+  }
+  const verb = findVerb(first);
+  const { args, opts } = parseVerbArgs(verb, rest);
+  if (opts.help) {
+    process.stdout.write(verbHelp(verb));
+    return EXIT.ok;
+  }
+  runnerConfig.verbose ||= opts.verbose === true;
+  runnerConfig.dryRun = opts["dry-run"] === true;
+  if (!verb.run) {
+    throw new BoxError(
+      `'${verb.name}' is not implemented yet`,
+      "see the open issues of the boxctl project",
+    );
+  }
+  if (verb.mutates && !runnerConfig.dryRun && process.getuid?.() !== 0) {
+    throw new BoxError(
+      `'boxctl ${verb.name}' changes the system and needs root`,
+      `run it as root (sudo boxctl ${verb.name} ...), or add --dry-run to see what it would do`,
+    );
+  }
+  return (await verb.run({ verb, args, opts })) ?? EXIT.ok;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e) => {
+    process.exitCode = fail(e);
+  },
+);

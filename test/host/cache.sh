@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Builds (once) and prints the cached trees the system tests and the demo use:
+#   host-bookworm   Debian 12 test host, systemd 252
+#   host-trixie     Debian 13 test host, systemd 257
+#   guest-bookworm  a minimal bootable guest, plus images/foo-0.1.tar and
+#                   images/foo-0.2.tar made from it
+#
+# The cache lives outside the repository, in $BOXCTL_TEST_CACHE
+# (default /var/cache/boxctl-test), one directory per target named by a hash
+# of the recipe. A target is built in a .partial directory and renamed into
+# place only when complete, so an interrupted build is simply rebuilt.
+#
+#   cache.sh [TARGET...]      build what is missing (default: all three)
+#   cache.sh --path TARGET    print the directory of a built target
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${BOXCTL_TEST_CACHE:-/var/cache/boxctl-test}
+recipe_hash=$(cat "$here/recipe.sh" "$here/cache.sh" | sha256sum | cut -c1-12)
+
+path_of() { echo "$cache/$1-$recipe_hash"; }
+
+if [[ ${1:-} == --path ]]; then
+  p=$(path_of "$2")
+  [[ -d $p ]] || { echo "cache.sh: $2 is not built; run test/host/cache.sh" >&2; exit 1; }
+  echo "$p"; exit 0
+fi
+
+need() {
+  local missing=()
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
+  command -v systemd-nspawn >/dev/null || missing+=(systemd-container)
+  ((${#missing[@]} == 0)) && return
+  [[ $(id -u) == 0 ]] || { echo "cache.sh: needs ${missing[*]}; run as root to install them" >&2; exit 1; }
+  echo "cache.sh: installing ${missing[*]}" >&2
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# Turns the guest tree into the two image versions the tests stage. They
+# differ visibly in /etc/foo-release, which each step of the demo shows.
+guest_images() {
+  local tree=$1 out=$2 v
+  mkdir -p "$out"
+  for v in 0.1 0.2; do
+    printf 'NAME=foo\nVERSION=%s\n' "$v" >"$tree/etc/foo-release"
+    tar --numeric-owner --xattrs --xattrs-include='*' --acls -C "$tree" -cf "$out/foo-$v.tar" .
+  done
+  rm "$tree/etc/foo-release"
+}
+
+build() {
+  local target=$1 final tmp
+  final=$(path_of "$target")
+  [[ -d $final ]] && return 0
+  tmp="$final.partial"
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  local start=$SECONDS
+  case $target in
+    host-bookworm|host-trixie) bash "$here/recipe.sh" host "${target#host-}" "$tmp/root" ;;
+    guest-bookworm)
+      bash "$here/recipe.sh" guest bookworm "$tmp/root"
+      guest_images "$tmp/root" "$tmp/images" ;;
+    *) echo "cache.sh: unknown target '$target'" >&2; exit 2 ;;
+  esac >"$tmp.log" 2>&1 || { echo "cache.sh: building $target failed; see $tmp.log" >&2; return 1; }
+  mv "$tmp.log" "$tmp/build.log"
+  mv -T "$tmp" "$final"
+  echo "cache.sh: built $target in $((SECONDS - start))s -> $final" >&2
+}
+
+need
+mkdir -p "$cache"
+# One builder at a time per cache; a second waits rather than racing.
+exec 9>"$cache/.lock"
+flock 9
+# Drop what an older recipe built, and anything an interrupted run left.
+for d in "$cache"/*; do
+  [[ -d $d ]] || continue
+  case $d in *-"$recipe_hash") ;; *) rm -rf "$d" ;; esac
+done
+targets=("$@")
+((${#targets[@]})) || targets=(host-bookworm host-trixie guest-bookworm)
+pids=()
+for t in "${targets[@]}"; do build "$t" & pids+=($!); done
+rc=0
+for p in "${pids[@]}"; do wait "$p" || rc=1; done
+exit $rc

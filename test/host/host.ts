@@ -1,0 +1,223 @@
+// A throw-away systemd test host: a fresh copy of a cached Debian root,
+// booted with systemd-nspawn, with the built boxctl bound in at
+// /opt/boxctl and the guest image tarballs at /srv/images. Used by the
+// system tests and by the demo.
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export type Suite = "bookworm" | "trixie";
+export const SUITES: Suite[] = ["bookworm", "trixie"];
+export const SYSTEMD_VERSION: Record<Suite, number> = { bookworm: 252, trixie: 257 };
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function cachePath(target: string): string {
+  const r = spawnSync("bash", [join(repo, "test/host/cache.sh"), "--path", target], {
+    encoding: "utf8",
+  });
+  if (r.status !== 0) {
+    throw new Error(
+      `test host cache: ${r.stderr.trim()} (npm test builds it: bash test/host/cache.sh)`,
+    );
+  }
+  return r.stdout.trim();
+}
+
+export class TestHost {
+  private nspawn: ChildProcess | undefined;
+  private initPid = 0;
+  readonly dir: string;
+  readonly name: string;
+
+  private constructor(
+    readonly suite: Suite,
+    id: string,
+  ) {
+    this.name = `bx-${suite}-${id}`;
+    this.dir = join(process.env.BOXCTL_TEST_HOSTS ?? "/var/tmp/boxctl-hosts", this.name);
+  }
+
+  /** Copies the cached root and boots it; resolves once systemd is up. */
+  static async boot(suite: Suite): Promise<TestHost> {
+    const host = new TestHost(suite, `${process.pid}-${Math.random().toString(36).slice(2, 7)}`);
+    const dist = join(repo, "dist/boxctl.mjs");
+    if (!existsSync(dist)) throw new Error("dist/boxctl.mjs is missing: run npm run build first");
+    // A plain directory, not an overlay: overlayfs refuses an upper dir on overlayfs.
+    mkdirSync(dirname(host.dir), { recursive: true });
+    execFileSync("cp", ["-a", "--reflink=auto", `${cachePath(`host-${suite}`)}/root/.`, host.dir]);
+    mkdirSync(join(host.dir, "opt/boxctl"), { recursive: true });
+    mkdirSync(join(host.dir, "srv/images"), { recursive: true });
+    try {
+      await host.start();
+    } catch (e) {
+      await host.destroy();
+      throw e;
+    }
+    return host;
+  }
+
+  private async start(): Promise<void> {
+    const log = openSync(`${this.dir}.log`, "a");
+    this.nspawn = spawn(
+      "systemd-nspawn",
+      [
+        "--boot",
+        "--register=no",
+        "--keep-unit",
+        "--capability=all",
+        "--console=passive",
+        `--machine=${this.name}`,
+        `--directory=${this.dir}`,
+        `--bind-ro=${join(repo, "dist")}:/opt/boxctl`,
+        `--bind-ro=${cachePath("guest-bookworm")}/images:/srv/images`,
+      ],
+      { stdio: ["ignore", log, log] },
+    );
+    const deadline = Date.now() + 60_000;
+    while (!this.initPid) {
+      if (this.nspawn.exitCode !== null)
+        throw new Error(`${this.name} failed to boot; see ${this.dir}.log`);
+      if (Date.now() > deadline)
+        throw new Error(`${this.name}: no init after 60 s; see ${this.dir}.log`);
+      const r = spawnSync("pgrep", ["-P", String(this.nspawn.pid), "-x", "systemd"], {
+        encoding: "utf8",
+      });
+      this.initPid = Number(r.stdout.trim().split("\n")[0]) || 0;
+      if (!this.initPid) await sleep(100);
+    }
+    // Until systemd has its bus up, is-system-running answers nothing.
+    let state = "";
+    while (!["running", "degraded"].includes(state)) {
+      if (Date.now() > deadline || ["stopping", "offline", "maintenance"].includes(state)) {
+        throw new Error(`${this.name} did not boot: is-system-running says '${state}'`);
+      }
+      const r = await this.exec(["systemctl", "is-system-running", "--wait"], {
+        timeoutMs: 90_000,
+      });
+      state = r.stdout.trim();
+      if (!state) await sleep(100);
+    }
+    // boxctl is on PATH as a sysadmin would install it: the single file.
+    await this.exec(["ln", "-sf", "/opt/boxctl/boxctl.mjs", "/usr/local/bin/boxctl"]);
+  }
+
+  /** Runs argv inside the host, with a clean environment. */
+  exec(
+    argv: string[],
+    opts: { input?: string; timeoutMs?: number; env?: Record<string, string> } = {},
+  ): Promise<ExecResult> {
+    const env = Object.entries({ PATH, HOME: "/root", LANG: "C.UTF-8", ...opts.env }).map(
+      ([k, v]) => `${k}=${v}`,
+    );
+    return new Promise((res, rej) => {
+      const child = spawn(
+        "nsenter",
+        ["-t", String(this.initPid), "-a", "env", "-i", ...env, ...argv],
+        {
+          stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+        },
+      );
+      let stdout = "";
+      let stderr = "";
+      child.stdout?.setEncoding("utf8").on("data", (d: string) => {
+        stdout += d;
+      });
+      child.stderr?.setEncoding("utf8").on("data", (d: string) => {
+        stderr += d;
+      });
+      if (opts.input !== undefined) child.stdin?.end(opts.input);
+      const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 300_000);
+      child.on("error", rej);
+      child.on("close", (code, signal) => {
+        clearTimeout(timer);
+        res({ code: code ?? (signal === "SIGKILL" ? 137 : 128), stdout, stderr });
+      });
+    });
+  }
+
+  /** Runs argv and fails, with its output, unless it exits 0. */
+  async sh(argv: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<string> {
+    const r = await this.exec(argv, opts);
+    if (r.code !== 0) {
+      throw new Error(
+        `in ${this.name}: '${argv.join(" ")}' exited ${r.code}\n${r.stderr}${r.stdout}`,
+      );
+    }
+    return r.stdout;
+  }
+
+  boxctl(
+    args: string[],
+    opts: { input?: string; timeoutMs?: number; env?: Record<string, string> } = {},
+  ) {
+    return this.exec(["boxctl", ...args], opts);
+  }
+
+  /** Runs argv inside a nested container and passes back its exit status. */
+  inMachine(machine: string, argv: string[], timeoutMs = 60_000): Promise<ExecResult> {
+    return this.exec(["systemd-run", "-M", machine, "--wait", "--pipe", "-q", ...argv], {
+      timeoutMs,
+    });
+  }
+
+  /** Waits until a nested container's systemd reports running or degraded. */
+  async waitBooted(machine: string, timeoutMs = 90_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const r = await this.inMachine(
+        machine,
+        ["systemctl", "is-system-running", "--wait"],
+        timeoutMs,
+      );
+      const state = r.stdout.trim();
+      if (state === "running" || state === "degraded") return state;
+      if (Date.now() > deadline) throw new Error(`${machine} did not boot: '${state}' ${r.stderr}`);
+      await sleep(250);
+    }
+  }
+
+  readFile(path: string): string {
+    return readFileSync(join(this.dir, path), "utf8");
+  }
+
+  /** A clean shutdown of the whole test host; waits for nspawn to exit. */
+  async poweroff(timeoutMs = 60_000): Promise<void> {
+    const child = this.nspawn;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise<void>((r) => child.once("exit", () => r()));
+    await this.exec(["systemctl", "poweroff", "--no-block"], { timeoutMs: 10_000 }).catch(
+      () => undefined,
+    );
+    const t = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    await exited;
+    clearTimeout(t);
+    this.initPid = 0;
+  }
+
+  /** Powers the host off and boots the same tree again: a host reboot. */
+  async reboot(): Promise<void> {
+    await this.poweroff();
+    await this.start();
+  }
+
+  async destroy(): Promise<void> {
+    await this.poweroff(15_000);
+    if (!process.env.BOXCTL_KEEP_HOSTS) {
+      rmSync(this.dir, { recursive: true, force: true });
+      rmSync(`${this.dir}.log`, { force: true });
+    }
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# npm test: lint and format check, typecheck, then the unit tests and the
+# system tests in one node test run (one summary line).
+#   test/run.sh          everything
+#   test/run.sh system   system tests only
+#   test/run.sh unit     unit tests only (no root needed)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-all}
+
+npm run --silent build
+npx biome check .
+npx tsc --noEmit
+
+files=()
+if [[ $mode != system ]]; then files+=(test/unit/*.test.ts); fi
+if [[ $mode != unit ]]; then
+  if [[ $(id -u) != 0 ]]; then
+    echo "npm test: the system tests boot systemd test hosts with systemd-nspawn, which needs root." >&2
+    echo "  Run npm test as root, or run 'npm run test:unit' for the unit tests alone." >&2
+    exit 1
+  fi
+  # Installs debootstrap and systemd-container if missing, then builds the
+  # cached test hosts and guest images (about a minute and a half, once).
+  bash test/host/cache.sh
+  files+=(test/system/*.test.ts)
+fi
+# Node 20's --test does not find .ts files in a directory, so they are listed.
+exec node --import tsx --test --test-concurrency="${BOXCTL_TEST_JOBS:-2}" "${files[@]}"
