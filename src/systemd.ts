@@ -128,3 +128,8 @@ export async function waitBooted(name: string, timeoutMs: number): Promise<strin
     `see: journalctl -M ${name} -b, or raise --timeout`,
   );
 }
+
+/** Mounts the machine's current instance at its root, through its generated mount unit. */
+export function ensureMounted(root: string): Promise<unknown> {
+  return run(["systemctl", "start", mountUnitName(root)], { mutates: true });
+}
