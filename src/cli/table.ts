@@ -1,6 +1,7 @@
 // The one table of verbs. Each group's entries live beside each other in
 // verbs/*.ts; this file only puts them in order and adds the meta verbs.
 import { UsageError } from "../errors.ts";
+import { completionScript } from "./completion.ts";
 import { globalHelp, verbHelp } from "./help.ts";
 import { closest } from "./suggest.ts";
 import type { Verb } from "./types.ts";
@@ -21,6 +22,19 @@ const metaVerbs: Verb[] = [
       return 0;
     },
   },
+  {
+    name: "completion",
+    group: "other",
+    args: [{ name: "SHELL" }],
+    summary: "Print a shell completion script (bash).",
+    details: `Completes verbs, options, machine names and image names. Install it with:
+boxctl completion bash > /etc/bash_completion.d/boxctl`,
+    mutates: false,
+    run: async ({ args }) => {
+      process.stdout.write(completionScript(args[0] ?? "", VERBS));
+      return 0;
+    },
+  },
 ];
 
 export const VERBS: Verb[] = [
@@ -28,7 +42,7 @@ export const VERBS: Verb[] = [
   ...imageVerbs,
   ...instanceVerbs,
   ...metaVerbs,
-].sort((a, b) => a.name.localeCompare(b.name));
+].sort((a, b) => (a.name < b.name ? -1 : 1));
 
 export function findVerb(name: string): Verb {
   const verb = VERBS.find((v) => v.name === name);

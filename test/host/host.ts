@@ -75,6 +75,12 @@ export class TestHost {
         "--keep-unit",
         "--capability=all",
         "--console=passive",
+        // Its own network namespace: nested containers' veth links (ve-NAME)
+        // then cannot collide between test hosts that run side by side.
+        "--private-network",
+        // Its own network namespace: nested containers' veth links
+        // (ve-NAME) would otherwise clash between test hosts running at once.
+        "--private-network",
         `--machine=${this.name}`,
         `--directory=${this.dir}`,
         `--bind-ro=${join(repo, "dist")}:/opt/boxctl`,
@@ -97,7 +103,7 @@ export class TestHost {
     // Until systemd has its bus up, is-system-running answers nothing.
     let state = "";
     while (!["running", "degraded"].includes(state)) {
-      if (Date.now() > deadline || ["stopping", "offline", "maintenance"].includes(state)) {
+      if (Date.now() > deadline || ["stopping", "maintenance"].includes(state)) {
         throw new Error(`${this.name} did not boot: is-system-running says '${state}'`);
       }
       const r = await this.exec(["systemctl", "is-system-running", "--wait"], {

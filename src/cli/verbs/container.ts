@@ -1,59 +1,123 @@
-import type { Verb } from "../types.ts";
+import { gatherAppStatus, renderAppStatus, setServices } from "../../container/appstatus.ts";
+import { timeoutMs } from "../../container/common.ts";
+import { configure, login, shell } from "../../container/interactive.ts";
+import { poweroff, restart, setEnabled, start, terminate } from "../../container/lifecycle.ts";
+import { gatherList, renderList } from "../../container/list.ts";
+import { gatherStatus, renderStatus } from "../../container/status.ts";
+import { checkName } from "../../names.ts";
+import { emit } from "../../output.ts";
+import type { Ctx, Verb } from "../types.ts";
 
 const machine = { name: "NAME", complete: "machine" } as const;
 const noBlock = { "no-block": { type: "boolean", help: "Only ask; do not wait." } } as const;
+const timeout = {
+  timeout: {
+    type: "string",
+    arg: "SECONDS",
+    help: "Give up waiting for the boot after SECONDS (default 90).",
+  },
+} as const;
+
+/** The NAME argument, validated before anything looks it up. */
+const nameOf = (ctx: Ctx) => checkName("machine", ctx.args[0] ?? "");
 
 export const containerVerbs: Verb[] = [
   {
     name: "configure",
     group: "container",
-    args: [machine],
+    args: [machine, { name: "CMD", optional: true, rest: true }],
     summary: "Enter the container without booting it (for making filesystem changes).",
+    details: `Mounts the current instance and runs systemd-nspawn on it without booting it: a root
+shell, or CMD if one is given (boxctl configure NAME -- CMD ARGS...), whose exit status
+boxctl returns. Changes land in the current instance, like changes made while it runs.
+Refuses while the container is running (power it off first), and holds the machine's
+lock meanwhile so that nothing starts it. Private users are off, so files keep their
+owners and only what is changed is copied into the instance.`,
     mutates: true,
+    run: async (ctx) => configure(nameOf(ctx), ctx.args.slice(1)),
   },
   {
     name: "disable",
     group: "container",
     args: [machine],
     summary: "Ensure the container does *not* start upon reboot of the host.",
+    details: `Runs machinectl disable NAME, so boxctl and machinectl agree on the setting.
+It does not stop a running container.`,
     mutates: true,
+    run: async (ctx) => {
+      await setEnabled(nameOf(ctx), false);
+      return 0;
+    },
   },
   {
     name: "enable",
     group: "container",
     args: [machine],
     summary: "Ensure the container starts upon reboot of the host.",
+    details: `Runs machinectl enable NAME: systemd-nspawn@NAME.service becomes wanted by
+machines.target, and at boot systemd mounts the current instance before starting it.
+It does not start the container now (boxctl start NAME does).`,
     mutates: true,
+    run: async (ctx) => {
+      await setEnabled(nameOf(ctx), true);
+      return 0;
+    },
   },
   {
     name: "list",
     group: "container",
     args: [],
     summary: "Show the containers boxctl manages, and other running machines.",
+    details: `One line per machine: its state (running, starting, stopping, stopped, failed),
+whether it starts with the host, its current image and generation, and its fallback.
+Machines that machinectl knows of but boxctl does not manage are listed too, with their
+manager (for example systemd-nspawn) in the last column.`,
     mutates: false,
     reads: true,
+    run: async (ctx) => {
+      const entries = await gatherList();
+      emit(
+        ctx.opts,
+        () => ({ machines: entries }),
+        (legend) => renderList(entries, legend),
+      );
+      return 0;
+    },
   },
   {
     name: "login",
     group: "container",
     args: [machine],
     summary: "Open a TTY login session in the container.",
+    details: `Runs machinectl login NAME. Press ^] three times within a second to leave.`,
     mutates: false,
+    run: async (ctx) => login(nameOf(ctx)),
   },
   {
     name: "shell",
     group: "container",
     args: [machine, { name: "CMD", optional: true, rest: true }],
     summary: "Run a command in the container and return its exit status.",
+    details: `With CMD, runs it in the running container (systemd-run -M NAME --wait --pipe) with
+boxctl's standard input and output, and exits with CMD's own exit status. Without CMD,
+opens a root shell (machinectl shell NAME). Options after CMD belong to CMD.`,
     mutates: true,
+    run: async (ctx) => shell(nameOf(ctx), ctx.args.slice(1)),
   },
   {
     name: "poweroff",
     group: "container",
     args: [machine],
     summary: "Shut the container down cleanly; waits until it has stopped.",
+    details: `Stops systemd-nspawn@NAME.service, which shuts the container's own systemd down
+cleanly, and returns once the unit is inactive. With --no-block it only asks
+(machinectl poweroff NAME) and returns at once.`,
     options: { ...noBlock },
     mutates: true,
+    run: async (ctx) => {
+      await poweroff(nameOf(ctx), { noBlock: ctx.opts["no-block"] === true });
+      return 0;
+    },
   },
   {
     name: "stop",
@@ -68,23 +132,54 @@ export const containerVerbs: Verb[] = [
     group: "container",
     args: [machine],
     summary: "Power the container off, then on again, with the same instance.",
+    details: `A clean poweroff (waiting for it), then a start that returns once the container has
+booted. A stopped container is just started.`,
+    options: { ...timeout },
     mutates: true,
+    run: async (ctx) => {
+      await restart(nameOf(ctx), { timeoutMs: timeoutMs(ctx.opts.timeout, "restart") });
+      return 0;
+    },
   },
   {
     name: "start",
     group: "container",
     args: [machine],
     summary: "Power the container on; returns once it has booted.",
-    options: { ...noBlock },
+    details: `Mounts the current instance if it is not mounted, starts systemd-nspawn@NAME.service
+and waits until the container's systemd reports running (or degraded). With --no-block
+it returns as soon as the unit has started.`,
+    options: { ...noBlock, ...timeout },
     mutates: true,
+    run: async (ctx) => {
+      await start(nameOf(ctx), {
+        noBlock: ctx.opts["no-block"] === true,
+        timeoutMs: timeoutMs(ctx.opts.timeout, "start"),
+      });
+      return 0;
+    },
   },
   {
     name: "status",
     group: "container",
     args: [machine],
     summary: "Show the container's state, instances, mount and last cutover.",
+    details: `Shows whether the container is running, stopped or failed and whether it starts with
+the host; its current instance and image, and its fallback; whether the instance is
+mounted and how much it has changed from its image; the last cutover or fallback with its
+time and result; and the state of systemd-nspawn@NAME.service. Works whether the
+container runs or not.`,
     mutates: false,
     reads: true,
+    run: async (ctx) => {
+      const s = await gatherStatus(nameOf(ctx));
+      emit(
+        ctx.opts,
+        () => ({ ...s }),
+        (legend) => renderStatus(s, legend),
+      );
+      return 0;
+    },
   },
   {
     name: "terminate",
@@ -95,12 +190,20 @@ export const containerVerbs: Verb[] = [
 chance to flush or close their files, so data they were writing can be lost or corrupt.
 Use poweroff unless the container no longer responds to it.`,
     mutates: true,
+    run: async (ctx) => {
+      await terminate(nameOf(ctx));
+      return 0;
+    },
   },
   {
     name: "app-status",
     group: "container",
     args: [machine],
     summary: "Show whether the machine's listed services are active inside it.",
+    details: `Checks each listed unit with systemctl -M NAME is-active. The list is kept per machine
+in its machine.json (set it with boxctl set-services NAME UNIT...); --services checks
+other units once. Exit status 0 if every unit is active, 1 otherwise (also when the
+container is not running).`,
     options: {
       services: {
         type: "string",
@@ -110,5 +213,33 @@ Use poweroff unless the container no longer responds to it.`,
     },
     mutates: false,
     reads: true,
+    run: async (ctx) => {
+      const services = typeof ctx.opts.services === "string" ? ctx.opts.services : undefined;
+      const { doc, error } = await gatherAppStatus(nameOf(ctx), services);
+      emit(
+        ctx.opts,
+        () => ({ ...doc }),
+        (legend) => renderAppStatus(doc, legend),
+      );
+      if (!doc.reachable) {
+        process.stderr.write(
+          `boxctl: cannot ask ${doc.name} about its services${error ? `: ${error}` : ""}\n  hint: is it running? boxctl start ${doc.name}\n`,
+        );
+      }
+      return doc.allActive ? 0 : 1;
+    },
+  },
+  {
+    name: "set-services",
+    group: "container",
+    args: [machine, { name: "UNIT", optional: true, rest: true }],
+    summary: "Set the services that app-status checks in the container.",
+    details: `Stores the units (names such as nginx or nginx.service, separated by spaces or commas)
+in the machine's machine.json, replacing the list it had. Without UNIT, clears the list.`,
+    mutates: true,
+    run: async (ctx) => {
+      await setServices(nameOf(ctx), ctx.args.slice(1));
+      return 0;
+    },
   },
 ];

@@ -1,4 +1,9 @@
+import { deleteImage, listImages, renderImages } from "../../images/list.ts";
+import { DEFAULT_MAX_SIZE, stageImage } from "../../images/stage.ts";
+import { emit } from "../../output.ts";
 import type { Verb } from "../types.ts";
+
+const str = (x: unknown) => (typeof x === "string" ? x : undefined);
 
 export const imageVerbs: Verb[] = [
   {
@@ -9,28 +14,78 @@ export const imageVerbs: Verb[] = [
     details: `Unpacks PATH, a .tar, .tar.gz, .tar.xz, .tar.zst or .tar.bz2 archive of a root
 filesystem (recognised by content, not by name), into a read-only image in the store.
 The image is named after the file without its archive suffix (foo-0.1.tar.gz gives
-foo-0.1) unless --name is given. The file itself is never moved or changed.`,
+foo-0.1) unless --name is given; with PATH - (standard input) --name is required.
+The file itself is never moved or changed.
+
+An archive whose top holds etc/os-release or usr/lib/os-release is used as it is; one
+whose single top-level directory holds it is used from inside that directory; any
+other archive is refused unless --force.
+
+Every tar header is checked before tar sees it: entries with '..' or an absolute
+path, entries written through an earlier symlink, hardlinks to anything not earlier
+in the archive, and corrupt or truncated archives are refused, naming the entry.
+The unpacked stream is bounded by --max-size (default ${DEFAULT_MAX_SIZE}, or the environment
+variable BOXCTL_MAX_IMAGE_SIZE), against compression bombs. Ownership (numeric),
+modes, hardlinks, devices, ACLs and xattrs (security.capability, SELinux labels)
+are kept. Unpacking happens in the store's staging/ directory and the image appears
+with one rename, so it is either fully there or absent; Ctrl-C removes the partial
+tree at once (exit 130), and a stage that was killed is cleaned up by the next run.`,
     options: {
       name: { type: "string", arg: "NAME", help: "Name the image NAME instead of after the file." },
-      sha256: { type: "string", arg: "HEX", help: "Refuse the archive unless its sha256 is HEX." },
+      sha256: {
+        type: "string",
+        arg: "HEX",
+        help: "Refuse the archive unless the file's sha256 is HEX (checked before the image appears).",
+      },
+      "max-size": {
+        type: "string",
+        arg: "SIZE",
+        help: `Refuse an archive that unpacks to a tar stream over SIZE (default ${DEFAULT_MAX_SIZE}).`,
+      },
       force: { type: "boolean", help: "Stage an archive that holds no os-release file." },
-      quiet: { type: "boolean", short: "q", help: "Show no progress line." },
+      quiet: { type: "boolean", short: "q", help: "Show no progress line and no summary." },
     },
     mutates: true,
+    run: (ctx) =>
+      stageImage({
+        path: ctx.args[0] as string,
+        name: str(ctx.opts.name),
+        sha256: str(ctx.opts.sha256),
+        maxSize: str(ctx.opts["max-size"]),
+        force: ctx.opts.force === true,
+        quiet: ctx.opts.quiet === true,
+      }),
   },
   {
     name: "list-images",
     group: "image",
     args: [],
     summary: "Show available images, and each machine's current and fallback instance.",
+    details: `Lists every staged image with its OS (PRETTY_NAME of its os-release), size, when
+it was staged, its sha256 (first 12 digits; all of it with --json) and the machines
+whose instances use it; then each machine's current and fallback instance.
+The JSON schema is documented in docs/json.md.`,
     mutates: false,
     reads: true,
+    run: async (ctx) => {
+      const data = listImages();
+      emit(
+        ctx.opts,
+        () => ({ ...data }),
+        (legend) => renderImages(data, legend),
+      );
+      return 0;
+    },
   },
   {
     name: "delete-image",
     group: "image",
     args: [{ name: "IMAGE", complete: "image" }],
     summary: "Delete an image that no instance uses.",
+    details: `Removes IMAGE from the store. It is refused while any instance of any machine
+(current, fallback or kept) is based on IMAGE; the error names them. The image
+vanishes with one rename, then its tree is removed.`,
     mutates: true,
+    run: (ctx) => deleteImage(ctx.args[0] as string),
   },
 ];

@@ -1,4 +1,24 @@
-import type { Verb } from "../types.ts";
+import { UsageError } from "../../errors.ts";
+import { cutover, fallback } from "../../instances/cutover.ts";
+import { deleteInstance } from "../../instances/delete.ts";
+import { diff } from "../../instances/diff.ts";
+import { history } from "../../instances/history.ts";
+import { recoverCommand } from "../../instances/recover-verb.ts";
+import { reset } from "../../instances/reset.ts";
+import { parseTimeout } from "../../instances/switch.ts";
+import type { Opts, Verb } from "../types.ts";
+
+const str = (o: Opts, k: string) => (typeof o[k] === "string" ? (o[k] as string) : undefined);
+function gen(o: Opts, k = "instance"): number | undefined {
+  const s = str(o, k);
+  if (s === undefined) return undefined;
+  if (!/^[1-9]\d*$/.test(s))
+    throw new UsageError(
+      `--${k} '${s}' is not a generation number`,
+      "see the GEN column of boxctl history NAME",
+    );
+  return Number(s);
+}
 
 const machine = { name: "NAME", complete: "machine" } as const;
 const image = { name: "IMAGE", complete: "image" } as const;
@@ -12,10 +32,22 @@ export const instanceVerbs: Verb[] = [
     group: "image",
     args: [machine, image],
     summary: "Actively cut over to a new container instance of IMAGE.",
-    details: `Powers NAME off (waiting until it has stopped), creates a new instance of IMAGE,
-mounts it at /var/lib/machines/NAME and starts the container. If the container does not
-boot within --timeout, or --check fails, boxctl falls back to the previous instance on
-its own, starts it, and exits 1.`,
+    details: `Powers NAME off (waiting until it has stopped), creates a new instance of IMAGE
+(an empty OverlayFS upper dir on top of the image), mounts it at /var/lib/machines/NAME
+through a generated mount unit, starts the container and waits until its systemd reports
+running or degraded. The instance that was current becomes the fallback.
+
+If any step fails - the container does not boot within --timeout, or --check fails -
+boxctl goes back on its own to the instance that was current before, starts it, says
+what failed and exits 1; the failed instance is kept (see boxctl history/diff). On the
+first cutover of a new machine there is nothing to go back to: the machine is left
+stopped with no current instance. An image that is not staged changes nothing.
+
+--check CMD is handed to /bin/sh -c inside the container (so it is the container's
+shell that interprets it, as if typed there); a non-zero exit fails the cutover.
+
+If boxctl is interrupted (crash, kill -9, power cut), the next mutating boxctl command on
+NAME completes the cutover if the new instance had already booted, or else rolls back.`,
     options: {
       timeout: {
         type: "string",
@@ -25,52 +57,121 @@ its own, starts it, and exits 1.`,
       check: {
         type: "string",
         arg: "CMD",
-        help: "A command that must also succeed inside the container.",
+        help: "A shell command that must also succeed inside the container.",
       },
       ...lockWait,
     },
     mutates: true,
+    run: ({ args: [name, img], opts }) =>
+      cutover(name as string, img as string, {
+        wait: opts.wait === true,
+        timeoutMs: parseTimeout(opts.timeout),
+        check: str(opts, "check"),
+      }),
   },
   {
     name: "fallback-instance",
     group: "image",
     args: [machine],
     summary: "Fall back to the previously used instance, with all its changes.",
-    options: { ...lockWait },
+    details: `Powers NAME off, mounts its fallback instance (the one that was current before the
+last cutover, with every change made in it) and starts it. The instance it leaves
+stays, and becomes the fallback: fallback-instance swaps current and fallback, so a
+second fallback-instance returns to the newer instance; it never walks further back.
+If the fallback instance does not boot within --timeout, boxctl returns to the
+instance it left, on its own, and exits 1.`,
+    options: {
+      timeout: {
+        type: "string",
+        arg: "S",
+        help: "Seconds to wait for the container to boot (default 90).",
+      },
+      check: {
+        type: "string",
+        arg: "CMD",
+        help: "A shell command that must also succeed inside the container.",
+      },
+      ...lockWait,
+    },
     mutates: true,
+    run: ({ args: [name], opts }) =>
+      fallback(name as string, {
+        wait: opts.wait === true,
+        timeoutMs: parseTimeout(opts.timeout),
+        check: str(opts, "check"),
+      }),
   },
   {
     name: "reset",
     group: "image",
     args: [machine, image],
     summary: "Reset NAME's instance of IMAGE to the image as it was installed.",
+    details: `Discards every change of NAME's newest instance of IMAGE (or of --instance GEN).
+Asks for confirmation on a terminal; without one, --yes is required. If the instance is
+current and running, boxctl stops the container, resets the instance and starts it again.`,
     options: {
       yes: { type: "boolean", short: "y", help: "Do not ask for confirmation." },
+      instance: { type: "string", arg: "GEN", help: "Reset this generation of IMAGE instead." },
       ...lockWait,
     },
     mutates: true,
+    run: ({ args: [name, img], opts }) =>
+      reset(name as string, img as string, {
+        yes: opts.yes === true,
+        wait: opts.wait === true,
+        instance: gen(opts),
+      }),
   },
   {
     name: "delete-instance",
     group: "image",
     args: [machine, image],
     summary: "Delete the instance of NAME based on IMAGE (never the current one).",
+    details: `Deletes NAME's newest instance of IMAGE (or --instance GEN), with all its changes.
+The current instance is refused. If it is the fallback, NAME has no fallback afterwards.`,
+    options: {
+      instance: { type: "string", arg: "GEN", help: "Delete this generation of IMAGE instead." },
+      ...lockWait,
+    },
+    mutates: true,
+    run: ({ args: [name, img], opts }) =>
+      deleteInstance(name as string, img as string, {
+        wait: opts.wait === true,
+        instance: gen(opts),
+      }),
+  },
+  {
+    name: "recover",
+    group: "image",
+    args: [machine],
+    summary: "Complete or roll back an interrupted operation on NAME.",
+    details: `Every mutating boxctl command does this first on its own; this verb does only that.
+An operation interrupted before the new instance had booted is rolled back to the
+instance that was current before; one interrupted later is completed. Either way the
+container is started. A reset or delete-instance that was interrupted is completed.`,
     options: { ...lockWait },
     mutates: true,
+    run: ({ args: [name], opts }) => recoverCommand(name as string, { wait: opts.wait === true }),
   },
   {
     name: "history",
     group: "image",
     args: [machine],
     summary: "List NAME's instances, marking the current and fallback ones.",
+    details: `For each instance: its generation, image, when it was created and last active, and
+the size of its changes (disk usage of its upper dir). JSON schema: docs/json.md.`,
     mutates: false,
     reads: true,
+    run: ({ args: [name], opts }) => history(name as string, opts),
   },
   {
     name: "diff",
     group: "image",
     args: [machine],
     summary: "List the paths an instance added, modified or deleted.",
+    details: `Compares an instance's upper dir with its image: A added, M modified (present in the
+image too), D deleted (overlay whiteouts; everything under an opaque directory that the
+image has). OverlayFS bookkeeping is not reported. Needs getfattr (package attr).`,
     options: {
       instance: {
         type: "string",
@@ -80,5 +181,6 @@ its own, starts it, and exits 1.`,
     },
     mutates: false,
     reads: true,
+    run: ({ args: [name], opts }) => diff(name as string, gen(opts), opts),
   },
 ];

@@ -1,0 +1,101 @@
+// list: the machines boxctl manages (from the store) and every other
+// machine machined knows of. Two processes in all, run side by side.
+import { instanceOf, listMachineNames, loadMachine, type MachineState } from "../machines/state.ts";
+import { renderTable } from "../output.ts";
+import { nspawnUnit } from "../systemd.ts";
+import { paintState } from "./status.ts";
+import {
+  type LoadedUnit,
+  loadedUnits,
+  machineState,
+  type RunningMachine,
+  runningMachines,
+  wantedUnits,
+} from "./units.ts";
+
+export interface ListEntry {
+  name: string;
+  managed: boolean;
+  state: string;
+  /** Starts with the host; null for a machine boxctl does not manage. */
+  enabled: boolean | null;
+  image: string | null;
+  generation: number | null;
+  fallback: { generation: number; image: string } | null;
+  /** machined's class and service (container, systemd-nspawn), or null if not registered. */
+  class: string | null;
+  service: string | null;
+}
+
+export function buildList(
+  managed: MachineState[],
+  units: Map<string, LoadedUnit>,
+  running: RunningMachine[],
+  wanted: Set<string>,
+): ListEntry[] {
+  const registered = new Map(running.map((r) => [r.name, r]));
+  const out: ListEntry[] = managed.map((m) => {
+    const unit = units.get(nspawnUnit(m.name));
+    const cur = instanceOf(m, m.current);
+    const fb = instanceOf(m, m.fallback);
+    const reg = registered.get(m.name);
+    return {
+      name: m.name,
+      managed: true,
+      state: machineState(unit?.activeState ?? "inactive"),
+      enabled: wanted.has(nspawnUnit(m.name)),
+      image: cur?.image ?? null,
+      generation: cur?.gen ?? null,
+      fallback: fb ? { generation: fb.gen, image: fb.image } : null,
+      class: reg?.class ?? null,
+      service: reg?.service ?? null,
+    };
+  });
+  const names = new Set(managed.map((m) => m.name));
+  for (const r of running) {
+    if (names.has(r.name)) continue;
+    out.push({
+      name: r.name,
+      managed: false,
+      state: "running",
+      enabled: null,
+      image: null,
+      generation: null,
+      fallback: null,
+      class: r.class,
+      service: r.service,
+    });
+  }
+  // Plain code-unit order: localeCompare would load ICU, a few ms of start-up.
+  return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+export async function gatherList(): Promise<ListEntry[]> {
+  const managed: MachineState[] = [];
+  for (const name of listMachineNames()) {
+    const m = loadMachine(name);
+    if (m) managed.push(m);
+  }
+  const [units, running] = await Promise.all([
+    loadedUnits("systemd-nspawn@*.service"),
+    runningMachines(),
+  ]);
+  return buildList(managed, units, running, wantedUnits());
+}
+
+export function renderList(entries: ListEntry[], legend: boolean): string {
+  const rows = entries.map((e) => [
+    e.name,
+    paintState(e.state),
+    e.enabled === null ? "-" : e.enabled ? "enabled" : "disabled",
+    e.image ?? "-",
+    e.generation === null ? "-" : String(e.generation),
+    e.fallback ? `${e.fallback.generation} (${e.fallback.image})` : "-",
+    e.managed ? "boxctl" : (e.service ?? "-"),
+  ]);
+  const managed = entries.filter((e) => e.managed).length;
+  return renderTable(["MACHINE", "STATE", "BOOT", "IMAGE", "GEN", "FALLBACK", "MANAGER"], rows, {
+    legend,
+    footer: `${entries.length} machine${entries.length === 1 ? "" : "s"} listed (${managed} managed by boxctl).`,
+  });
+}

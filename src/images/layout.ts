@@ -1,0 +1,86 @@
+// Where the OS tree is inside what tar unpacked, and what OS it is. The
+// tree is untrusted: its symlinks are resolved inside it, never on the host.
+import { lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { join } from "node:path";
+
+const OS_RELEASE = ["etc/os-release", "usr/lib/os-release"];
+
+/**
+ * Resolves rel inside root as if root were "/", following at most 40
+ * symlinks; null if it does not exist or is not a regular file.
+ */
+export function resolveInRoot(root: string, rel: string): string | null {
+  const todo = rel.split("/").filter((p) => p && p !== ".");
+  const done: string[] = [];
+  let hops = 0;
+  while (todo.length) {
+    const part = todo.shift() as string;
+    if (part === "..") {
+      done.pop();
+      continue;
+    }
+    const at = join(root, ...done, part);
+    let st: ReturnType<typeof lstatSync>;
+    try {
+      st = lstatSync(at);
+    } catch {
+      return null;
+    }
+    if (st.isSymbolicLink()) {
+      if (++hops > 40) return null;
+      const target = readlinkSync(at);
+      if (target.startsWith("/")) done.length = 0;
+      todo.unshift(...target.split("/").filter((p) => p && p !== "."));
+      continue;
+    }
+    if (todo.length && !st.isDirectory()) return null;
+    if (!todo.length && !st.isFile()) return null;
+    done.push(part);
+  }
+  return join(root, ...done);
+}
+
+export function osReleaseOf(root: string): string | null {
+  for (const rel of OS_RELEASE) {
+    if (resolveInRoot(root, rel)) return rel;
+  }
+  return null;
+}
+
+/** PRETTY_NAME (or NAME) from the tree's os-release, null if it has none. */
+export function prettyName(root: string): string | null {
+  for (const rel of OS_RELEASE) {
+    const p = resolveInRoot(root, rel);
+    if (!p) continue;
+    const text = readFileSync(p, "utf8").slice(0, 64 * 1024);
+    const fields: Record<string, string> = {};
+    for (const line of text.split("\n")) {
+      const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
+      if (m?.[1]) fields[m[1]] = unquote(m[2] ?? "");
+    }
+    return fields.PRETTY_NAME ?? fields.NAME ?? "Linux";
+  }
+  return null;
+}
+
+function unquote(s: string): string {
+  const m = /^(["'])(.*)\1$/.exec(s);
+  return (m ? (m[2] ?? "") : s).replace(/\\(.)/g, "$1");
+}
+
+export type Layout = { kind: "root" } | { kind: "inner"; dir: string } | { kind: "none" };
+
+/**
+ * An archive whose root is the OS tree is used as it is; one whose only
+ * top-level entry is a directory holding the OS tree is used from inside.
+ */
+export function findLayout(tree: string): Layout {
+  if (osReleaseOf(tree)) return { kind: "root" };
+  const top = readdirSync(tree);
+  if (top.length === 1) {
+    const dir = top[0] as string;
+    if (lstatSync(join(tree, dir)).isDirectory() && osReleaseOf(join(tree, dir)))
+      return { kind: "inner", dir };
+  }
+  return { kind: "none" };
+}

@@ -1,0 +1,190 @@
+// stage-image: unpack an archive into staging/NAME.PID.RANDOM, check it,
+// then rename it into images/NAME in one step. Until that rename nothing
+// is visible; on any failure, or Ctrl-C, the staging directory goes.
+import {
+  chmodSync,
+  createReadStream,
+  mkdirSync,
+  mkdtempSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+} from "node:fs";
+import { basename, join } from "node:path";
+import type { Readable } from "node:stream";
+import { BoxError, UsageError } from "../errors.ts";
+import { checkName, printable } from "../names.ts";
+import { humanBytes } from "../output.ts";
+import { paths } from "../paths.ts";
+import { runnerConfig, showCommand } from "../runner.ts";
+import { fsyncDir, writeJsonAtomic } from "../state.ts";
+import { imageNameFromPath, parseSize } from "./archive.ts";
+import { findLayout, prettyName } from "./layout.ts";
+import { Progress } from "./progress.ts";
+import { diskFull, INTERRUPTED, pump, tarArgv } from "./pump.ts";
+import { IMAGE_VERSION, type ImageMeta, imageExists, stagingEntry, sweepStaging } from "./store.ts";
+
+/** The default bound on the unpacked tar stream of one image. */
+export const DEFAULT_MAX_SIZE = "64G";
+
+export interface StageRequest {
+  path: string;
+  name?: string;
+  sha256?: string;
+  maxSize?: string;
+  force?: boolean;
+  quiet?: boolean;
+}
+
+export function alreadyStaged(name: string): BoxError {
+  return new BoxError(
+    `image '${name}' is already staged`,
+    `delete it first (boxctl delete-image ${name}), or stage this archive under another name with --name NAME`,
+  );
+}
+
+function maxBytesOf(r: StageRequest): number {
+  const text = r.maxSize ?? process.env.BOXCTL_MAX_IMAGE_SIZE ?? DEFAULT_MAX_SIZE;
+  const n = parseSize(text);
+  if (n === null || n <= 0)
+    throw new UsageError(
+      `invalid size '${printable(text)}' for --max-size (or BOXCTL_MAX_IMAGE_SIZE)`,
+      "give a size such as 64G, 500M or 1048576",
+    );
+  return n;
+}
+
+export async function stageImage(r: StageRequest): Promise<number> {
+  const fromStdin = r.path === "-";
+  const label = fromStdin ? "standard input" : r.path;
+  if (fromStdin && !r.name)
+    throw new UsageError(
+      "an archive read from standard input needs --name NAME",
+      "for example: boxctl stage-image - --name foo-0.1 < foo-0.1.tar",
+    );
+  const name = checkName("image", r.name ?? imageNameFromPath(r.path));
+  const want = r.sha256?.toLowerCase();
+  if (want !== undefined && !/^[0-9a-f]{64}$/.test(want))
+    throw new UsageError(
+      `--sha256 wants 64 hex digits, not '${printable(r.sha256 ?? "")}'`,
+      "use the output of: sha256sum FILE",
+    );
+  const maxBytes = maxBytesOf(r);
+  sweepStaging();
+  if (imageExists(name)) throw alreadyStaged(name);
+
+  let total: number | undefined;
+  if (!fromStdin) {
+    let st: ReturnType<typeof statSync>;
+    try {
+      st = statSync(r.path);
+    } catch (e) {
+      throw new BoxError(
+        `cannot read ${label}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`,
+        "check the path",
+      );
+    }
+    if (st.isDirectory())
+      throw new BoxError(
+        `${label} is a directory`,
+        "give stage-image an archive of it (tar -C DIR -cf FILE.tar .)",
+      );
+    total = st.isFile() ? st.size : undefined;
+    if (total === 0)
+      throw new BoxError(`${label} is empty`, "give stage-image a root file system archive");
+  }
+
+  if (runnerConfig.dryRun) {
+    const dir = join(paths.staging(), `${stagingEntry(name)}XXXXXX`);
+    process.stdout.write(
+      `# unpack ${showCommand([label])} into ${dir}/tree, checking each header\n`,
+    );
+    process.stdout.write(`${showCommand(tarArgv(join(dir, "tree")))}\n`);
+    process.stdout.write(`# rename ${dir} ${paths.image(name)}\n`);
+    return 0;
+  }
+
+  mkdirSync(paths.staging(), { recursive: true, mode: 0o700 });
+  const stageDir = mkdtempSync(join(paths.staging(), stagingEntry(name)));
+  const tree = join(stageDir, "tree");
+  const progress = new Progress(name, total, !r.quiet && Boolean(process.stderr.isTTY));
+  const ctl: { abort?: (e: Error) => void } = {};
+  const onSignal = () => ctl.abort?.(INTERRUPTED());
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  // Should the stream ever stall with nothing left to wait for, node would
+  // exit 0 with a half-written tree; make that a loud failure instead.
+  const onStall = () => {
+    rmSync(stageDir, { recursive: true, force: true });
+    process.stderr.write("boxctl: internal error: staging stalled; nothing was staged\n");
+    process.exitCode = 1;
+  };
+  process.once("beforeExit", onStall);
+  const started = Date.now();
+  try {
+    mkdirSync(tree, { mode: 0o755 });
+    const input: Readable = fromStdin
+      ? process.stdin
+      : createReadStream(r.path, { highWaterMark: 1 << 20 });
+    progress.start();
+    const res = await pump({ input, label, dest: tree, maxBytes, meter: progress.meter }, ctl);
+    progress.stop();
+    if (want && res.sha256 !== want)
+      throw new BoxError(
+        `sha256 mismatch for ${label}: it is ${res.sha256}, not ${want}; nothing was staged`,
+        "the file is not the one you meant, or it is damaged: fetch it again",
+      );
+    const rootfs = join(stageDir, "rootfs");
+    const layout = findLayout(tree);
+    if (layout.kind === "inner") {
+      renameSync(join(tree, layout.dir), rootfs);
+      rmdirSync(tree);
+    } else if (layout.kind === "root" || r.force) {
+      renameSync(tree, rootfs);
+    } else {
+      throw new BoxError(
+        `${label} holds no OS: there is no etc/os-release or usr/lib/os-release at its top, nor inside a single top-level directory`,
+        "if it really is a root file system, stage it anyway with --force",
+      );
+    }
+    const meta: ImageMeta = {
+      version: IMAGE_VERSION,
+      name,
+      os: prettyName(rootfs),
+      size: res.scanner.dataBytes,
+      staged: new Date().toISOString(),
+      sha256: res.sha256,
+      source: fromStdin ? "-" : basename(r.path),
+    };
+    writeJsonAtomic(join(stageDir, "image.json"), meta);
+    // Only root may look inside an image: its tree has world-writable
+    // directories (tmp/) that instances share.
+    chmodSync(stageDir, 0o700);
+    mkdirSync(paths.images(), { recursive: true, mode: 0o755 });
+    try {
+      renameSync(stageDir, paths.image(name));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "ENOTEMPTY" || code === "EEXIST") throw alreadyStaged(name);
+      throw e;
+    }
+    fsyncDir(paths.images());
+    if (!r.quiet) {
+      const secs = ((Date.now() - started) / 1000).toFixed(1);
+      process.stdout.write(
+        `staged ${name}: ${meta.os ?? "no OS release"}, ${humanBytes(meta.size)} in ${secs}s\n`,
+      );
+    }
+    return 0;
+  } catch (e) {
+    progress.stop();
+    rmSync(stageDir, { recursive: true, force: true });
+    if ((e as NodeJS.ErrnoException).code === "ENOSPC") throw diskFull(paths.staging());
+    throw e;
+  } finally {
+    process.off("beforeExit", onStall);
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}

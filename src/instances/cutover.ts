@@ -1,0 +1,211 @@
+// cutover-instance and fallback-instance: stop the container, switch its
+// root to another instance, boot it and verify it; on any failure go back
+// to the instance that was current before, on our own.
+import { BoxError } from "../errors.ts";
+import {
+  emptyMachine,
+  type Instance,
+  instanceOf,
+  loadMachine,
+  type MachineState,
+  requireMachine,
+} from "../machines/state.ts";
+import { checkName } from "../names.ts";
+import { paths } from "../paths.ts";
+import { runnerConfig } from "../runner.ts";
+import { ensureMounted, isRunning, startMachine, stopMachine } from "../systemd.ts";
+import { guarded } from "./guard.ts";
+import { clearIntent, type Intent, writeIntent } from "./journal.ts";
+import { apply, type Step } from "./plan.ts";
+import {
+  checkMountPointFree,
+  createInstanceDirs,
+  ensureMachineDir,
+  ensureMountPoint,
+  mountedUpper,
+  nextGen,
+  registerInstance,
+  requireImage,
+  stopMount,
+  writeMountUnit,
+  writeSettings,
+} from "./store.ts";
+import {
+  bootAndVerify,
+  commitSwitch,
+  describe,
+  remountTo,
+  restoreState,
+  verifyBooted,
+} from "./switch.ts";
+
+export interface SwitchOptions {
+  wait?: boolean;
+  timeoutMs: number;
+  check?: string;
+}
+
+type Verb = "cutover-instance" | "fallback-instance";
+
+/** The steps that take the machine from its current instance to target. */
+function switchSteps(
+  name: string,
+  m: MachineState,
+  target: Instance,
+  isNew: boolean,
+  opts: SwitchOptions,
+): Step[] {
+  const root = paths.machineRoot(name);
+  const steps: Step[] = [
+    { name: "intent", what: "record what this operation will do", run: async () => {} },
+    {
+      name: "stop",
+      what: `power ${name} off and wait until it has stopped`,
+      run: () => stopMachine(name),
+    },
+  ];
+  if (isNew)
+    steps.push({
+      name: "create-instance",
+      what: `create instance ${target.gen} of ${target.image}`,
+      run: async () => {
+        await writeSettings(name);
+        createInstanceDirs(name, target);
+        // Recorded before the mount point exists, so that no crash leaves
+        // a /var/lib/machines/NAME that boxctl would not recognise.
+        registerInstance(m, target);
+        ensureMountPoint(name);
+      },
+    });
+  steps.push(
+    {
+      name: "unmount",
+      what: `unmount ${root}`,
+      run: async () => {
+        if (runnerConfig.dryRun || (await mountedUpper(name)) !== null) await stopMount(name);
+      },
+    },
+    {
+      name: "switch-unit",
+      what: `point the mount unit at instance ${target.gen}`,
+      run: async () => {
+        if (!isNew) await writeSettings(name);
+        await writeMountUnit(name, target);
+      },
+    },
+    {
+      name: "mount",
+      what: `mount instance ${target.gen} at ${root}`,
+      run: () => ensureMounted(root).then(() => {}),
+    },
+    { name: "start", what: `start ${name}`, run: () => startMachine(name).then(() => {}) },
+    {
+      name: "wait-booted",
+      what: `wait until ${name} has booted${opts.check ? " and --check succeeds" : ""} (timeout ${opts.timeoutMs / 1000} s)`,
+      run: () => verifyBooted(name, opts.timeoutMs, opts.check),
+    },
+  );
+  return steps;
+}
+
+async function switchTo(
+  name: string,
+  verb: Verb,
+  m: MachineState,
+  target: Instance,
+  isNew: boolean,
+  opts: SwitchOptions,
+): Promise<number> {
+  const old = instanceOf(m, m.current);
+  const intent: Intent = {
+    version: 1,
+    verb,
+    pid: process.pid,
+    started: new Date().toISOString(),
+    oldCurrent: m.current,
+    oldFallback: m.fallback,
+    target: target.gen,
+    image: target.image,
+    wasRunning: runnerConfig.dryRun ? false : await isRunning(name),
+    step: "none",
+  };
+  ensureMachineDir(name);
+  writeIntent(name, intent);
+  const steps = switchSteps(name, m, target, isNew, opts);
+  steps.push({
+    name: "commit",
+    what: `make instance ${target.gen} current${old ? `, instance ${old.gen} the fallback` : ""}`,
+    run: async () => commitSwitch(m, target.gen, old?.gen ?? null, verb, "ok", intent.started),
+  });
+  try {
+    await apply(name, intent, steps);
+  } catch (e) {
+    if (runnerConfig.dryRun) throw e;
+    const why = e instanceof BoxError ? e.message : String(e);
+    process.stderr.write(`boxctl: ${verb} ${name}: ${why}\n`);
+    process.stderr.write(`boxctl: falling back to ${describe(old)}\n`);
+    await rollBack(name, m, intent, old, verb, `failed at step after '${intent.step}': ${why}`);
+    throw new BoxError(
+      `${verb} ${name} failed; ${old ? `${name} is running on ${describe(old)} again` : `${name} is left stopped with no current instance`}`,
+      `instance ${target.gen} is kept for inspection: boxctl diff ${name} --instance ${target.gen}; journalctl -u systemd-nspawn@${name}`,
+    );
+  }
+  clearIntent(name);
+  if (!runnerConfig.dryRun)
+    process.stdout.write(
+      `${name} is running on ${describe(target)}${old ? `; fallback: ${describe(old)}` : ""}\n`,
+    );
+  return 0;
+}
+
+/** The automatic fallback: back to the instance that was current before, started. */
+async function rollBack(
+  name: string,
+  m: MachineState,
+  intent: Intent,
+  old: Instance | undefined,
+  verb: Verb,
+  message: string,
+): Promise<void> {
+  await remountTo(name, old);
+  restoreState(
+    m,
+    intent.oldCurrent,
+    intent.oldFallback,
+    verb,
+    "rolled-back",
+    intent.started,
+    message,
+  );
+  clearIntent(name);
+  if (old) await bootAndVerify(name, 90_000);
+}
+
+export async function cutover(name: string, image: string, opts: SwitchOptions): Promise<number> {
+  checkName("machine", name);
+  checkName("image", image);
+  return guarded(name, "cutover-instance", opts, async () => {
+    requireImage(image);
+    const existing = loadMachine(name);
+    if (!existing) checkMountPointFree(name);
+    const m = existing ?? emptyMachine(name);
+    const gen = nextGen(existing, name);
+    const inst: Instance = { gen, image, created: new Date().toISOString(), lastActive: null };
+    return switchTo(name, "cutover-instance", m, inst, true, opts);
+  });
+}
+
+export async function fallback(name: string, opts: SwitchOptions): Promise<number> {
+  checkName("machine", name);
+  return guarded(name, "fallback-instance", opts, async () => {
+    const m = requireMachine(name);
+    const target = instanceOf(m, m.fallback);
+    if (!target) {
+      throw new BoxError(
+        `${name} has no fallback instance`,
+        `a fallback exists after a cutover; see boxctl history ${name}`,
+      );
+    }
+    return switchTo(name, "fallback-instance", m, target, false, opts);
+  });
+}

@@ -1,0 +1,43 @@
+// intent.json: what a mutating operation set out to do and how far it got.
+// Written before the first change, updated after every step, removed at
+// the end. A leftover one means boxctl was interrupted; recover.ts reads it.
+import * as v from "valibot";
+import { paths } from "../paths.ts";
+import { runnerConfig } from "../runner.ts";
+import { readJson, removeFileDurably, writeJsonAtomic } from "../state.ts";
+
+export const INTENT_VERSION = 1;
+
+const Gen = v.nullable(v.pipe(v.number(), v.integer(), v.minValue(1)));
+
+export const IntentSchema = v.object({
+  version: v.literal(INTENT_VERSION),
+  verb: v.picklist(["cutover-instance", "fallback-instance", "reset", "delete-instance"]),
+  pid: v.number(),
+  started: v.pipe(v.string(), v.isoTimestamp()),
+  /** current and fallback before the operation: what a rollback restores. */
+  oldCurrent: Gen,
+  oldFallback: Gen,
+  /** The instance the operation works on: the new current, or the one reset or deleted. */
+  target: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  image: v.optional(v.string()),
+  wasRunning: v.boolean(),
+  /** The last step that completed. */
+  step: v.string(),
+});
+
+export type Intent = v.InferOutput<typeof IntentSchema>;
+
+export function readIntent(name: string): Intent | null {
+  return readJson(paths.intent(name), IntentSchema);
+}
+
+export function writeIntent(name: string, intent: Intent): void {
+  if (runnerConfig.dryRun) return;
+  writeJsonAtomic(paths.intent(name), intent);
+}
+
+export function clearIntent(name: string): void {
+  if (runnerConfig.dryRun) return;
+  removeFileDurably(paths.intent(name));
+}

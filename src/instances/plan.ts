@@ -1,0 +1,63 @@
+// Mutating operations are a list of named steps, computed first and then
+// run one by one. --dry-run prints each step and the commands it would
+// run; a real run records each finished step in intent.json, so that
+// recovery knows how far an interrupted operation got.
+import { runnerConfig } from "../runner.ts";
+import { type Intent, writeIntent } from "./journal.ts";
+
+export interface Step {
+  name: string;
+  /** What the step does, for --dry-run and progress lines. */
+  what: string;
+  run: () => Promise<void>;
+}
+
+/** Step names of each operation, in order; the crash tests iterate over these. */
+export const CUTOVER_STEPS = [
+  "intent",
+  "stop",
+  "create-instance",
+  "unmount",
+  "switch-unit",
+  "mount",
+  "start",
+  "wait-booted",
+  "commit",
+] as const;
+export const FALLBACK_STEPS = [
+  "intent",
+  "stop",
+  "unmount",
+  "switch-unit",
+  "mount",
+  "start",
+  "wait-booted",
+  "commit",
+] as const;
+/** From this step on an interrupted switch is completed; before it, rolled back. */
+export const COMMIT_FROM = "wait-booted";
+
+/**
+ * A documented test hook: BOXCTL_CRASH_AFTER=STEP makes boxctl kill itself
+ * with SIGKILL right after STEP, as a power cut or kill -9 would.
+ */
+export function crashHook(step: string): void {
+  if (process.env.BOXCTL_CRASH_AFTER === step && !runnerConfig.dryRun) {
+    process.kill(process.pid, "SIGKILL");
+  }
+}
+
+export function progress(msg: string): void {
+  if (runnerConfig.dryRun) process.stdout.write(`# ${msg}\n`);
+  else if (runnerConfig.verbose || process.stderr.isTTY) process.stderr.write(`boxctl: ${msg}\n`);
+}
+
+export async function apply(name: string, intent: Intent, steps: Step[]): Promise<void> {
+  for (const step of steps) {
+    progress(`${name}: ${step.name}: ${step.what}`);
+    await step.run();
+    intent.step = step.name;
+    writeIntent(name, intent);
+    crashHook(step.name);
+  }
+}

@@ -1,0 +1,289 @@
+// Issue 5: the container verbs, status/list/app-status and the output
+// conventions, against real systemd in both test hosts. One host boot per
+// suite; the steps run in order on one machine, as a sysadmin would.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import * as v from "valibot";
+import { AppStatusJson, ListJson, StatusJson } from "../../src/container/schema.ts";
+import { SUITES, TestHost } from "../host/host.ts";
+
+// All test hosts share the outer network namespace, so a container name
+// must differ between hosts (ve-NAME); the dash also exercises unit escaping.
+const ESC = new RegExp(`${String.fromCharCode(27)}\\[`);
+const machineFor = (suite: string) => `ctl-${suite}`;
+
+/** Drives `boxctl login` through a pty (util-linux script), typing only once prompted. */
+const LOGIN_SCRIPT = `
+ts=$(mktemp); fifo=$(mktemp -u); mkfifo "$fifo"
+waitfor() { i=0; until grep -q "$1" "$ts"; do i=$((i+1)); [ $i -gt 150 ] && return 1; sleep 0.1; done; }
+{ waitfor 'login: ' && printf 'root\\n' && waitfor '# ' && printf 'echo LOGIN-$((6*7))\\n' && waitfor 'LOGIN-42'; printf '\\035\\035\\035'; } > "$fifo" &
+timeout 40 script -qefc "boxctl login $1" "$ts" < "$fifo" > /dev/null
+rc=$?; cat "$ts"; exit $rc
+`;
+
+for (const suite of SUITES) {
+  describe(`container verbs on ${suite}`, () => {
+    const M = machineFor(suite);
+    let host: TestHost;
+    const box = (args: string[], env?: Record<string, string>) =>
+      host.boxctl(args, env ? { env } : {});
+    const json = async (args: string[]) => {
+      const r = await box([...args, "--json"]);
+      return { code: r.code, doc: JSON.parse(r.stdout || "null"), stderr: r.stderr };
+    };
+    const isActive = async () =>
+      (await host.exec(["systemctl", "is-active", `systemd-nspawn@${M}.service`])).stdout.trim();
+    const inM = async (argv: string[]) => (await host.inMachine(M, argv)).stdout.trim();
+
+    before(async () => {
+      host = await TestHost.boot(suite);
+      await host.sh(["boxctl", "stage-image", "--quiet", "/srv/images/foo-0.1.tar"]);
+      await host.sh(["boxctl", "cutover-instance", M, "foo-0.1"], { timeoutMs: 120_000 });
+    });
+    after(() => host?.destroy());
+
+    it("rejects unknown machines (1), bad names and 'stop' (2)", async () => {
+      for (const verb of ["status", "start", "poweroff", "app-status", "configure", "login"]) {
+        const r = await box([verb, "nosuchbox"]);
+        assert.equal(r.code, 1, `${verb}: ${r.stderr}`);
+        assert.match(r.stderr, /machine 'nosuchbox' is not managed by boxctl/);
+        assert.match(r.stderr, /hint: /);
+      }
+      const bad = await box(["status", "../etc"]);
+      assert.equal(bad.code, 2);
+      const stop = await box(["stop", M]);
+      assert.equal(stop.code, 2);
+      assert.match(stop.stderr, /Did you mean 'poweroff'\?/);
+      assert.equal(await isActive(), "active", "stop must not have stopped anything");
+    });
+
+    it("--dry-run prints the exact commands and changes nothing", async () => {
+      const r = await box(["poweroff", M, "--dry-run"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, `systemctl stop systemd-nspawn@${M}.service\n`);
+      const s = await box(["restart", M, "--dry-run"]);
+      assert.equal(
+        s.stdout,
+        [
+          `systemctl stop systemd-nspawn@${M}.service`,
+          `systemctl start 'var-lib-machines-ctl\\x2d${suite}.mount'`,
+          `systemctl start systemd-nspawn@${M}.service`,
+          "",
+        ].join("\n"),
+      );
+      assert.equal((await box(["enable", M, "--dry-run"])).stdout, `machinectl enable ${M}\n`);
+      assert.equal(
+        (await box(["shell", M, "--dry-run", "true"])).stdout.split(" ")[0],
+        "systemd-run",
+      );
+      assert.equal(await isActive(), "active");
+      const en = await host.exec(["systemctl", "is-enabled", `systemd-nspawn@${M}.service`]);
+      assert.equal(en.stdout.trim(), "disabled");
+    });
+
+    it("poweroff returns only once the container has stopped", async () => {
+      const r = await box(["poweroff", M]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(await isActive(), "inactive");
+      const list = await host.sh(["machinectl", "list", "--no-legend"]);
+      assert.doesNotMatch(list, new RegExp(`^${M}\\s`, "m"));
+      assert.equal((await box(["poweroff", M])).code, 0, "poweroff of a stopped container");
+    });
+
+    it("status works on a stopped container, and its --json matches the schema", async () => {
+      const { code, doc } = await json(["status", M]);
+      assert.equal(code, 0);
+      const s = v.parse(StatusJson, doc);
+      assert.equal(s.state, "stopped");
+      assert.equal(s.enabled, false);
+      assert.equal(s.current?.image, "foo-0.1");
+      assert.equal(s.changes?.path, `/var/lib/boxctl/machines/${M}/instances/1/upper`);
+      assert.equal(s.lastOperation?.verb, "cutover-instance");
+      assert.equal(s.unit.activeState, "inactive");
+      const t = await box(["status", M]);
+      assert.match(t.stdout, new RegExp(`^${M} \\(managed by boxctl\\)\\n {2}State: +stopped`));
+    });
+
+    it("configure changes the instance without booting it and returns the status", async () => {
+      const r = await box([
+        "configure",
+        M,
+        "--",
+        "sh",
+        "-c",
+        "echo configured-offline > /etc/c5-note && passwd -d root >/dev/null && test ! -e /run/systemd/system",
+      ]);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      assert.equal((await box(["configure", M, "--", "sh", "-c", "exit 3"])).code, 3);
+      assert.equal(await isActive(), "inactive");
+      const upper = `/var/lib/boxctl/machines/${M}/instances/1/upper`;
+      assert.equal(host.readFile(`${upper}/etc/c5-note`), "configured-offline\n");
+      // No private users: the image's files were not all copied up to be chowned.
+      const du = Number((await host.sh(["du", "-sm", upper])).split("\t")[0]);
+      assert.ok(du < 20, `upper holds ${du} MB after configure`);
+    });
+
+    it("start returns once booted; the configure change is there", async () => {
+      const r = await box(["start", M]);
+      assert.equal(r.code, 0, r.stderr);
+      const state = await host.exec(["systemctl", "-M", M, "is-system-running"]);
+      assert.match(state.stdout, /^(running|degraded)$/m);
+      const note = await box(["shell", M, "cat", "/etc/c5-note"]);
+      assert.equal(note.stdout, "configured-offline\n");
+      const refused = await box(["configure", M, "--", "true"]);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, new RegExp(`boxctl poweroff ${M}`));
+    });
+
+    it("shell passes back the command's exit status and stdin", async () => {
+      assert.equal((await box(["shell", M, "sh", "-c", "exit 7"])).code, 7);
+      const echo = await host.exec(["boxctl", "shell", M, "cat"], { input: "piped-in\n" });
+      assert.equal(echo.stdout, "piped-in\n");
+    });
+
+    it("login opens a TTY session in the container", async () => {
+      const r = await host.exec(["bash", "-c", LOGIN_SCRIPT, "login", M], { timeoutMs: 60_000 });
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /login: root/);
+      assert.match(r.stdout, /[\r\n]LOGIN-42\r?\n/);
+    });
+
+    it("list shows managed and other machines; --json matches the schema", async () => {
+      const other = `oth-${suite}`;
+      await host.sh([
+        "systemd-run",
+        `--unit=${other}`,
+        "systemd-nspawn",
+        "--quiet",
+        "--read-only",
+        "--directory=/var/lib/boxctl/images/foo-0.1/rootfs",
+        `--machine=${other}`,
+        "sleep",
+        "600",
+      ]);
+      for (let i = 0; i < 50; i++) {
+        const l = await host.sh(["machinectl", "list", "--no-legend"]);
+        if (l.includes(other)) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const { code, doc } = await json(["list"]);
+      assert.equal(code, 0);
+      const l = v.parse(ListJson, doc);
+      const mine = l.machines.find((m) => m.name === M);
+      assert.deepEqual(
+        [mine?.managed, mine?.state, mine?.image, mine?.generation],
+        [true, "running", "foo-0.1", 1],
+      );
+      const theirs = l.machines.find((m) => m.name === other);
+      assert.deepEqual([theirs?.managed, theirs?.state], [false, "running"]);
+      const table = await box(["list"]);
+      assert.match(table.stdout, /^MACHINE +STATE +BOOT +IMAGE +GEN +FALLBACK +MANAGER\n/);
+      assert.match(
+        table.stdout,
+        new RegExp(`^${M} +running +disabled +foo-0\\.1 +1 +- +boxctl$`, "m"),
+      );
+      assert.doesNotMatch(table.stdout, ESC, "no colour when not on a TTY");
+      const bare = await box(["list", "--no-legend"]);
+      assert.doesNotMatch(bare.stdout, /MACHINE|listed/);
+      const tty = await host.exec(["script", "-qec", "boxctl list", "/dev/null"]);
+      assert.match(tty.stdout, ESC, "colour on a TTY");
+      const noColor = await host.exec(["script", "-qec", "boxctl list", "/dev/null"], {
+        env: { NO_COLOR: "1" },
+      });
+      assert.doesNotMatch(noColor.stdout, ESC, "NO_COLOR");
+      await host.sh(["systemctl", "stop", other]);
+    });
+
+    it("app-status checks the machine's listed services", async () => {
+      const none = await box(["app-status", M]);
+      assert.equal(none.code, 1);
+      assert.match(none.stderr, /set-services/);
+      assert.equal((await box(["set-services", M, "systemd-journald,dbus.socket"])).code, 0);
+      const ok = await json(["app-status", M]);
+      assert.equal(ok.code, 0, ok.stderr);
+      const a = v.parse(AppStatusJson, ok.doc);
+      assert.deepEqual(
+        a.services.map((s) => [s.unit, s.state]),
+        [
+          ["systemd-journald.service", "active"],
+          ["dbus.socket", "active"],
+        ],
+      );
+      const bad = await json(["app-status", M, "--services", "systemd-journald,no-such-thing"]);
+      assert.equal(bad.code, 1);
+      assert.equal(v.parse(AppStatusJson, bad.doc).services[1]?.state, "inactive");
+      const s = v.parse(StatusJson, (await json(["status", M])).doc);
+      assert.deepEqual(s.services, ["systemd-journald", "dbus.socket"]);
+      assert.equal(s.state, "running");
+      assert.deepEqual([s.mount.mounted, s.mount.instance], [true, 1]);
+      assert.ok((s.changes?.bytes ?? 0) > 0);
+    });
+
+    it("restart boots the same instance again; terminate kills it", async () => {
+      const boot1 = await inM(["cat", "/proc/sys/kernel/random/boot_id"]);
+      const r = await box(["restart", M]);
+      assert.equal(r.code, 0, r.stderr);
+      const boot2 = await inM(["cat", "/proc/sys/kernel/random/boot_id"]);
+      assert.ok(boot2 && boot2 !== boot1, "a new boot");
+      assert.equal(await inM(["cat", "/etc/c5-note"]), "configured-offline");
+      const t = await box(["terminate", M]);
+      assert.equal(t.code, 0, t.stderr);
+      assert.equal(await isActive(), "inactive");
+      const s = v.parse(StatusJson, (await json(["status", M])).doc);
+      assert.equal(s.state, "stopped");
+      const help = await box(["terminate", "--help"]);
+      assert.match(help.stdout, /data they were writing can be lost/);
+    });
+
+    it("--no-block starts and powers off without waiting", async () => {
+      assert.equal((await box(["start", M, "--no-block"])).code, 0);
+      assert.match(await isActive(), /^(active|activating)$/);
+      await host.waitBooted(M);
+      assert.equal((await box(["poweroff", M, "--no-block"])).code, 0);
+      let state = await isActive();
+      for (let i = 0; i < 100 && state !== "inactive"; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        state = await isActive();
+      }
+      assert.equal(state, "inactive", "the container shut down after being asked to");
+    });
+
+    it("enable and machinectl agree; an enabled container comes back after a host reboot", async () => {
+      const enabled = async () =>
+        (await host.exec(["systemctl", "is-enabled", `systemd-nspawn@${M}.service`])).stdout.trim();
+      assert.equal((await box(["enable", M])).code, 0);
+      assert.equal(await enabled(), "enabled");
+      assert.equal((await box(["disable", M])).code, 0);
+      assert.equal(await enabled(), "disabled");
+      await host.sh(["machinectl", "enable", M]);
+      assert.equal(v.parse(StatusJson, (await json(["status", M])).doc).enabled, true);
+      await host.reboot();
+      assert.match(await host.waitBooted(M), /^(running|degraded)$/);
+      const s = v.parse(StatusJson, (await json(["status", M])).doc);
+      assert.deepEqual(
+        [s.state, s.enabled, s.mount.mounted, s.mount.instance],
+        ["running", true, true, 1],
+      );
+      assert.equal(await inM(["cat", "/etc/c5-note"]), "configured-offline");
+    });
+
+    it("completion offers verbs, machine names and image names", async () => {
+      const script = await host.sh(["boxctl", "completion", "bash"]);
+      const complete = async (words: string[]) =>
+        (
+          await host.sh([
+            "bash",
+            "-c",
+            `${script}\nCOMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _boxctl; printf '%s\\n' "\${COMPREPLY[@]}"`,
+            "x",
+            ...words,
+          ])
+        )
+          .trim()
+          .split("\n");
+      assert.deepEqual(await complete(["boxctl", "stat"]), ["status"]);
+      assert.deepEqual(await complete(["boxctl", "status", "ctl-"]), [M]);
+      assert.deepEqual(await complete(["boxctl", "cutover-instance", M, "foo"]), ["foo-0.1"]);
+    });
+  });
+}

@@ -1,0 +1,240 @@
+// Issue 5: the pure parts of the container verbs: parsing systemd's
+// answers, building the --json documents and the tables.
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { buildAppStatus, parseUnits, renderAppStatus } from "../../src/container/appstatus.ts";
+import { configureArgv } from "../../src/container/interactive.ts";
+import { buildList, renderList } from "../../src/container/list.ts";
+import { buildStatus, renderStatus } from "../../src/container/status.ts";
+import {
+  machineState,
+  mountAt,
+  overlayOption,
+  parseListUnits,
+  parseMachinectlList,
+  parseShow,
+  wantedUnits,
+} from "../../src/container/units.ts";
+import { UsageError } from "../../src/errors.ts";
+import type { MachineState } from "../../src/machines/state.ts";
+
+const SHOW = `Result=success
+Id=systemd-nspawn@a.service
+LoadState=loaded
+ActiveState=active
+SubState=running
+UnitFileState=enabled
+ActiveEnterTimestamp=@1795697980
+
+Result=exit-code
+Id=systemd-nspawn@b.service
+LoadState=loaded
+ActiveState=failed
+SubState=failed
+UnitFileState=disabled
+ActiveEnterTimestamp=
+`;
+
+const machine = (name: string, extra: Partial<MachineState> = {}): MachineState => ({
+  version: 1,
+  name,
+  current: 2,
+  fallback: 1,
+  instances: [
+    { gen: 1, image: "foo-0.1", created: "2026-11-01T00:00:00.000Z", lastActive: null },
+    { gen: 2, image: "foo-0.2", created: "2026-11-02T00:00:00.000Z", lastActive: null },
+  ],
+  lastOperation: {
+    verb: "cutover-instance",
+    started: "2026-11-02T00:00:00.000Z",
+    finished: "2026-11-02T00:00:05.000Z",
+    result: "ok",
+  },
+  ...extra,
+});
+
+describe("systemd answers", () => {
+  it("parses several units from one systemctl show", () => {
+    const m = parseShow(SHOW);
+    assert.equal(m.size, 2);
+    const a = m.get("systemd-nspawn@a.service");
+    assert.equal(a?.activeState, "active");
+    assert.equal(a?.unitFileState, "enabled");
+    assert.equal(a?.since, new Date(1795697980 * 1000).toISOString());
+    assert.equal(m.get("systemd-nspawn@b.service")?.since, null);
+  });
+  it("names the states a person expects", () => {
+    assert.equal(machineState("active"), "running");
+    assert.equal(machineState("inactive"), "stopped");
+    assert.equal(machineState("failed"), "failed");
+    assert.equal(machineState("activating"), "starting");
+  });
+  it("reads machinectl list -o json, and survives garbage", () => {
+    const r = parseMachinectlList(
+      '[{"machine":"x","class":"container","service":"systemd-nspawn","os":"debian","version":"12","addresses":null}]',
+    );
+    assert.deepEqual(r, [
+      { name: "x", class: "container", service: "systemd-nspawn", os: "debian", osVersion: "12" },
+    ]);
+    assert.deepEqual(parseMachinectlList("No machines."), []);
+  });
+  it("finds the topmost mount at a path, with its overlay options", () => {
+    const info = [
+      "30 1 0:25 / /var/lib/machines/a rw,relatime - ext4 /dev/sda1 rw",
+      "31 30 0:26 / /var/lib/machines/a rw,relatime - overlay overlay rw,lowerdir=/s/img,upperdir=/s/m/a/instances/2/upper,workdir=/s/w",
+      "32 1 0:27 / /var/lib/machines/a\\040b rw - tmpfs tmpfs rw",
+    ].join("\n");
+    const m = mountAt("/var/lib/machines/a", info);
+    assert.equal(m?.fstype, "overlay");
+    assert.equal(overlayOption(m?.superOptions ?? "", "upperdir"), "/s/m/a/instances/2/upper");
+    assert.equal(mountAt("/var/lib/machines/a b", info)?.fstype, "tmpfs");
+    assert.equal(mountAt("/var/lib/machines/c", info), null);
+  });
+});
+
+describe("status", () => {
+  const unit = parseShow(SHOW).get("systemd-nspawn@a.service");
+  assert.ok(unit);
+  it("builds the documented document", () => {
+    const upper = "/var/lib/boxctl/machines/a/instances/2/upper";
+    const s = buildStatus(
+      machine("a", { services: ["nginx"] }),
+      unit,
+      { fstype: "overlay", source: "overlay", superOptions: `lowerdir=/x,upperdir=${upper}` },
+      4096,
+    );
+    assert.equal(s.state, "running");
+    assert.equal(s.enabled, true);
+    assert.equal(s.current?.image, "foo-0.2");
+    assert.equal(s.fallback?.gen, 1);
+    assert.deepEqual(s.mount, {
+      path: "/var/lib/machines/a",
+      unit: "var-lib-machines-a.mount",
+      mounted: true,
+      instance: 2,
+    });
+    assert.deepEqual(s.changes, { path: upper, bytes: 4096 });
+    assert.equal(s.lastOperation?.verb, "cutover-instance");
+    assert.deepEqual(s.services, ["nginx"]);
+  });
+  it("renders a legend line that --no-legend drops", () => {
+    const s = buildStatus(machine("a"), unit, null, null);
+    const text = renderStatus(s, true, Date.parse("2026-11-02T00:10:05.000Z"));
+    assert.match(text, /^a \(managed by boxctl\)\n/);
+    assert.match(text, /State: +running/);
+    assert.match(text, /Mount: +\/var\/lib\/machines\/a not mounted/);
+    assert.match(text, /Last op: +cutover-instance ok, 10min ago/);
+    assert.doesNotMatch(renderStatus(s, false), /managed by boxctl/);
+  });
+});
+
+describe("list", () => {
+  const units = parseListUnits(
+    '[{"unit":"systemd-nspawn@a.service","load":"loaded","active":"active","sub":"running"},' +
+      '{"unit":"systemd-nspawn@b.service","load":"loaded","active":"failed","sub":"failed"}]',
+  );
+  const entries = buildList(
+    [machine("b"), machine("a"), machine("c")],
+    units,
+    parseMachinectlList(
+      '[{"machine":"a","class":"container","service":"systemd-nspawn"},{"machine":"zz","class":"container","service":"systemd-nspawn"}]',
+    ),
+    new Set(["systemd-nspawn@b.service"]),
+  );
+  it("lists managed machines with state and image, then other running ones", () => {
+    assert.deepEqual(
+      entries.map((e) => [e.name, e.managed, e.state, e.enabled, e.image, e.generation]),
+      [
+        ["a", true, "running", false, "foo-0.2", 2],
+        ["b", true, "failed", true, "foo-0.2", 2],
+        ["c", true, "stopped", false, "foo-0.2", 2],
+        ["zz", false, "running", null, null, null],
+      ],
+    );
+  });
+  it("finds enabled units in .wants directories", () => {
+    const dir = mkdtempSync(join(tmpdir(), "wants-"));
+    mkdirSync(join(dir, "machines.target.wants"));
+    symlinkSync("/dev/null", join(dir, "machines.target.wants", "systemd-nspawn@x.service"));
+    writeFileSync(join(dir, "other.wants"), "");
+    assert.deepEqual([...wantedUnits(dir)], ["systemd-nspawn@x.service"]);
+    assert.deepEqual([...wantedUnits(join(dir, "missing"))], []);
+    rmSync(dir, { recursive: true });
+  });
+  it("aligns the table under a legend, with a footer", () => {
+    const t = renderList(entries, true).split("\n");
+    assert.match(t[0] ?? "", /^MACHINE +STATE +BOOT +IMAGE +GEN +FALLBACK +MANAGER$/);
+    assert.equal(t[1]?.indexOf("running"), t[0]?.indexOf("STATE"));
+    assert.match(renderList(entries, true), /4 machines listed \(3 managed by boxctl\)/);
+    const bare = renderList(entries, false);
+    assert.doesNotMatch(bare, /MACHINE|listed/);
+    assert.equal(bare.trim().split("\n").length, 4);
+  });
+});
+
+describe("app-status", () => {
+  it("pairs is-active lines with units", () => {
+    const d = buildAppStatus("a", ["nginx", "x.socket"], "active\ninactive\n");
+    assert.equal(d.reachable, true);
+    assert.equal(d.allActive, false);
+    assert.deepEqual(d.services, [
+      { unit: "nginx.service", state: "active", active: true },
+      { unit: "x.socket", state: "inactive", active: false },
+    ]);
+    assert.match(renderAppStatus(d, true), /1 of 2 active in a\./);
+  });
+  it("marks every unit unknown when the container cannot be asked", () => {
+    const d = buildAppStatus("a", ["nginx"], "");
+    assert.equal(d.reachable, false);
+    assert.equal(d.services[0]?.state, "unknown");
+  });
+  it("accepts unit names and refuses options or junk", () => {
+    assert.deepEqual(parseUnits(["a,b.service", "c@1.service"]), ["a", "b.service", "c@1.service"]);
+    assert.throws(() => parseUnits(["--all"]), UsageError);
+    assert.throws(() => parseUnits(["a;b"]), UsageError);
+  });
+});
+
+describe("configure", () => {
+  it("runs nspawn on the mounted root without private users or boot", () => {
+    const argv = configureArgv("a", ["sh", "-c", "true"], false);
+    assert.deepEqual(argv, [
+      "systemd-nspawn",
+      "--quiet",
+      "--directory=/var/lib/machines/a",
+      "--machine=a",
+      "--settings=no",
+      "--private-users=no",
+      "--console=pipe",
+      "--",
+      "sh",
+      "-c",
+      "true",
+    ]);
+    assert.ok(!configureArgv("a", [], true).includes("--boot"));
+  });
+});
+
+describe("documented JSON schemas", () => {
+  it("match what the builders produce", async () => {
+    const v = await import("valibot");
+    const { AppStatusJson, ListJson, StatusJson } = await import("../../src/container/schema.ts");
+    const unit = parseShow(SHOW).get("systemd-nspawn@a.service");
+    assert.ok(unit);
+    const status = { version: 1, ...buildStatus(machine("a"), unit, null, 1) };
+    assert.ok(v.safeParse(StatusJson, status).success);
+    assert.ok(!v.safeParse(StatusJson, { ...status, extra: 1 }).success);
+    const machines = buildList(
+      [machine("a")],
+      new Map(),
+      [{ name: "z", class: "container", service: "x", os: "", osVersion: "" }],
+      new Set(),
+    );
+    assert.ok(v.safeParse(ListJson, { version: 1, machines }).success);
+    const app = { version: 1, ...buildAppStatus("a", ["x"], "active\n") };
+    assert.ok(v.safeParse(AppStatusJson, app).success);
+  });
+});
