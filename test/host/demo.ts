@@ -55,6 +55,11 @@ async function main(): Promise<void> {
       "fallback-instance",
       "system1",
     ]);
+    const release = await host.sh(["cat", "/var/lib/machines/system1/etc/foo-release"]);
+    const marker = await host.exec(["cat", "/var/lib/machines/system1/root/written-in-0.1"]);
+    if (!/VERSION=0\.1/.test(release) || marker.code !== 0) {
+      throw new Error("after the fallback, system1 is not on its foo-0.1 instance with its change");
+    }
     await step("Where things stand", ["list-images"]);
     console.log(`\n$ machinectl list\n${await host.sh(["machinectl", "list"])}`);
     console.log(
