@@ -5,6 +5,7 @@
 //   tar      tar -xpf with the fidelity flags boxctl uses (the baseline)
 //   stage    boxctl stage-image
 //   sha256   boxctl stage-image --sha256 HEX
+//   stdin    boxctl stage-image - < FILE (the streaming path; tmpfs only)
 //   machinectl  machinectl import-tar (where the host has it)
 // Each timing includes a final sync, so that write-back is charged to the
 // run that caused it. Prints medians and ratios to the tar baseline.
@@ -42,8 +43,14 @@ try {
   const sha = (await sh("sha256sum /root/big.tar")).slice(0, 64);
   const hasMachinectl = (await host.exec(["sh", "-c", "command -v machinectl"])).code === 0;
   const flags = "--numeric-owner --xattrs --xattrs-include='*' --acls --selinux";
-  const measure = async (fs: string, n: number) => {
-    const runs: Record<string, number[]> = { tar: [], stage: [], sha256: [], machinectl: [] };
+  const measure = async (fs: string, n: number, streamed = false) => {
+    const runs: Record<string, number[]> = {
+      tar: [],
+      stage: [],
+      sha256: [],
+      stdin: [],
+      machinectl: [],
+    };
     for (let i = 0; i < n; i++) {
       const dir = "/var/lib/boxctl/bench-tar";
       runs.tar?.push(await timed(`mkdir -p ${dir} && tar ${flags} -xpf /root/big.tar -C ${dir}`));
@@ -54,6 +61,10 @@ try {
         await timed(`boxctl stage-image -q /root/big.tar --name b2 --sha256 ${sha}`),
       );
       await sh("boxctl delete-image b2 >/dev/null; sync");
+      if (streamed) {
+        runs.stdin?.push(await timed("boxctl stage-image -q - --name b3 < /root/big.tar"));
+        await sh("boxctl delete-image b3 >/dev/null; sync");
+      }
       if (hasMachinectl) {
         runs.machinectl?.push(await timed("machinectl --quiet import-tar /root/big.tar bench"));
         await sh("machinectl remove bench; sync");
@@ -78,7 +89,7 @@ try {
   await sh(
     "mount -t tmpfs -o size=6g tmpfs /var/lib/boxctl && mount -t tmpfs -o size=6g tmpfs /var/lib/machines",
   );
-  await measure("tmpfs (CPU-bound worst case)", rounds + 2);
+  await measure("tmpfs (CPU-bound worst case)", rounds + 2, true);
 } finally {
   await host.destroy();
 }

@@ -2,6 +2,7 @@ import { globalHelp, VERSION, verbHelp } from "./cli/help.ts";
 import { parseVerbArgs } from "./cli/parse.ts";
 import { findVerb, VERBS } from "./cli/table.ts";
 import { BoxError, EXIT } from "./errors.ts";
+import { sweepStaging } from "./images/store.ts";
 import { printable } from "./names.ts";
 import { runnerConfig } from "./runner.ts";
 
@@ -49,6 +50,9 @@ async function main(argv: string[]): Promise<number> {
       `run it as root (sudo boxctl ${verb.name} ...), or add --dry-run to see what it would do`,
     );
   }
+  // A stage-image or delete-image that was killed left a tree in staging/;
+  // every run removes such debris (silently, and only as root).
+  if (!runnerConfig.dryRun) sweepStaging();
   return (await verb.run({ verb, args, opts })) ?? EXIT.ok;
 }
 

@@ -105,7 +105,7 @@ export function runInMachine(name: string, argv: string[], timeoutMs?: number) {
  * Waits until the container's own systemd reports running or degraded.
  * Gives up early, with the unit's state, if the container stops meanwhile.
  */
-export async function waitBooted(name: string, timeoutMs: number): Promise<string> {
+export async function waitBooted(name: string, timeoutMs: number, pollMs = 250): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   let last = "";
   for (;;) {
@@ -121,7 +121,7 @@ export async function waitBooted(name: string, timeoutMs: number): Promise<strin
         `see: journalctl -u ${nspawnUnit(name)}`,
       );
     }
-    await new Promise((r) => setTimeout(r, 250));
+    await new Promise((r) => setTimeout(r, pollMs));
   }
   throw new BoxError(
     `container ${name} did not finish booting within ${Math.round(timeoutMs / 1000)} s (last state: ${last || "unknown"})`,

@@ -29,12 +29,12 @@ export interface PumpResult {
   scanner: TarScanner;
 }
 
-export function tarArgv(dest: string): string[] {
+export function tarArgv(dest: string, archive = "-"): string[] {
   return [
     "tar",
     "-x",
     "-f",
-    "-",
+    archive,
     "--numeric-owner",
     "--xattrs",
     "--xattrs-include=*",
@@ -48,7 +48,7 @@ export function tarArgv(dest: string): string[] {
 
 const STDERR_CAP = 64 * 1024;
 
-function collect(child: ChildProcess, onText?: (s: string) => void): () => string {
+export function collect(child: ChildProcess, onText?: (s: string) => void): () => string {
   let text = "";
   child.stderr?.setEncoding("utf8").on("data", (d: string) => {
     if (text.length < STDERR_CAP) text += d;
@@ -80,7 +80,8 @@ export function pump(o: PumpOptions, signal: { abort?: (e: Error) => void }): Pr
     const fail = (e: Error) => {
       if (failed) return;
       failed = e;
-      o.input.destroy();
+      o.input.removeAllListeners("data");
+      o.input.pause(); // not destroy(): that would close a descriptor the caller owns
       for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
       // Settle only once every child is gone: the caller deletes their output next.
       const wait = children.map(
@@ -232,14 +233,14 @@ function backpressure(src: Readable, dst: Writable): void {
   dst.on("close", go);
 }
 
-function violation(label: string, e: TarViolation): BoxError {
+export function violation(label: string, e: TarViolation): BoxError {
   return new BoxError(
     `${label}: ${e.message}`,
     "the archive is unsafe or damaged; nothing was staged. Rebuild it from the source tree",
   );
 }
 
-function bomb(label: string, max: number): BoxError {
+export function bomb(label: string, max: number): BoxError {
   return new BoxError(
     `${label} unpacks to more than ${max} bytes, the bound for one image (a compression bomb?)`,
     "if the image really is that big, raise the bound with --max-size SIZE or BOXCTL_MAX_IMAGE_SIZE",
@@ -253,7 +254,12 @@ export function diskFull(dest: string): BoxError {
   );
 }
 
-function childFailed(what: string, code: number | null, sig: string | null, err: string): BoxError {
+export function childFailed(
+  what: string,
+  code: number | null,
+  sig: string | null,
+  err: string,
+): BoxError {
   const how = code === null ? `was killed by ${sig}` : `exited ${code}`;
   const detail = err ? `:\n  ${err}` : "";
   if (/No space left on device/.test(err)) return diskFull("the store");

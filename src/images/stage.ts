@@ -3,13 +3,17 @@
 // is visible; on any failure, or Ctrl-C, the staging directory goes.
 import {
   chmodSync,
+  closeSync,
   createReadStream,
+  fstatSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
+  readSync,
   renameSync,
   rmdirSync,
   rmSync,
-  statSync,
+  type Stats,
 } from "node:fs";
 import { basename, join } from "node:path";
 import type { Readable } from "node:stream";
@@ -17,13 +21,15 @@ import { BoxError, UsageError } from "../errors.ts";
 import { checkName, printable } from "../names.ts";
 import { humanBytes } from "../output.ts";
 import { paths } from "../paths.ts";
-import { runnerConfig, showCommand } from "../runner.ts";
+import { run, runnerConfig, showCommand } from "../runner.ts";
 import { fsyncDir, writeJsonAtomic } from "../state.ts";
-import { imageNameFromPath, parseSize } from "./archive.ts";
+import { detect, imageNameFromPath, MAGIC_BYTES, parseSize } from "./archive.ts";
 import { findLayout, prettyName } from "./layout.ts";
+import { extractFile, hashInBackground, onlyRootWrites, prescan } from "./prescan.ts";
 import { Progress } from "./progress.ts";
-import { diskFull, INTERRUPTED, pump, tarArgv } from "./pump.ts";
+import { bomb, diskFull, INTERRUPTED, pump, tarArgv, violation } from "./pump.ts";
 import { IMAGE_VERSION, type ImageMeta, imageExists, stagingEntry, sweepStaging } from "./store.ts";
+import { type TarScanner, TarViolation } from "./tarscan.ts";
 
 /** The default bound on the unpacked tar stream of one image. */
 export const DEFAULT_MAX_SIZE = "64G";
@@ -75,26 +81,94 @@ export async function stageImage(r: StageRequest): Promise<number> {
   if (imageExists(name)) throw alreadyStaged(name);
 
   let total: number | undefined;
+  let fd: number | undefined;
+  let st: Stats | undefined;
   if (!fromStdin) {
-    let st: ReturnType<typeof statSync>;
     try {
-      st = statSync(r.path);
+      fd = openSync(r.path, "r");
+      st = fstatSync(fd);
     } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
       throw new BoxError(
-        `cannot read ${label}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`,
+        `cannot read ${label}: ${code === "ENOENT" ? "no such file" : (e as Error).message}`,
         "check the path",
       );
     }
-    if (st.isDirectory())
+    if (st.isDirectory()) {
+      closeSync(fd);
       throw new BoxError(
         `${label} is a directory`,
         "give stage-image an archive of it (tar -C DIR -cf FILE.tar .)",
       );
+    }
     total = st.isFile() ? st.size : undefined;
-    if (total === 0)
+    if (total === 0) {
+      closeSync(fd);
       throw new BoxError(`${label} is empty`, "give stage-image a root file system archive");
+    }
   }
+  try {
+    return await stageFrom(r, { name, label, want, maxBytes, fd, st, total });
+  } finally {
+    // A destroyed read stream may have closed it already.
+    if (fd !== undefined) closeQuietly(fd);
+  }
+}
 
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // EBADF: already closed
+  }
+}
+
+interface Source {
+  name: string;
+  label: string;
+  want: string | undefined;
+  maxBytes: number;
+  fd: number | undefined;
+  st: Stats | undefined;
+  total: number | undefined;
+}
+
+/** Unpacks with the fast path when it is safe (prescan.ts), else by streaming (pump.ts). */
+async function unpack(
+  s: Source,
+  dest: string,
+  meter: { bytes: number },
+  ctl: { abort?: (e: Error) => void },
+): Promise<{ sha256: string; dataBytes: number }> {
+  const { fd, st, label } = s;
+  if (fd !== undefined && st) {
+    const head = Buffer.alloc(MAGIC_BYTES);
+    const n = readSync(fd, head, 0, MAGIC_BYTES, 0);
+    if (detect(head.subarray(0, n)) === "tar" && onlyRootWrites(`/proc/self/fd/${fd}`, st)) {
+      if (st.size > s.maxBytes) throw bomb(label, s.maxBytes);
+      const hashing = hashInBackground(fd, label);
+      let scanner: TarScanner;
+      try {
+        scanner = prescan(fd, st.size);
+      } catch (e) {
+        hashing.stop();
+        throw e instanceof TarViolation ? violation(label, e) : e;
+      }
+      const x = await extractFile({ fd, size: st.size, label, dest, meter, hashing }, ctl);
+      return { sha256: x.sha256, dataBytes: scanner.dataBytes };
+    }
+  }
+  const input: Readable =
+    fd === undefined
+      ? process.stdin
+      : createReadStream("", { fd, start: 0, autoClose: false, highWaterMark: 1 << 20 });
+  const res = await pump({ input, label, dest, maxBytes: s.maxBytes, meter }, ctl);
+  return { sha256: res.sha256, dataBytes: res.scanner.dataBytes };
+}
+
+async function stageFrom(r: StageRequest, s: Source): Promise<number> {
+  const { name, label, want, total } = s;
+  const fromStdin = r.path === "-";
   if (runnerConfig.dryRun) {
     const dir = join(paths.staging(), `${stagingEntry(name)}XXXXXX`);
     process.stdout.write(
@@ -110,7 +184,11 @@ export async function stageImage(r: StageRequest): Promise<number> {
   const tree = join(stageDir, "tree");
   const progress = new Progress(name, total, !r.quiet && Boolean(process.stderr.isTTY));
   const ctl: { abort?: (e: Error) => void } = {};
-  const onSignal = () => ctl.abort?.(INTERRUPTED());
+  let interrupted = false;
+  const onSignal = () => {
+    interrupted = true;
+    ctl.abort?.(INTERRUPTED());
+  };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   // Should the stream ever stall with nothing left to wait for, node would
@@ -124,11 +202,8 @@ export async function stageImage(r: StageRequest): Promise<number> {
   const started = Date.now();
   try {
     mkdirSync(tree, { mode: 0o755 });
-    const input: Readable = fromStdin
-      ? process.stdin
-      : createReadStream(r.path, { highWaterMark: 1 << 20 });
     progress.start();
-    const res = await pump({ input, label, dest: tree, maxBytes, meter: progress.meter }, ctl);
+    const res = await unpack(s, tree, progress.meter, ctl);
     progress.stop();
     if (want && res.sha256 !== want)
       throw new BoxError(
@@ -152,7 +227,7 @@ export async function stageImage(r: StageRequest): Promise<number> {
       version: IMAGE_VERSION,
       name,
       os: prettyName(rootfs),
-      size: res.scanner.dataBytes,
+      size: res.dataBytes,
       staged: new Date().toISOString(),
       sha256: res.sha256,
       source: fromStdin ? "-" : basename(r.path),
@@ -161,6 +236,10 @@ export async function stageImage(r: StageRequest): Promise<number> {
     // Only root may look inside an image: its tree has world-writable
     // directories (tmp/) that instances share.
     chmodSync(stageDir, 0o700);
+    // tar does not fsync; without this a power cut after the rename could
+    // leave a visible image with missing data.
+    await run(["sync", "-f", stageDir]);
+    if (interrupted) throw INTERRUPTED();
     mkdirSync(paths.images(), { recursive: true, mode: 0o755 });
     try {
       renameSync(stageDir, paths.image(name));

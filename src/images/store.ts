@@ -26,19 +26,26 @@ export const ImageSchema = v.object({
 
 export type ImageMeta = v.InferOutput<typeof ImageSchema>;
 
-/** A staging entry is NAME.PID.RANDOM; the pid says whose it is. */
-export function stagingEntry(name: string, pid = process.pid): string {
-  return `${name}.${pid}.`;
+/** When a process started (clock ticks since boot), or null if it is gone. */
+function startTime(pid: number | "self"): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
+  } catch {
+    return null;
+  }
 }
 
-function ownerAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    // A recycled pid that now belongs to something else does not count.
-    return readFileSync(`/proc/${pid}/cmdline`, "latin1").includes("boxctl");
-  } catch {
-    return false;
-  }
+/**
+ * A staging entry is NAME.PID-START.RANDOM: the owner's pid and start
+ * time, which together name one process even after the pid is reused.
+ */
+export function stagingEntry(name: string): string {
+  return `${name}.${process.pid}-${startTime("self") ?? 0}.`;
+}
+
+function ownerAlive(pid: number, start: string): boolean {
+  return startTime(pid) === start;
 }
 
 /**
@@ -54,8 +61,8 @@ export function sweepStaging(): string[] {
   }
   const removed: string[] = [];
   for (const e of entries) {
-    const m = /\.(\d+)\.[^.]+$/.exec(e);
-    if (m && ownerAlive(Number(m[1]))) continue;
+    const m = /\.(\d+)-(\d+)\.[^.]+$/.exec(e);
+    if (m && ownerAlive(Number(m[1]), m[2] as string)) continue;
     try {
       rmSync(join(paths.staging(), e), { recursive: true, force: true });
       removed.push(e);

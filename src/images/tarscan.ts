@@ -48,23 +48,26 @@ export function numeric(b: Uint8Array, off: number, len: number): number {
   return n;
 }
 
-function text(b: Uint8Array, off: number, len: number): string {
+function text(b: Buffer, off: number, len: number): string {
   let end = off;
   while (end < off + len && b[end] !== 0) end++;
-  return Buffer.from(b.buffer, b.byteOffset + off, end - off).toString("utf8");
+  return b.toString("utf8", off, end);
 }
 
 /** True if the header's checksum matches (tar accepts the unsigned or the signed sum). */
 export function checksumOk(b: Uint8Array): boolean {
   const want = numeric(b, 148, 8);
-  let unsigned = 0;
-  let signed = 0;
+  let unsigned = 8 * 0x20;
+  for (let i = 0; i < 148; i++) unsigned += b[i] as number;
+  for (let i = 156; i < BLOCK; i++) unsigned += b[i] as number;
+  if (want === unsigned) return true;
+  let signed = 8 * 0x20;
   for (let i = 0; i < BLOCK; i++) {
-    const c = i >= 148 && i < 156 ? 0x20 : (b[i] ?? 0);
-    unsigned += c;
+    if (i >= 148 && i < 156) continue;
+    const c = b[i] as number;
     signed += c > 127 ? c - 256 : c;
   }
-  return want === unsigned || want === signed;
+  return want === signed;
 }
 
 /**
@@ -73,6 +76,8 @@ export function checksumOk(b: Uint8Array): boolean {
  * the kernel would.
  */
 export function pathParts(path: string, what: string, entry: string): string[] {
+  // The common case, a plain relative path, needs no normalising.
+  if (/^[^/.][^/]*(?:\/[^/.][^/]*)*$/.test(path)) return path.split("/");
   const shown = printable(entry);
   if (path === "") throw new TarViolation(`entry with an empty ${what}`, entry);
   if (path.startsWith("/"))
@@ -167,6 +172,17 @@ export class TarScanner {
     this.offset += n;
   }
 
+  /**
+   * Steps over up to max bytes of file data without reading them (for a
+   * scanner that reads a file at header offsets only); returns how many.
+   */
+  skipData(max: number): number {
+    const k = Math.min(this.skip, max);
+    this.skip -= k;
+    this.offset += k;
+    return k;
+  }
+
   /** Called at the end of the stream: an archive cut off inside an entry is an error. */
   finish(): void {
     if (this.entries === 0) throw new TarViolation("the archive holds no entries");
@@ -195,7 +211,8 @@ export class TarScanner {
       throw new TarViolation(`corrupt tar header${after} (bad checksum near byte ${at})`);
     }
     const type = b[156] ?? 0;
-    const posix = b.toString("latin1", 257, 263) === "ustar\0";
+    // "ustar\0" is POSIX (with a name prefix field); GNU writes "ustar  \0".
+    const posix = b[262] === 0 && b[257] === 0x75;
     let name = text(b, 0, 100);
     if (posix && b[345] !== 0) name = `${text(b, 345, 155)}/${name}`;
     let size = numeric(b, 124, 12);

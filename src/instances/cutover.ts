@@ -13,7 +13,7 @@ import {
 import { checkName } from "../names.ts";
 import { paths } from "../paths.ts";
 import { runnerConfig } from "../runner.ts";
-import { ensureMounted, isRunning, startMachine, stopMachine } from "../systemd.ts";
+import { isRunning, startMachine, stopMachine } from "../systemd.ts";
 import { guarded } from "./guard.ts";
 import { clearIntent, type Intent, writeIntent } from "./journal.ts";
 import { apply, type Step } from "./plan.ts";
@@ -26,7 +26,7 @@ import {
   nextGen,
   registerInstance,
   requireImage,
-  stopMount,
+  unmountRoot,
   writeMountUnit,
   writeSettings,
 } from "./store.ts";
@@ -56,20 +56,16 @@ function switchSteps(
   opts: SwitchOptions,
 ): Step[] {
   const root = paths.machineRoot(name);
+  // Everything that does not need the container stopped is done first, so
+  // that the downtime is only unmount, mount and boot.
   const steps: Step[] = [
     { name: "intent", what: "record what this operation will do", run: async () => {} },
-    {
-      name: "stop",
-      what: `power ${name} off and wait until it has stopped`,
-      run: () => stopMachine(name),
-    },
   ];
   if (isNew)
     steps.push({
       name: "create-instance",
       what: `create instance ${target.gen} of ${target.image}`,
       run: async () => {
-        await writeSettings(name);
         createInstanceDirs(name, target);
         // Recorded before the mount point exists, so that no crash leaves
         // a /var/lib/machines/NAME that boxctl would not recognise.
@@ -79,26 +75,27 @@ function switchSteps(
     });
   steps.push(
     {
-      name: "unmount",
-      what: `unmount ${root}`,
-      run: async () => {
-        if (runnerConfig.dryRun || (await mountedUpper(name)) !== null) await stopMount(name);
-      },
-    },
-    {
       name: "switch-unit",
-      what: `point the mount unit at instance ${target.gen}`,
+      what: `point the mount unit at instance ${target.gen} (it takes effect at the next mount)`,
       run: async () => {
-        if (!isNew) await writeSettings(name);
+        await writeSettings(name);
         await writeMountUnit(name, target);
       },
     },
     {
-      name: "mount",
-      what: `mount instance ${target.gen} at ${root}`,
-      run: () => ensureMounted(root).then(() => {}),
+      name: "stop",
+      what: `power ${name} off and wait until it has stopped`,
+      run: () => stopMachine(name),
     },
-    { name: "start", what: `start ${name}`, run: () => startMachine(name).then(() => {}) },
+    { name: "unmount", what: `unmount ${root}`, run: () => unmountRoot(name) },
+    {
+      name: "start",
+      what: `start ${name}; systemd mounts instance ${target.gen} first (RequiresMountsFor)`,
+      run: async () => {
+        await startMachine(name);
+        await checkMounted(name, target);
+      },
+    },
     {
       name: "wait-booted",
       what: `wait until ${name} has booted${opts.check ? " and --check succeeds" : ""} (timeout ${opts.timeoutMs / 1000} s)`,
@@ -144,7 +141,15 @@ async function switchTo(
     const why = e instanceof BoxError ? e.message : String(e);
     process.stderr.write(`boxctl: ${verb} ${name}: ${why}\n`);
     process.stderr.write(`boxctl: falling back to ${describe(old)}\n`);
-    await rollBack(name, m, intent, old, verb, `failed at step after '${intent.step}': ${why}`);
+    try {
+      await rollBack(name, m, intent, old, verb, `failed after step '${intent.step}': ${why}`);
+    } catch (e2) {
+      // intent.json stays, so the next boxctl command on NAME tries again.
+      throw new BoxError(
+        `${verb} ${name} failed (${why}), and going back to ${describe(old)} failed too: ${e2 instanceof BoxError ? e2.message : String(e2)}`,
+        `fix the cause, then run: boxctl recover ${name}`,
+      );
+    }
     throw new BoxError(
       `${verb} ${name} failed; ${old ? `${name} is running on ${describe(old)} again` : `${name} is left stopped with no current instance`}`,
       `instance ${target.gen} is kept for inspection: boxctl diff ${name} --instance ${target.gen}; journalctl -u systemd-nspawn@${name}`,
@@ -208,4 +213,15 @@ export async function fallback(name: string, opts: SwitchOptions): Promise<numbe
     }
     return switchTo(name, "fallback-instance", m, target, false, opts);
   });
+}
+
+async function checkMounted(name: string, target: Instance): Promise<void> {
+  if (runnerConfig.dryRun) return;
+  const have = await mountedUpper(name);
+  if (have !== paths.upper(name, target.gen)) {
+    throw new BoxError(
+      `${paths.machineRoot(name)} has ${have ? `${have} mounted` : "nothing mounted"}, not instance ${target.gen}`,
+      `see: systemctl status ${paths.machineRoot(name)}`,
+    );
+  }
 }

@@ -6,11 +6,12 @@ import { lstatSync, readdirSync, type Stats } from "node:fs";
 import { join } from "node:path";
 import type { Opts } from "../cli/types.ts";
 import { BoxError } from "../errors.ts";
-import { instanceOf, requireMachine } from "../machines/state.ts";
+import { instanceOf } from "../machines/state.ts";
 import { checkName } from "../names.ts";
 import { emit, renderTable } from "../output.ts";
 import { paths } from "../paths.ts";
 import { run } from "../runner.ts";
+import { readableMachine } from "./history.ts";
 import { imageExists } from "./store.ts";
 
 export interface DiffResult {
@@ -132,7 +133,7 @@ async function opaqueDirs(upper: string): Promise<Set<string>> {
 
 export async function diff(name: string, gen: number | undefined, opts: Opts): Promise<number> {
   checkName("machine", name);
-  const m = requireMachine(name);
+  const m = readableMachine(name);
   const inst = instanceOf(m, gen ?? m.current);
   if (!inst) {
     throw new BoxError(

@@ -1,7 +1,8 @@
 // history NAME: a machine's instances, newest last, with the current and
 // fallback ones marked. A read verb: it never recovers or changes anything.
 import type { Opts } from "../cli/types.ts";
-import { requireMachine } from "../machines/state.ts";
+import { BoxError } from "../errors.ts";
+import { type MachineState, requireMachine } from "../machines/state.ts";
 import { checkName } from "../names.ts";
 import { ago, color, emit, humanBytes, renderTable } from "../output.ts";
 import { isRunning } from "../systemd.ts";
@@ -10,7 +11,7 @@ import { changesSize } from "./store.ts";
 
 export async function history(name: string, opts: Opts): Promise<number> {
   checkName("machine", name);
-  const m = requireMachine(name);
+  const m = readableMachine(name);
   const warning = pendingWarning(name);
   if (warning) process.stderr.write(`boxctl: warning: ${warning}\n`);
   const running = m.current !== null && (await isRunning(name));
@@ -54,4 +55,17 @@ export async function history(name: string, opts: Opts): Promise<number> {
       ),
   );
   return 0;
+}
+
+/** The machine's state, with a clear error when the store is root-only. */
+export function readableMachine(name: string): MachineState {
+  try {
+    return requireMachine(name);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EACCES") throw e;
+    throw new BoxError(
+      `cannot read ${name}'s state: boxctl's store is readable by root only`,
+      `run it as root: sudo boxctl ${process.argv[2] ?? ""} ${name}`,
+    );
+  }
 }

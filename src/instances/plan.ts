@@ -2,6 +2,7 @@
 // run one by one. --dry-run prints each step and the commands it would
 // run; a real run records each finished step in intent.json, so that
 // recovery knows how far an interrupted operation got.
+import { BoxError } from "../errors.ts";
 import { runnerConfig } from "../runner.ts";
 import { type Intent, writeIntent } from "./journal.ts";
 
@@ -15,21 +16,19 @@ export interface Step {
 /** Step names of each operation, in order; the crash tests iterate over these. */
 export const CUTOVER_STEPS = [
   "intent",
-  "stop",
   "create-instance",
-  "unmount",
   "switch-unit",
-  "mount",
+  "stop",
+  "unmount",
   "start",
   "wait-booted",
   "commit",
 ] as const;
 export const FALLBACK_STEPS = [
   "intent",
+  "switch-unit",
   "stop",
   "unmount",
-  "switch-unit",
-  "mount",
   "start",
   "wait-booted",
   "commit",
@@ -52,12 +51,32 @@ export function progress(msg: string): void {
   else if (runnerConfig.verbose || process.stderr.isTTY) process.stderr.write(`boxctl: ${msg}\n`);
 }
 
+/**
+ * Runs the steps in order. Ctrl-C does not kill boxctl half-way: the step
+ * in progress ends, then the operation fails like any failed step (a
+ * cutover goes back to the previous instance). A second Ctrl-C exits at
+ * once, and the next boxctl command on the machine recovers.
+ */
 export async function apply(name: string, intent: Intent, steps: Step[]): Promise<void> {
-  for (const step of steps) {
-    progress(`${name}: ${step.name}: ${step.what}`);
-    await step.run();
-    intent.step = step.name;
-    writeIntent(name, intent);
-    crashHook(step.name);
+  let interrupted = false;
+  const onInt = () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    process.stderr.write(
+      `\nboxctl: interrupted; stopping after this step (Ctrl-C again to exit at once; then run: boxctl recover ${name})\n`,
+    );
+  };
+  process.on("SIGINT", onInt);
+  try {
+    for (const step of steps) {
+      if (interrupted) throw new BoxError(`interrupted by the user before step '${step.name}'`);
+      progress(`${name}: ${step.name}: ${step.what}`);
+      await step.run();
+      intent.step = step.name;
+      writeIntent(name, intent);
+      crashHook(step.name);
+    }
+  } finally {
+    process.off("SIGINT", onInt);
   }
 }

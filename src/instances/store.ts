@@ -175,3 +175,24 @@ export function nextGen(m: MachineState | null, name: string): number {
   while (existsSync(paths.instance(name, gen + 1))) gen++;
   return gen + 1;
 }
+
+/**
+ * Unmounts the machine's root with umount(8), which is quicker than a
+ * systemd job and is what keeps cutover downtime near a plain restart;
+ * systemd follows the mount table, and the next start waits until it has.
+ */
+export async function unmountRoot(name: string): Promise<void> {
+  const r = await run(["umount", paths.machineRoot(name)], { mutates: true, check: false });
+  if (r.code !== 0) {
+    if ((await mountedUpper(name)) === null) return;
+    return stopMount(name);
+  }
+  const unit = mountUnitName(paths.machineRoot(name));
+  for (let i = 0; i < 500 && !runnerConfig.dryRun; i++) {
+    const s = await run(["systemctl", "show", "-p", "ActiveState", "--value", unit], {
+      check: false,
+    });
+    if (s.stdout.trim() !== "active" && s.stdout.trim() !== "deactivating") break;
+    await new Promise((res) => setTimeout(res, 10));
+  }
+}

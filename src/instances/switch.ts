@@ -24,7 +24,11 @@ export const DEFAULT_TIMEOUT_S = 90;
 export async function remountTo(name: string, inst: Instance | undefined): Promise<void> {
   const want = inst ? paths.upper(name, inst.gen) : null;
   const have = await mountedUpper(name);
-  if (have === want && mountUnitMatches(name, inst)) return;
+  if (have === want) {
+    // The right instance is mounted; only the unit file may need putting back.
+    if (!mountUnitMatches(name, inst)) await writeMountUnit(name, inst);
+    return;
+  }
   await stopMachine(name);
   if (have !== null) await stopMount(name);
   await writeMountUnit(name, inst);
@@ -43,7 +47,7 @@ export async function bootAndVerify(
 
 export async function verifyBooted(name: string, timeoutMs: number, check?: string): Promise<void> {
   if (runnerConfig.dryRun) return;
-  await waitBooted(name, timeoutMs);
+  await waitBooted(name, timeoutMs, 40);
   if (check === undefined) return;
   // The user's own command, run by the container's /bin/sh, as they would type it in it.
   const r = await runInMachine(name, ["/bin/sh", "-c", check], timeoutMs);

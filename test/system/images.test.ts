@@ -247,18 +247,22 @@ for (const suite of SUITES) {
         make: () => unknown;
         extra?: string[];
         message: RegExp;
+        /** Also fed on standard input (the streaming path, not the file fast path). */
+        stdin?: RegExp;
       }[] = [
         {
           what: "../ entries",
           file: "dotdot.tar",
           make: () => put("dotdot.tar", bad(entry(`${UP}/tmp/evil-dotdot`, "0", "x"))),
           message: /entry '(\.\.\/)+tmp\/evil-dotdot' has a '\.\.' component/,
+          stdin: /entry '(\.\.\/)+tmp\/evil-dotdot' has a '\.\.' component/,
         },
         {
           what: "absolute paths",
           file: "abs.tar",
           make: () => put("abs.tar", bad(entry("/tmp/evil-abs", "0", "x"))),
           message: /entry '\/tmp\/evil-abs' has an absolute path/,
+          stdin: /entry '\/tmp\/evil-abs' has an absolute path/,
         },
         {
           what: "a write through a symlink",
@@ -274,12 +278,14 @@ for (const suite of SUITES) {
               ),
             ),
           message: /entry 'escape\/evil-sym' is written through the symlink 'escape'/,
+          stdin: /entry 'escape\/evil-sym' is written through the symlink 'escape'/,
         },
         {
           what: "a hardlink outside the archive",
           file: "hard.tar",
           make: () => put("hard.tar", bad(entry("shadow", "1", "", "etc/shadow"))),
           message: /hardlink 'shadow' points to 'etc\/shadow', which is not earlier in the archive/,
+          stdin: /hardlink 'shadow' points to 'etc\/shadow', which is not earlier in the archive/,
         },
         {
           what: "a hardlink through a symlink",
@@ -295,12 +301,14 @@ for (const suite of SUITES) {
               ),
             ),
           message: /'pw' is a hardlink through the symlink 'hostetc'/,
+          stdin: /'pw' is a hardlink through the symlink 'hostetc'/,
         },
         {
           what: "a truncated archive",
           file: "trunc.tar",
           make: () => sh(`head -c 50000000 /srv/images/foo-0.1.tar > ${T}/trunc.tar`),
           message: /trunc\.tar: the archive is truncated inside entry '.+' \(at byte 50000000\)/,
+          stdin: /standard input: the archive is truncated inside entry '.+' \(at byte 50000000\)/,
         },
         {
           what: "a corrupt tar header",
@@ -311,6 +319,7 @@ for (const suite of SUITES) {
             put("corrupt.tar", b);
           },
           message: /corrupt\.tar: corrupt tar header after entry 'etc\/hostname' \(bad checksum/,
+          stdin: /standard input: corrupt tar header after entry 'etc\/hostname'/,
         },
         {
           what: "corrupt compressed data",
@@ -361,6 +370,16 @@ for (const suite of SUITES) {
             "ls -d /tmp/evil* /var/lib/evil* /evil* /etc/evil* 2>/dev/null || true",
           );
           assert.equal(evil.trim(), "");
+          if (!c.stdin) return;
+          const p = await host.exec([
+            "sh",
+            "-c",
+            `boxctl stage-image - --name hostile < ${T}/${c.file}`,
+          ]);
+          assert.equal(p.code, 1, p.stderr);
+          assert.match(p.stderr, c.stdin);
+          assert.equal(await listing(), store);
+          assert.equal((await sh(`ls -A ${STORE}/staging`)).trim(), "");
         });
       }
 
@@ -422,7 +441,7 @@ for (const suite of SUITES) {
       await sh("sleep 0.3");
       assert.match(
         await sh(`ls ${STORE}/staging`),
-        /^killed\.\d+\./,
+        /^killed\.\d+-\d+\./,
         "the killed stage left its tree",
       );
       assert.equal((await host.boxctl(["list-images"])).code, 0);

@@ -3,6 +3,7 @@
 // delete-instance, history and diff, on a real systemd in each test host.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { CUTOVER_STEPS } from "../../src/instances/plan.ts";
 import { SUITES, sleep, TestHost } from "../host/host.ts";
 import {
   isActive,
@@ -184,6 +185,46 @@ for (const suite of SUITES) {
       assert.match(t.stdout, /added, \d+ modified, \d+ deleted in instance 2 \(foo-0\.2\)/);
     });
 
+    it("shows the steps with --dry-run and changes nothing", async () => {
+      const before = await host.sh(["cat", `${STORE}/machines/system1/machine.json`]);
+      const r = ok(await host.boxctl(["cutover-instance", "system1", "foo-0.2", "--dry-run"]));
+      const shown = [...r.stdout.matchAll(/^# system1: ([a-z-]+): /gm)].map((x) => x[1]);
+      assert.deepEqual(shown, [...CUTOVER_STEPS]);
+      assert.match(r.stdout, /^systemctl stop systemd-nspawn@system1\.service$/m);
+      assert.equal(await host.sh(["cat", `${STORE}/machines/system1/machine.json`]), before);
+      assert.equal(await release(host), "0.1");
+    });
+
+    it("leaves a new machine stopped, with no current instance, when its first cutover fails", async () => {
+      const r = await host.boxctl(["cutover-instance", "system2", "broken", "--timeout", "20"]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /system2 is left stopped with no current instance/);
+      const m = await machineJson(host, "system2");
+      assert.equal(m.current, null);
+      assert.equal(m.instances.length, 1);
+      assert.equal(await isActive(host, "system2"), false);
+      assert.notEqual(
+        (await host.exec(["test", "-e", "/etc/systemd/system/var-lib-machines-system2.mount"]))
+          .code,
+        0,
+      );
+      ok(await host.boxctl(["cutover-instance", "system2", "foo-0.1"]), "second try");
+      assert.equal(await release(host, "system2"), "0.1");
+      ok(await host.exec(["systemctl", "stop", "systemd-nspawn@system2"]));
+    });
+
+    it("asks on a terminal before resetting", async () => {
+      const no = await host.exec(["script", "-qec", "boxctl reset system1 foo-0.1", "/dev/null"], {
+        input: "n\n",
+      });
+      assert.match(
+        no.stdout,
+        /Discard all changes \(.*\) of system1's instance 1 \(foo-0\.1\), restarting it\? \[y\/N\]/,
+      );
+      assert.match(no.stdout, /nothing reset/);
+      assert.equal((await host.inMachine("system1", ["cat", "/root/marker"])).stdout, "hi\n");
+    });
+
     it("resets an instance after confirmation, restarting it", async () => {
       const refused = await host.boxctl(["reset", "system1", "foo-0.1"]);
       assert.equal(refused.code, 1);
@@ -227,7 +268,7 @@ for (const suite of SUITES) {
           "fallback-instance",
           "system1",
           "--check",
-          "sleep 6",
+          "sleep 3",
         ]),
       );
       let pid = "";

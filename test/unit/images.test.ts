@@ -1,8 +1,12 @@
 // Issue 3, the pure parts of staging: format detection, names, sizes, and
 // the tar header checker that stands between a hostile archive and tar.
 import assert from "node:assert/strict";
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { decompressor, detect, imageNameFromPath, parseSize } from "../../src/images/archive.ts";
+import { prescan } from "../../src/images/prescan.ts";
 import {
   checksumOk,
   numeric,
@@ -228,5 +232,50 @@ describe("TarScanner", () => {
     const r = scan(tar);
     assert.ok(r instanceof TarScanner);
     assert.ok(r.ended);
+  });
+});
+
+describe("prescan (headers read from a file at their offsets)", () => {
+  const withFile = (data: Buffer, fn: (fd: number) => void) => {
+    const dir = mkdtempSync(join(tmpdir(), "boxctl-unit-"));
+    const path = join(dir, "a.tar");
+    writeFileSync(path, data);
+    const fd = openSync(path, "r");
+    try {
+      fn(fd);
+    } finally {
+      closeSync(fd);
+      rmSync(dir, { recursive: true });
+    }
+  };
+  const big = "z".repeat(300_000);
+
+  it("steps over file data and sees every header", () => {
+    const tar = Buffer.concat([
+      entry("a", "0", big),
+      entry("b", "0", big),
+      entry("c", "2", "", "a"),
+      END,
+    ]);
+    withFile(tar, (fd) => {
+      const s = prescan(fd, tar.length);
+      assert.equal(s.entries, 3);
+      assert.equal(s.dataBytes, 600_000);
+    });
+  });
+
+  it("finds a bad entry behind big files, and truncation inside one", () => {
+    const tar = Buffer.concat([
+      entry("a", "0", big),
+      entry("l", "2", "", "/"),
+      entry("l/x", "0", "x"),
+      END,
+    ]);
+    withFile(tar, (fd) =>
+      assert.throws(() => prescan(fd, tar.length), /'l\/x' is written through/),
+    );
+    withFile(tar.subarray(0, 200_000), (fd) =>
+      assert.throws(() => prescan(fd, 200_000), /truncated inside entry 'a'/),
+    );
   });
 });

@@ -1,0 +1,148 @@
+// Cutover: downtime, cost against image size, disk cost. Inside one
+// systemd test host, alternating candidate and baseline:
+//  1. downtime (container stopped -> booted) of boxctl cutover-instance and
+//     of fallback-instance, against `systemctl restart systemd-nspawn@NAME`
+//     of the same container. "Stopped" is the host unit's
+//     InactiveEnterTimestampMonotonic, "booted" the container manager's
+//     FinishTimestampMonotonic, on the same (monotonic) clock;
+//  2. the whole cutover on a 10x larger image against the small one, with
+//     `machinectl clone` of the same two images beside it;
+//  3. an instance's disk use after its first boot against the image's size.
+//   node --import tsx bench/cutover.bench.ts [bookworm|trixie]
+import { type Suite, TestHost } from "../test/host/host.ts";
+import { stage } from "../test/system/instances-helpers.ts";
+import { compare } from "./lib.ts";
+
+const suite = (process.argv[2] ?? "bookworm") as Suite;
+const RUNS = Number(process.env.BENCH_RUNS ?? 7);
+const host = await TestHost.boot(suite);
+
+async function sh(argv: string[]): Promise<string> {
+  return host.sh(argv, { timeoutMs: 600_000 });
+}
+
+const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
+
+/**
+ * Runs argv, which stops and boots the machine, and returns the downtime:
+ * from the moment the host's unit went inactive to the moment the
+ * container's own systemd finished booting (FinishTimestampMonotonic),
+ * both on the kernel's monotonic clock. Neither side's polling counts.
+ */
+async function downtime(machine: string, argv: string[]): Promise<number> {
+  await sh(argv);
+  await host.waitBooted(machine);
+  const finished = await host.inMachine(machine, [
+    "systemctl",
+    "show",
+    "-p",
+    "FinishTimestampMonotonic",
+    "--value",
+  ]);
+  const inactive = await sh([
+    "systemctl",
+    "show",
+    "-p",
+    "InactiveEnterTimestampMonotonic",
+    "--value",
+    `systemd-nspawn@${machine}.service`,
+  ]);
+  const ms = (Number(finished.stdout.trim()) - Number(inactive.trim())) / 1000;
+  if (!(ms > 0)) throw new Error(`bad timestamps: ${finished.stdout} ${inactive}`);
+  return ms;
+}
+
+async function timed(argv: string[]): Promise<number> {
+  const t0 = nowMs();
+  await sh(argv);
+  return nowMs() - t0;
+}
+
+const du = async (path: string) =>
+  Number((await sh(["du", "-s", "-B1", "-x", path])).split(/\s/)[0]);
+
+try {
+  await stage(host, "foo-0.1");
+  // The large image: foo-0.1 plus 2 GiB in 2048 files of 1 MiB.
+  await sh(["cp", "-a", "/var/lib/boxctl/images/foo-0.1", "/var/lib/boxctl/images/big"]);
+  await sh([
+    "sh",
+    "-c",
+    "set -e; for d in $(seq 1 32); do mkdir -p /var/lib/boxctl/images/big/rootfs/opt/bulk/$d; for f in $(seq 1 64); do head -c 1048576 /dev/urandom > /var/lib/boxctl/images/big/rootfs/opt/bulk/$d/$f; done; done; sync",
+  ]);
+  const small = await du("/var/lib/boxctl/images/foo-0.1/rootfs");
+  const big = await du("/var/lib/boxctl/images/big/rootfs");
+  console.log(
+    `images: small ${(small / 2 ** 20).toFixed(0)} MiB, big ${(big / 2 ** 20).toFixed(0)} MiB (x${(big / small).toFixed(1)})`,
+  );
+
+  await sh(["boxctl", "cutover-instance", "m1", "foo-0.1"]);
+  await sh(["boxctl", "cutover-instance", "m1", "foo-0.1"]);
+  // Enabled, so that daemon-reload does not unload the stopped unit and
+  // with it the InactiveEnterTimestamp that downtime() reads.
+  await sh(["machinectl", "enable", "m1"]);
+  const results = [];
+  results.push(
+    await compare(
+      "downtime: cutover-instance vs systemctl restart",
+      () => downtime("m1", ["boxctl", "cutover-instance", "m1", "foo-0.1"]),
+      () => downtime("m1", ["systemctl", "restart", "systemd-nspawn@m1.service"]),
+      RUNS * 2,
+    ),
+  );
+  results.push(
+    await compare(
+      "downtime: fallback-instance vs systemctl restart",
+      () => downtime("m1", ["boxctl", "fallback-instance", "m1"]),
+      () => downtime("m1", ["systemctl", "restart", "systemd-nspawn@m1.service"]),
+      RUNS * 2,
+    ),
+  );
+
+  await sh(["boxctl", "cutover-instance", "msmall", "foo-0.1"]);
+  await sh(["boxctl", "cutover-instance", "mbig", "big"]);
+  results.push(
+    await compare(
+      "cutover-instance: big image vs small image",
+      () => timed(["boxctl", "cutover-instance", "mbig", "big"]),
+      () => timed(["boxctl", "cutover-instance", "msmall", "foo-0.1"]),
+      RUNS,
+    ),
+  );
+
+  // machinectl clone needs the images where machinectl looks for them.
+  await sh(["cp", "-a", "/var/lib/boxctl/images/foo-0.1/rootfs", "/var/lib/machines/img-small"]);
+  await sh(["cp", "-a", "/var/lib/boxctl/images/big/rootfs", "/var/lib/machines/img-big"]);
+  const clone = (src: string) => async () => {
+    const ms = await timed(["machinectl", "clone", src, `${src}-c`]);
+    await sh(["machinectl", "remove", `${src}-c`]);
+    return ms;
+  };
+  results.push(
+    await compare(
+      "machinectl clone: big image vs small image",
+      clone("img-big"),
+      clone("img-small"),
+      3,
+    ),
+  );
+  const cloneVsCutover = await compare(
+    "big image: machinectl clone vs cutover-instance",
+    clone("img-big"),
+    () => timed(["boxctl", "cutover-instance", "mbig", "big"]),
+    3,
+  );
+  results.push(cloneVsCutover);
+
+  await sh(["boxctl", "cutover-instance", "mdisk", "foo-0.1"]);
+  const hist = JSON.parse(await sh(["boxctl", "history", "mdisk", "--json"]));
+  const upper = hist.instances[0].changesBytes as number;
+  console.log(
+    `disk: an instance after its first boot uses ${(upper / 2 ** 20).toFixed(1)} MiB; the image ${(small / 2 ** 20).toFixed(0)} MiB -> ratio ${(upper / small).toFixed(3)}`,
+  );
+  console.log(
+    JSON.stringify({ suite, results, instanceBytes: upper, imageBytes: small, bigImageBytes: big }),
+  );
+} finally {
+  await host.destroy();
+}
