@@ -106,11 +106,7 @@ export function renderImages(
     footer: `${plural(data.images.length, "image")} staged.`,
   });
   if (data.machines.length) {
-    const mrows = data.machines.map((m) => [
-      m.name,
-      `current: ${showRef(m.current)}`,
-      `fallback: ${showRef(m.fallback)}`,
-    ]);
+    const mrows = data.machines.map((m) => [m.name, showRef(m.current), showRef(m.fallback)]);
     out += `${legend || out ? "\n" : ""}${renderTable(["MACHINE", "CURRENT", "FALLBACK"], mrows, {
       legend,
       footer: `${plural(data.machines.length, "machine")}.`,

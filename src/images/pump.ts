@@ -260,6 +260,9 @@ export function childFailed(
   sig: string | null,
   err: string,
 ): BoxError {
+  // Ctrl-C reaches the whole foreground process group: tar may die of it
+  // before boxctl's own handler runs.
+  if (sig === "SIGINT" || sig === "SIGTERM") return INTERRUPTED();
   const how = code === null ? `was killed by ${sig}` : `exited ${code}`;
   const detail = err ? `:\n  ${err}` : "";
   if (/No space left on device/.test(err)) return diskFull("the store");

@@ -13,7 +13,7 @@ import {
 import { checkName } from "../names.ts";
 import { paths } from "../paths.ts";
 import { runnerConfig } from "../runner.ts";
-import { isRunning, startMachine, stopMachine } from "../systemd.ts";
+import { isRunning, stopMachine } from "../systemd.ts";
 import { guarded } from "./guard.ts";
 import { clearIntent, type Intent, writeIntent } from "./journal.ts";
 import { apply, type Step } from "./plan.ts";
@@ -35,7 +35,9 @@ import {
   commitSwitch,
   describe,
   remountTo,
+  resetStartLimits,
   restoreState,
+  startMachineRetry,
   verifyBooted,
 } from "./switch.ts";
 
@@ -80,21 +82,24 @@ function switchSteps(
       run: async () => {
         await writeSettings(name);
         await writeMountUnit(name, target);
+        await resetStartLimits(name);
       },
     },
     {
       name: "stop",
       what: `power ${name} off and wait until it has stopped`,
       run: () => stopMachine(name),
+      durable: false,
     },
-    { name: "unmount", what: `unmount ${root}`, run: () => unmountRoot(name) },
+    { name: "unmount", what: `unmount ${root}`, run: () => unmountRoot(name), durable: false },
     {
       name: "start",
       what: `start ${name}; systemd mounts instance ${target.gen} first (RequiresMountsFor)`,
       run: async () => {
-        await startMachine(name);
+        await startMachineRetry(name);
         await checkMounted(name, target);
       },
+      durable: false,
     },
     {
       name: "wait-booted",

@@ -1,6 +1,7 @@
 // intent.json: what a mutating operation set out to do and how far it got.
 // Written before the first change, updated after every step, removed at
 // the end. A leftover one means boxctl was interrupted; recover.ts reads it.
+import { renameSync, writeFileSync } from "node:fs";
 import * as v from "valibot";
 import { paths } from "../paths.ts";
 import { runnerConfig } from "../runner.ts";
@@ -32,9 +33,20 @@ export function readIntent(name: string): Intent | null {
   return readJson(paths.intent(name), IntentSchema);
 }
 
-export function writeIntent(name: string, intent: Intent): void {
+/**
+ * durable: false still replaces the file atomically (a killed boxctl leaves
+ * the old or the new one) but skips the fsyncs; after a power cut recovery
+ * may then see an earlier step, which it handles the same way.
+ */
+export function writeIntent(name: string, intent: Intent, durable = true): void {
   if (runnerConfig.dryRun) return;
-  writeJsonAtomic(paths.intent(name), intent);
+  if (durable) {
+    writeJsonAtomic(paths.intent(name), intent);
+    return;
+  }
+  const tmp = `${paths.intent(name)}.tmp-${process.pid}`;
+  writeFileSync(tmp, `${JSON.stringify(intent, null, 2)}\n`);
+  renameSync(tmp, paths.intent(name));
 }
 
 export function clearIntent(name: string): void {

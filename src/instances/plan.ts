@@ -11,6 +11,12 @@ export interface Step {
   /** What the step does, for --dry-run and progress lines. */
   what: string;
   run: () => Promise<void>;
+  /**
+   * Whether recovery's decision depends on this step being on disk after a
+   * power cut. Steps in the downtime window that recovery handles by
+   * looking at the mount itself skip the fsyncs.
+   */
+  durable?: boolean;
 }
 
 /** Step names of each operation, in order; the crash tests iterate over these. */
@@ -73,7 +79,7 @@ export async function apply(name: string, intent: Intent, steps: Step[]): Promis
       progress(`${name}: ${step.name}: ${step.what}`);
       await step.run();
       intent.step = step.name;
-      writeIntent(name, intent);
+      writeIntent(name, intent, step.durable ?? true);
       crashHook(step.name);
     }
   } finally {

@@ -4,10 +4,12 @@
 import { BoxError } from "../errors.ts";
 import { type Instance, type MachineState, saveMachine } from "../machines/state.ts";
 import { paths } from "../paths.ts";
-import { runnerConfig } from "../runner.ts";
+import { run, runnerConfig } from "../runner.ts";
 import {
   ensureMounted,
   isRunning,
+  mountUnitName,
+  nspawnUnit,
   runInMachine,
   startMachine,
   stopMachine,
@@ -32,7 +34,36 @@ export async function remountTo(name: string, inst: Instance | undefined): Promi
   await stopMachine(name);
   if (have !== null) await stopMount(name);
   await writeMountUnit(name, inst);
+  await resetStartLimits(name);
   if (inst) await ensureMounted(paths.machineRoot(name));
+}
+
+/**
+ * Clears systemd's start rate limit (5 starts in 10 s by default) of the
+ * container and mount units: an operator's explicit cutover or fallback
+ * must not be refused because the container was restarted often lately.
+ */
+export async function resetStartLimits(name: string): Promise<void> {
+  await run(
+    ["systemctl", "reset-failed", nspawnUnit(name), mountUnitName(paths.machineRoot(name))],
+    { mutates: true, check: false },
+  );
+}
+
+/**
+ * Starts the container, trying a second time after a failure: the kernel
+ * frees a stopped container's network namespace, and with it its ve-NAME
+ * link, asynchronously, and nspawn fails with "File exists" if it is quick.
+ */
+export async function startMachineRetry(name: string): Promise<void> {
+  try {
+    await startMachine(name);
+  } catch (e) {
+    if (runnerConfig.dryRun) throw e;
+    await new Promise((r) => setTimeout(r, 1000));
+    await resetStartLimits(name);
+    await startMachine(name);
+  }
 }
 
 /** Boots the container (if it is not running) and waits for it; then runs --check. */
@@ -41,7 +72,7 @@ export async function bootAndVerify(
   timeoutMs: number,
   check?: string,
 ): Promise<void> {
-  if (!(await isRunning(name))) await startMachine(name);
+  if (!(await isRunning(name))) await startMachineRetry(name);
   await verifyBooted(name, timeoutMs, check);
 }
 

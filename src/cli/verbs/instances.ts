@@ -32,10 +32,11 @@ export const instanceVerbs: Verb[] = [
     group: "image",
     args: [machine, image],
     summary: "Actively cut over to a new container instance of IMAGE.",
-    details: `Powers NAME off (waiting until it has stopped), creates a new instance of IMAGE
-(an empty OverlayFS upper dir on top of the image), mounts it at /var/lib/machines/NAME
-through a generated mount unit, starts the container and waits until its systemd reports
-running or degraded. The instance that was current becomes the fallback.
+    details: `Creates a new instance of IMAGE (an empty OverlayFS upper dir on top of the image)
+and points NAME's generated mount unit at it, then powers NAME off (waiting until it has
+stopped), mounts the new instance at /var/lib/machines/NAME, starts the container and
+waits until its systemd reports running or degraded. The instance that was current
+becomes the fallback. The container is down only from its stop to its boot.
 
 If any step fails - the container does not boot within --timeout, or --check fails -
 boxctl goes back on its own to the instance that was current before, starts it, says
