@@ -2,7 +2,8 @@
 // systemd-run. Containers run under the stock systemd-nspawn@.service, so
 // plain machinectl keeps working on them.
 import { BoxError } from "./errors.ts";
-import { run } from "./runner.ts";
+import { paths } from "./paths.ts";
+import { run, runnerConfig } from "./runner.ts";
 
 export const nspawnUnit = (name: string) => `systemd-nspawn@${name}.service`;
 
@@ -70,9 +71,36 @@ export function daemonReload(): Promise<unknown> {
   return run(["systemctl", "daemon-reload"], { mutates: true });
 }
 
-/** Starts the container; returns when nspawn has started it, not when it has booted. */
-export function startMachine(name: string): Promise<unknown> {
-  return run(["systemctl", "start", nspawnUnit(name)], { mutates: true });
+/**
+ * Clears systemd's start rate limit (5 starts in 10 s by default) of the
+ * container and mount units: an operator's explicit start, cutover or
+ * fallback must not be refused because the container restarted often lately.
+ */
+export async function resetStartLimits(name: string): Promise<void> {
+  await run(
+    ["systemctl", "reset-failed", nspawnUnit(name), mountUnitName(paths.machineRoot(name))],
+    {
+      mutates: true,
+      check: false,
+    },
+  );
+}
+
+/**
+ * Starts the container; returns when nspawn has started it, not when it has
+ * booted. A failure is retried once after a second: the kernel frees a
+ * stopped container's network namespace, and with it its ve-NAME link,
+ * asynchronously, and nspawn fails with "File exists" if it is quick.
+ */
+export async function startMachine(name: string): Promise<void> {
+  try {
+    await run(["systemctl", "start", nspawnUnit(name)], { mutates: true });
+  } catch (e) {
+    if (runnerConfig.dryRun) throw e;
+    await new Promise((r) => setTimeout(r, 1000));
+    await resetStartLimits(name);
+    await run(["systemctl", "start", nspawnUnit(name)], { mutates: true });
+  }
 }
 
 /**

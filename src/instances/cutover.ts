@@ -13,9 +13,9 @@ import {
 import { checkName } from "../names.ts";
 import { paths } from "../paths.ts";
 import { runnerConfig } from "../runner.ts";
-import { isRunning, stopMachine } from "../systemd.ts";
+import { isRunning, resetStartLimits, startMachine, stopMachine } from "../systemd.ts";
 import { guarded } from "./guard.ts";
-import { clearIntent, type Intent, writeIntent } from "./journal.ts";
+import { clearIntent, type Intent, newIntent, writeIntent } from "./journal.ts";
 import { apply, type Step } from "./plan.ts";
 import {
   checkMountPointFree,
@@ -35,9 +35,7 @@ import {
   commitSwitch,
   describe,
   remountTo,
-  resetStartLimits,
   restoreState,
-  startMachineRetry,
   verifyBooted,
 } from "./switch.ts";
 
@@ -96,7 +94,7 @@ function switchSteps(
       name: "start",
       what: `start ${name}; systemd mounts instance ${target.gen} first (RequiresMountsFor)`,
       run: async () => {
-        await startMachineRetry(name);
+        await startMachine(name);
         await checkMounted(name, target);
       },
       durable: false,
@@ -119,18 +117,12 @@ async function switchTo(
   opts: SwitchOptions,
 ): Promise<number> {
   const old = instanceOf(m, m.current);
-  const intent: Intent = {
-    version: 1,
+  const intent: Intent = newIntent(
     verb,
-    pid: process.pid,
-    started: new Date().toISOString(),
-    oldCurrent: m.current,
-    oldFallback: m.fallback,
-    target: target.gen,
-    image: target.image,
-    wasRunning: runnerConfig.dryRun ? false : await isRunning(name),
-    step: "none",
-  };
+    m,
+    target,
+    runnerConfig.dryRun ? false : await isRunning(name),
+  );
   ensureMachineDir(name);
   writeIntent(name, intent);
   const steps = switchSteps(name, m, target, isNew, opts);

@@ -6,7 +6,7 @@ import { checkName } from "../names.ts";
 import { paths } from "../paths.ts";
 import { run, runnerConfig } from "../runner.ts";
 import { guarded } from "./guard.ts";
-import { clearIntent, type Intent, writeIntent } from "./journal.ts";
+import { clearIntent, type Intent, newIntent, writeIntent } from "./journal.ts";
 import { apply } from "./plan.ts";
 import { instanceOfImage } from "./reset.ts";
 import { mountedUpper } from "./store.ts";
@@ -52,18 +52,7 @@ export async function deleteInstance(
           : `cut over to another image first (boxctl cutover-instance ${name} IMAGE), then delete it`,
       );
     }
-    const intent: Intent = {
-      version: 1,
-      verb: "delete-instance",
-      pid: process.pid,
-      started: new Date().toISOString(),
-      oldCurrent: m.current,
-      oldFallback: m.fallback,
-      target: inst.gen,
-      image,
-      wasRunning: false,
-      step: "none",
-    };
+    const intent: Intent = newIntent("delete-instance", m, { gen: inst.gen, image }, false);
     writeIntent(name, intent);
     let wasFallback = false;
     await apply(name, intent, [

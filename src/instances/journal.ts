@@ -29,6 +29,27 @@ export const IntentSchema = v.object({
 
 export type Intent = v.InferOutput<typeof IntentSchema>;
 
+/** A fresh intent for verb on machine m, before its first step. */
+export function newIntent(
+  verb: Intent["verb"],
+  m: { current: number | null; fallback: number | null },
+  target: { gen: number; image: string },
+  wasRunning: boolean,
+): Intent {
+  return {
+    version: INTENT_VERSION,
+    verb,
+    pid: process.pid,
+    started: new Date().toISOString(),
+    oldCurrent: m.current,
+    oldFallback: m.fallback,
+    target: target.gen,
+    image: target.image,
+    wasRunning,
+    step: "none",
+  };
+}
+
 export function readIntent(name: string): Intent | null {
   return readJson(paths.intent(name), IntentSchema);
 }

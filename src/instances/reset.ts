@@ -12,7 +12,7 @@ import { run, runnerConfig } from "../runner.ts";
 import { fsyncDir } from "../state.ts";
 import { isRunning, stopMachine } from "../systemd.ts";
 import { guarded } from "./guard.ts";
-import { clearIntent, type Intent, writeIntent } from "./journal.ts";
+import { clearIntent, type Intent, newIntent, writeIntent } from "./journal.ts";
 import { apply, type Step } from "./plan.ts";
 import { changesSize, mountedUpper, stopMount } from "./store.ts";
 import { bootAndVerify, describe, remountTo } from "./switch.ts";
@@ -114,18 +114,7 @@ export async function reset(name: string, image: string, opts: ResetOptions): Pr
       }
     }
     const wasRunning = isCurrent && !runnerConfig.dryRun && (await isRunning(name));
-    const intent: Intent = {
-      version: 1,
-      verb: "reset",
-      pid: process.pid,
-      started: new Date().toISOString(),
-      oldCurrent: m.current,
-      oldFallback: m.fallback,
-      target: inst.gen,
-      image,
-      wasRunning,
-      step: "none",
-    };
+    const intent: Intent = newIntent("reset", m, { gen: inst.gen, image }, wasRunning);
     writeIntent(name, intent);
     const steps: Step[] = [
       { name: "intent", what: "record what this operation will do", run: async () => {} },

@@ -4,12 +4,11 @@
 import { BoxError } from "../errors.ts";
 import { type Instance, type MachineState, saveMachine } from "../machines/state.ts";
 import { paths } from "../paths.ts";
-import { run, runnerConfig } from "../runner.ts";
+import { runnerConfig } from "../runner.ts";
 import {
   ensureMounted,
   isRunning,
-  mountUnitName,
-  nspawnUnit,
+  resetStartLimits,
   runInMachine,
   startMachine,
   stopMachine,
@@ -38,41 +37,13 @@ export async function remountTo(name: string, inst: Instance | undefined): Promi
   if (inst) await ensureMounted(paths.machineRoot(name));
 }
 
-/**
- * Clears systemd's start rate limit (5 starts in 10 s by default) of the
- * container and mount units: an operator's explicit cutover or fallback
- * must not be refused because the container was restarted often lately.
- */
-export async function resetStartLimits(name: string): Promise<void> {
-  await run(
-    ["systemctl", "reset-failed", nspawnUnit(name), mountUnitName(paths.machineRoot(name))],
-    { mutates: true, check: false },
-  );
-}
-
-/**
- * Starts the container, trying a second time after a failure: the kernel
- * frees a stopped container's network namespace, and with it its ve-NAME
- * link, asynchronously, and nspawn fails with "File exists" if it is quick.
- */
-export async function startMachineRetry(name: string): Promise<void> {
-  try {
-    await startMachine(name);
-  } catch (e) {
-    if (runnerConfig.dryRun) throw e;
-    await new Promise((r) => setTimeout(r, 1000));
-    await resetStartLimits(name);
-    await startMachine(name);
-  }
-}
-
 /** Boots the container (if it is not running) and waits for it; then runs --check. */
 export async function bootAndVerify(
   name: string,
   timeoutMs: number,
   check?: string,
 ): Promise<void> {
-  if (!(await isRunning(name))) await startMachineRetry(name);
+  if (!(await isRunning(name))) await startMachine(name);
   await verifyBooted(name, timeoutMs, check);
 }
 

@@ -26,6 +26,21 @@ const lockWait = {
   wait: { type: "boolean", help: "If another boxctl command holds the machine, wait for it." },
 } as const;
 
+/** How long to wait for a boot, and what else must pass, after cutover or fallback. */
+const bootOptions = {
+  timeout: {
+    type: "string",
+    arg: "S",
+    help: "Seconds to wait for the container to boot (default 90).",
+  },
+  check: {
+    type: "string",
+    arg: "CMD",
+    help: "A shell command that must also succeed inside the container.",
+  },
+  ...lockWait,
+} as const;
+
 export const instanceVerbs: Verb[] = [
   {
     name: "cutover-instance",
@@ -50,17 +65,7 @@ shell that interprets it, as if typed there); a non-zero exit fails the cutover.
 If boxctl is interrupted (crash, kill -9, power cut), the next mutating boxctl command on
 NAME completes the cutover if the new instance had already booted, or else rolls back.`,
     options: {
-      timeout: {
-        type: "string",
-        arg: "S",
-        help: "Seconds to wait for the container to boot (default 90).",
-      },
-      check: {
-        type: "string",
-        arg: "CMD",
-        help: "A shell command that must also succeed inside the container.",
-      },
-      ...lockWait,
+      ...bootOptions,
     },
     mutates: true,
     run: ({ args: [name, img], opts }) =>
@@ -82,17 +87,7 @@ second fallback-instance returns to the newer instance; it never walks further b
 If the fallback instance does not boot within --timeout, boxctl returns to the
 instance it left, on its own, and exits 1.`,
     options: {
-      timeout: {
-        type: "string",
-        arg: "S",
-        help: "Seconds to wait for the container to boot (default 90).",
-      },
-      check: {
-        type: "string",
-        arg: "CMD",
-        help: "A shell command that must also succeed inside the container.",
-      },
-      ...lockWait,
+      ...bootOptions,
     },
     mutates: true,
     run: ({ args: [name], opts }) =>
