@@ -22,7 +22,8 @@ function pad(s: string, n: number): string {
 }
 
 function verbSynopsis(v: Verb): string {
-  return [v.name, ...v.args.map((a) => (a.optional ? `[${a.name}]` : a.name))].join(" ");
+  const arg = (a: Verb["args"][number]) => `${a.name}${a.rest ? "..." : ""}`;
+  return [v.name, ...v.args.map((a) => (a.optional ? `[${arg(a)}]` : arg(a)))].join(" ");
 }
 
 export function globalHelp(verbs: readonly Verb[]): string {
