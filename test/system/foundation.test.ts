@@ -26,6 +26,51 @@ for (const suite of SUITES) {
       assert.match(node, suite === "bookworm" ? /^v18\./ : /^v20\./);
     });
 
+    it("has --help for every verb, and usage errors exit 2", async () => {
+      const verbs = (await host.sh(["boxctl", "--help"])).match(/^ {2}([a-z][a-z-]+)(?= )/gm) ?? [];
+      assert.ok(verbs.length >= 20, `only ${verbs.length} verbs in --help`);
+      for (const v of verbs.map((x) => x.trim())) {
+        const a = await host.boxctl([v, "--help"]);
+        const b = await host.boxctl(["help", v]);
+        assert.equal(a.code, 0, `${v} --help: ${a.stderr}`);
+        assert.match(a.stdout, new RegExp(`^Usage: boxctl ${v}\\b`));
+        assert.equal(b.stdout, a.stdout);
+      }
+      const typo = await host.boxctl(["cutover-instanse", "a", "b"]);
+      assert.equal(typo.code, 2);
+      assert.match(
+        typo.stderr,
+        /Unknown command 'cutover-instanse'\. Did you mean 'cutover-instance'\?/,
+      );
+      const bad = await host.boxctl(["start"]);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /start: missing NAME/);
+    });
+
+    it("says a mutating verb needs root, and does not try sudo", async () => {
+      const r = await host.exec([
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "boxctl",
+        "poweroff",
+        "system1",
+      ]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /'boxctl poweroff' changes the system and needs root/);
+      assert.doesNotMatch(r.stderr, /sudo:/);
+      const dry = await host.exec([
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "boxctl",
+        "--version",
+      ]);
+      assert.equal(dry.code, 0);
+    });
+
     it("boots a nested container that machinectl lists", async () => {
       await host.sh(["mkdir", "-p", "/var/lib/machines/g1"]);
       await host.sh([
