@@ -30,15 +30,10 @@ export const CUTOVER_STEPS = [
   "wait-booted",
   "commit",
 ] as const;
-export const FALLBACK_STEPS = [
-  "intent",
-  "switch-unit",
-  "stop",
-  "unmount",
-  "start",
-  "wait-booted",
-  "commit",
-] as const;
+/** A fallback is a cutover to an instance that already exists. */
+export const FALLBACK_STEPS = CUTOVER_STEPS.filter(
+  (s): s is Exclude<(typeof CUTOVER_STEPS)[number], "create-instance"> => s !== "create-instance",
+);
 /** From this step on an interrupted switch is completed; before it, rolled back. */
 export const COMMIT_FROM = "wait-booted";
 

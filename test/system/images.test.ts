@@ -7,34 +7,10 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { SUITES, TestHost } from "../host/host.ts";
+import { entry } from "../lib/tar.ts";
 
 const STORE = "/var/lib/boxctl";
 const T = "/root/t";
-
-/** One ustar header block, checksummed (the hostile corpus is written by hand). */
-function header(name: string, type: string, size: number, link = ""): Buffer {
-  const b = Buffer.alloc(512);
-  b.write(name, 0, 100);
-  b.write("0000644\0", 100);
-  b.write("0000000\0", 108);
-  b.write("0000000\0", 116);
-  b.write(`${size.toString(8).padStart(11, "0")}\0`, 124);
-  b.write("00000000000\0", 136);
-  b.write(type, 156);
-  b.write(link, 157, 100);
-  b.write("ustar\u000000", 257, "latin1");
-  b.write("        ", 148);
-  let sum = 0;
-  for (const c of b) sum += c;
-  b.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148);
-  return b;
-}
-
-function entry(name: string, type = "0", data = "", link = ""): Buffer {
-  const body = Buffer.from(data);
-  const pad = Buffer.alloc((512 - (body.length % 512)) % 512);
-  return Buffer.concat([header(name, type, body.length, link), body, pad]);
-}
 
 /** A small, valid start, so that tar has written something before the bad entry. */
 const GOOD = Buffer.concat([
