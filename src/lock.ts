@@ -22,32 +22,53 @@ export interface LockOptions {
   wait?: boolean;
 }
 
-export async function withMachineLock<T>(
+/** One mutating operation per machine: "system1 is busy: cutover-instance by pid N". */
+export function withMachineLock<T>(
   name: string,
   verb: string,
   opts: LockOptions,
   fn: () => Promise<T>,
 ): Promise<T> {
+  return withLock(paths.lock(name), name, verb, opts, fn);
+}
+
+/**
+ * Cutovers hold the image store shared while they add an instance on an
+ * image; delete-image holds it exclusively, so it can never delete an image
+ * that a cutover running at the same moment is about to use.
+ */
+export function withImageStoreLock<T>(
+  verb: string,
+  opts: LockOptions & { shared: boolean },
+  fn: () => Promise<T>,
+) {
+  return withLock(paths.storeLock(), "the image store", verb, opts, fn);
+}
+
+async function withLock<T>(
+  path: string,
+  what: string,
+  verb: string,
+  opts: LockOptions & { shared?: boolean },
+  fn: () => Promise<T>,
+): Promise<T> {
   if (runnerConfig.dryRun) return fn();
-  const path = paths.lock(name);
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o600);
   try {
-    const args = opts.wait ? ["3"] : ["-n", "3"];
-    let r = spawnSync("flock", args, { stdio: ["ignore", "ignore", "pipe", fd] });
-    if (r.error)
-      throw new BoxError("cannot run flock(1) to lock the machine", "install util-linux");
+    const args = [...(opts.shared ? ["-s"] : []), ...(opts.wait ? [] : ["-n"]), "3"];
+    const r = spawnSync("flock", args, { stdio: ["ignore", "ignore", "pipe", fd] });
+    if (r.error) throw new BoxError(`cannot run flock(1) to lock ${what}`, "install util-linux");
     if (r.status !== 0 && !opts.wait) {
-      const holder = readFileSync(path, "utf8").trim();
-      const [pid, by] = holder.split(" ");
+      const [pid, by] = readFileSync(path, "utf8").trim().split(" ");
       throw new BoxError(
-        `${name} is busy: ${by ?? "another command"} by pid ${pid ?? "?"}`,
+        `${what} is busy: ${by ?? "another command"} by pid ${pid ?? "?"}`,
         "wait for it to finish, or add --wait to queue behind it",
       );
     }
-    if (r.status !== 0) r = spawnSync("flock", ["3"], { stdio: ["ignore", "ignore", "pipe", fd] });
     if (r.status !== 0)
-      throw new BoxError(`could not lock ${name}: ${r.stderr?.toString().trim()}`);
+      throw new BoxError(`could not lock ${what}: ${r.stderr?.toString().trim()}`);
+    // With a shared lock this names the latest holder, which is enough to point at.
     ftruncateSync(fd, 0);
     writeSync(fd, `${process.pid} ${verb}\n`, 0);
     return await fn();

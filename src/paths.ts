@@ -30,6 +30,8 @@ export const paths = {
 
   /** Kernel (flock) locks, one per machine; tmpfs, so a reboot clears them. */
   lock: (name: string) => join(RUN_DIR, "lock", `${name}.lock`),
+  /** Shared by cutovers, exclusive for delete-image; outside lock/ so no machine name can clash. */
+  storeLock: () => join(RUN_DIR, "images.lock"),
 
   /** The container's root as systemd-nspawn@.service and machinectl expect it. */
   machineRoot: (name: string) => join(MACHINES_DIR, name),

@@ -1,8 +1,10 @@
 // list-images and delete-image: what is staged, who uses it, and removing
 // an image nobody uses.
+
 import { mkdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { BoxError } from "../errors.ts";
+import { withImageStoreLock } from "../lock.ts";
 import {
   type Instance,
   instanceOf,
@@ -120,8 +122,14 @@ export function listImages(): ReturnType<typeof gather> {
   return gather();
 }
 
-export async function deleteImage(name: string): Promise<number> {
+export async function deleteImage(name: string, opts: { wait?: boolean } = {}): Promise<number> {
   checkName("image", name);
+  return withImageStoreLock("delete-image", { shared: false, wait: opts.wait === true }, () =>
+    deleteUnlocked(name),
+  );
+}
+
+async function deleteUnlocked(name: string): Promise<number> {
   sweepStaging();
   if (!imageExists(name)) {
     const names = listImageNames();

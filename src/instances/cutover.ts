@@ -2,6 +2,7 @@
 // root to another instance, boot it and verify it; on any failure go back
 // to the instance that was current before, on our own.
 import { BoxError } from "../errors.ts";
+import { withImageStoreLock } from "../lock.ts";
 import {
   emptyMachine,
   type Instance,
@@ -186,15 +187,21 @@ async function rollBack(
 export async function cutover(name: string, image: string, opts: SwitchOptions): Promise<number> {
   checkName("machine", name);
   checkName("image", image);
-  return guarded(name, "cutover-instance", opts, async () => {
-    requireImage(image);
-    const existing = loadMachine(name);
-    if (!existing) checkMountPointFree(name);
-    const m = existing ?? emptyMachine(name);
-    const gen = nextGen(existing, name);
-    const inst: Instance = { gen, image, created: new Date().toISOString(), lastActive: null };
-    return switchTo(name, "cutover-instance", m, inst, true, opts);
-  });
+  return guarded(name, "cutover-instance", opts, () =>
+    withImageStoreLock("cutover-instance", { shared: true, wait: true }, () =>
+      cutoverLocked(name, image, opts),
+    ),
+  );
+}
+
+async function cutoverLocked(name: string, image: string, opts: SwitchOptions): Promise<number> {
+  requireImage(image);
+  const existing = loadMachine(name);
+  if (!existing) checkMountPointFree(name);
+  const m = existing ?? emptyMachine(name);
+  const gen = nextGen(existing, name);
+  const inst: Instance = { gen, image, created: new Date().toISOString(), lastActive: null };
+  return switchTo(name, "cutover-instance", m, inst, true, opts);
 }
 
 export async function fallback(name: string, opts: SwitchOptions): Promise<number> {

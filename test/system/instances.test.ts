@@ -289,6 +289,48 @@ for (const suite of SUITES) {
       assert.equal(await release(host), "0.1");
     });
 
+    it("never deletes an image that a running cutover is about to use", async () => {
+      ok(await host.boxctl(["stage-image", "/srv/images/foo-0.2.tar", "--name", "foo-spare"]));
+      ok(
+        await host.exec([
+          "systemd-run",
+          "--unit=bx-slow-spare",
+          "--collect",
+          "--",
+          "boxctl",
+          "cutover-instance",
+          "spare",
+          "foo-spare",
+          "--check",
+          "sleep 3",
+        ]),
+      );
+      // Earlier cutovers left their pids in images.lock: wait for this one's.
+      let pid = "";
+      for (let i = 0; i < 100 && !pid; i++) {
+        const mine = (await host.exec(["cat", "/run/boxctl/lock/spare.lock"])).stdout.split(" ")[0];
+        const store = (await host.exec(["cat", "/run/boxctl/images.lock"])).stdout.split(" ")[0];
+        if (mine && mine === store) pid = mine;
+        else await sleep(100);
+      }
+      assert.ok(pid, "the cutover of spare never took the image store lock");
+      const busy = await host.boxctl(["delete-image", "foo-spare"]);
+      assert.equal(busy.code, 1, busy.stdout);
+      assert.match(
+        busy.stderr,
+        new RegExp(`the image store is busy: cutover-instance by pid ${pid}`),
+      );
+      // --wait queues behind the cutover, which by then uses the image: refused, naming it.
+      const queued = await host.boxctl(["delete-image", "foo-spare", "--wait"]);
+      assert.equal(queued.code, 1);
+      assert.match(queued.stderr, /image 'foo-spare' is in use by spare \(gen 1/);
+      assert.match(
+        (await host.inMachine("spare", ["cat", "/etc/foo-release"])).stdout,
+        /VERSION=0\.2/,
+      );
+      ok(await host.boxctl(["poweroff", "spare"]));
+    });
+
     it("names the file when machine.json is corrupt", async () => {
       const path = `${STORE}/machines/system1/machine.json`;
       await host.sh(["cp", path, "/root/machine.json.bak"]);

@@ -84,8 +84,13 @@ The JSON schema is documented in docs/json.md.`,
     summary: "Delete an image that no instance uses.",
     details: `Removes IMAGE from the store. It is refused while any instance of any machine
 (current, fallback or kept) is based on IMAGE; the error names them. The image
-vanishes with one rename, then its tree is removed.`,
+vanishes with one rename, then its tree is removed. While a cutover is adding an
+instance (of any image), delete-image waits for nothing and fails at once ("the image
+store is busy"), unless --wait is given.`,
+    options: {
+      wait: { type: "boolean", help: "If a cutover is running, wait for it to finish." },
+    },
     mutates: true,
-    run: (ctx) => deleteImage(ctx.args[0] as string),
+    run: (ctx) => deleteImage(ctx.args[0] as string, { wait: ctx.opts.wait === true }),
   },
 ];
