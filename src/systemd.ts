@@ -23,48 +23,81 @@ export function escapePath(path: string): string {
 
 export const mountUnitName = (path: string) => `${escapePath(path)}.mount`;
 
-export interface UnitState {
+export const UNIT_PROPS = [
+  "Id",
+  "LoadState",
+  "ActiveState",
+  "SubState",
+  "Result",
+  "UnitFileState",
+  "ActiveEnterTimestamp",
+] as const;
+
+export interface UnitInfo {
+  id: string;
+  loadState: string;
   activeState: string;
   subState: string;
   result: string;
   unitFileState: string;
-  /** Microseconds since the epoch; 0 when never. */
-  activeEnterTimestamp: number;
+  /** ISO time the unit last became active, or null. */
+  since: string | null;
 }
 
-export async function unitState(unit: string): Promise<UnitState> {
-  const r = await run(
-    [
-      "systemctl",
-      "show",
-      unit,
-      "--timestamp=unix",
-      "-p",
-      "ActiveState,SubState,Result,UnitFileState,ActiveEnterTimestamp",
-    ],
-    { check: false },
-  );
-  const p = Object.fromEntries(
-    r.stdout
-      .trim()
-      .split("\n")
-      .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
-  );
-  const ts = /^@(\d+)/.exec(p.ActiveEnterTimestamp ?? "");
+/** Parses `systemctl show --timestamp=unix` output: blocks separated by blank lines, keyed by Id. */
+export function parseShow(text: string): Map<string, UnitInfo> {
+  const out = new Map<string, UnitInfo>();
+  for (const block of text.split(/\n\s*\n/)) {
+    const p: Record<string, string> = {};
+    for (const line of block.split("\n")) {
+      const i = line.indexOf("=");
+      if (i > 0) p[line.slice(0, i)] = line.slice(i + 1);
+    }
+    if (!p.Id) continue;
+    const ts = /^@(\d+)/.exec(p.ActiveEnterTimestamp ?? "");
+    out.set(p.Id, {
+      id: p.Id,
+      loadState: p.LoadState ?? "unknown",
+      activeState: p.ActiveState ?? "unknown",
+      subState: p.SubState ?? "unknown",
+      result: p.Result ?? "unknown",
+      unitFileState: p.UnitFileState ?? "",
+      since: ts && Number(ts[1]) > 0 ? new Date(Number(ts[1]) * 1000).toISOString() : null,
+    });
+  }
+  return out;
+}
+
+export function unknownUnit(id: string): UnitInfo {
   return {
-    activeState: p.ActiveState ?? "unknown",
-    subState: p.SubState ?? "unknown",
-    result: p.Result ?? "unknown",
-    unitFileState: p.UnitFileState ?? "",
-    activeEnterTimestamp: ts ? Number(ts[1]) * 1e6 : 0,
+    id,
+    loadState: "unknown",
+    activeState: "unknown",
+    subState: "unknown",
+    result: "unknown",
+    unitFileState: "",
+    since: null,
   };
 }
 
-export async function isRunning(name: string): Promise<boolean> {
-  const s = await unitState(nspawnUnit(name));
-  return (
-    s.activeState === "active" || s.activeState === "activating" || s.activeState === "reloading"
+export async function showUnits(units: string[]): Promise<Map<string, UnitInfo>> {
+  if (units.length === 0) return new Map();
+  const r = await run(
+    ["systemctl", "show", "--timestamp=unix", "-p", UNIT_PROPS.join(","), "--", ...units],
+    { check: false },
   );
+  return parseShow(r.stdout);
+}
+
+/** One unit's state; unknown fields if systemctl could not tell. */
+export async function unitInfo(unit: string): Promise<UnitInfo> {
+  return (await showUnits([unit])).get(unit) ?? unknownUnit(unit);
+}
+
+const isUp = (u: UnitInfo) => ["active", "activating", "reloading"].includes(u.activeState);
+
+export async function isRunning(name: string): Promise<boolean> {
+  return isUp(await unitInfo(nspawnUnit(name)));
 }
 
 export function daemonReload(): Promise<unknown> {
@@ -142,8 +175,8 @@ export async function waitBooted(name: string, timeoutMs: number, pollMs = 250):
     const r = await runInMachine(name, ["systemctl", "is-system-running", "--wait"], left);
     last = r.stdout.trim() || r.stderr.trim().split("\n").pop() || "";
     if (last === "running" || last === "degraded") return last;
-    if (!(await isRunning(name))) {
-      const s = await unitState(nspawnUnit(name));
+    const s = await unitInfo(nspawnUnit(name));
+    if (!isUp(s)) {
       throw new BoxError(
         `container ${name} stopped while booting (unit ${s.activeState}, result ${s.result})`,
         `see: journalctl -u ${nspawnUnit(name)}`,

@@ -84,3 +84,18 @@ function splitRest(argv: string[]): { head: string[]; tail: string[] } {
   }
   return { head: argv, tail: [] };
 }
+
+export const DEFAULT_BOOT_TIMEOUT_S = 90;
+
+/** --timeout SECONDS of the verbs that wait for a boot, in milliseconds. */
+export function parseTimeout(value: string | boolean | undefined, verb: string): number {
+  if (value === undefined || typeof value === "boolean") return DEFAULT_BOOT_TIMEOUT_S * 1000;
+  const s = Number(value);
+  if (!Number.isFinite(s) || s <= 0) {
+    throw new UsageError(
+      `${verb}: --timeout wants a number of seconds, not '${value}'`,
+      `for example: boxctl ${verb} NAME --timeout 180`,
+    );
+  }
+  return s * 1000;
+}

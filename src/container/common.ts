@@ -1,6 +1,6 @@
 // What every container verb needs first: a managed machine that has a
 // current instance, and a way to ask whether its container runs.
-import { BoxError, UsageError } from "../errors.ts";
+import { BoxError } from "../errors.ts";
 import { type Instance, instanceOf, type MachineState, requireMachine } from "../machines/state.ts";
 import { isRunning } from "../systemd.ts";
 
@@ -21,19 +21,4 @@ export async function requireRunning(name: string): Promise<void> {
   if (!(await isRunning(name))) {
     throw new BoxError(`container ${name} is not running`, `start it first: boxctl start ${name}`);
   }
-}
-
-export const DEFAULT_BOOT_TIMEOUT_S = 90;
-
-/** --timeout SECONDS, in milliseconds. */
-export function timeoutMs(value: string | boolean | undefined, verb: string): number {
-  if (value === undefined || typeof value === "boolean") return DEFAULT_BOOT_TIMEOUT_S * 1000;
-  const s = Number(value);
-  if (!Number.isFinite(s) || s <= 0) {
-    throw new UsageError(
-      `${verb}: --timeout wants a number of seconds, not '${value}'`,
-      `for example: boxctl ${verb} NAME --timeout 180`,
-    );
-  }
-  return s * 1000;
 }

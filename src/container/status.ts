@@ -1,20 +1,14 @@
 // status NAME: one machine's state from its machine.json, its two units
 // (one systemctl show), /proc/self/mountinfo and du of its upper layer.
+
+import { changesSize } from "../instances/store.ts";
 import type { Instance, MachineState, Operation } from "../machines/state.ts";
 import { instanceOf, requireMachine } from "../machines/state.ts";
+import { type MountEntry, mountAt, overlayOption } from "../mounts.ts";
 import { ago, color, humanBytes, renderTable } from "../output.ts";
 import { paths } from "../paths.ts";
-import { run } from "../runner.ts";
-import { mountUnitName, nspawnUnit } from "../systemd.ts";
-import {
-  type MountEntry,
-  machineState,
-  mountAt,
-  overlayOption,
-  showUnits,
-  type UnitInfo,
-  unknownUnit,
-} from "./units.ts";
+import { mountUnitName, nspawnUnit, type UnitInfo, unitInfo } from "../systemd.ts";
+import { machineState } from "./units.ts";
 
 export interface StatusDoc {
   name: string;
@@ -76,25 +70,14 @@ export function buildStatus(
   };
 }
 
-async function duBytes(path: string): Promise<number | null> {
-  const r = await run(["du", "-sb", "--", path], { check: false });
-  const n = Number.parseInt(r.stdout, 10);
-  return r.code === 0 && Number.isFinite(n) ? n : null;
-}
-
 export async function gatherStatus(name: string): Promise<StatusDoc> {
   const m = requireMachine(name);
   const unit = nspawnUnit(name);
-  const [units, bytes] = await Promise.all([
-    showUnits([unit]),
-    m.current === null ? Promise.resolve(null) : duBytes(paths.upper(name, m.current)),
+  const [info, bytes] = await Promise.all([
+    unitInfo(unit),
+    m.current === null ? Promise.resolve(null) : changesSize(name, m.current),
   ]);
-  return buildStatus(
-    m,
-    units.get(unit) ?? unknownUnit(unit),
-    mountAt(paths.machineRoot(name)),
-    bytes,
-  );
+  return buildStatus(m, info, mountAt(paths.machineRoot(name)), bytes);
 }
 
 export function paintState(state: string): string {

@@ -86,9 +86,3 @@ export function nspawnSettingsText(existing: string | null): string {
   }
   return `${out.join("\n")}\n`;
 }
-
-/** Picks upperdir= out of a mount's option string (findmnt -o OPTIONS). */
-export function upperFromOptions(options: string): string | null {
-  for (const o of options.split(",")) if (o.startsWith("upperdir=")) return o.slice(9);
-  return null;
-}

@@ -3,16 +3,12 @@ import { chownSync, existsSync, mkdirSync, readFileSync, renameSync, statSync } 
 import { join } from "node:path";
 import { BoxError } from "../errors.ts";
 import { type Instance, type MachineState, saveMachine } from "../machines/state.ts";
+import { mountAt, overlayOption } from "../mounts.ts";
 import { paths, UNIT_DIR } from "../paths.ts";
 import { run, runnerConfig, showCommand } from "../runner.ts";
 import { removeFileDurably, writeFileAtomic } from "../state.ts";
 import { daemonReload, mountUnitName } from "../systemd.ts";
-import {
-  mountUnitText,
-  nspawnSettingsText,
-  type OverlaySpec,
-  upperFromOptions,
-} from "./overlay.ts";
+import { mountUnitText, nspawnSettingsText, type OverlaySpec } from "./overlay.ts";
 
 export function imageExists(image: string): boolean {
   try {
@@ -124,16 +120,12 @@ export function mountUnitMatches(name: string, inst: Instance | undefined): bool
   return text === (inst ? mountUnitText(overlaySpec(name, inst)) : null);
 }
 
-/** The upper dir of the overlay mounted at the machine's root now, "" if none. */
+/** The upper dir of the overlay mounted at the machine's root now: null if nothing is mounted, "" if it is not an overlay. */
 export async function mountedUpper(name: string): Promise<string | null> {
-  const r = await run(
-    ["findmnt", "-n", "-o", "FSTYPE,OPTIONS", "--mountpoint", paths.machineRoot(name)],
-    { check: false },
-  );
-  if (r.code !== 0 || !r.stdout.trim()) return null;
-  const [fstype, options] = r.stdout.trim().split("\n").pop()?.split(/\s+/) ?? [];
-  if (fstype !== "overlay") return "";
-  return upperFromOptions(options ?? "") ?? "";
+  const m = mountAt(paths.machineRoot(name));
+  if (!m) return null;
+  if (m.fstype !== "overlay") return "";
+  return overlayOption(m.superOptions, "upperdir") ?? "";
 }
 
 export async function stopMount(name: string): Promise<void> {

@@ -16,8 +16,6 @@ import {
 } from "../systemd.ts";
 import { mountedUpper, mountUnitMatches, stopMount, writeMountUnit } from "./store.ts";
 
-export const DEFAULT_TIMEOUT_S = 90;
-
 /**
  * Makes inst the overlay mounted at the machine's root (nothing, for
  * undefined), stopping the container first if anything has to change.
@@ -60,19 +58,6 @@ export async function verifyBooted(name: string, timeoutMs: number, check?: stri
       `try it by hand: boxctl login ${name}`,
     );
   }
-}
-
-export function parseTimeout(value: string | boolean | undefined): number {
-  if (value === undefined || value === false) return DEFAULT_TIMEOUT_S * 1000;
-  const s = Number(value);
-  if (typeof value !== "string" || !Number.isFinite(s) || s <= 0) {
-    throw new BoxError(
-      `--timeout '${String(value)}' is not a number of seconds`,
-      "give a positive number, e.g. --timeout 120",
-      2,
-    );
-  }
-  return s * 1000;
 }
 
 /** The state after a switch to target: the instance it left becomes the fallback. */

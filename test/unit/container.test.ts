@@ -11,15 +11,14 @@ import { buildList, renderList } from "../../src/container/list.ts";
 import { buildStatus, renderStatus } from "../../src/container/status.ts";
 import {
   machineState,
-  mountAt,
-  overlayOption,
   parseListUnits,
   parseMachinectlList,
-  parseShow,
   wantedUnits,
 } from "../../src/container/units.ts";
 import { UsageError } from "../../src/errors.ts";
 import type { MachineState } from "../../src/machines/state.ts";
+import { mountAt, overlayOption } from "../../src/mounts.ts";
+import { parseShow } from "../../src/systemd.ts";
 
 const SHOW = `Result=success
 Id=systemd-nspawn@a.service

@@ -3,19 +3,15 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { parseTimeout } from "../../src/cli/parse.ts";
 import { BoxError } from "../../src/errors.ts";
 import { diffTrees, parseOpaque, unescapeGetfattr } from "../../src/instances/diff.ts";
 import type { Intent } from "../../src/instances/journal.ts";
-import {
-  mountUnitText,
-  nspawnSettingsText,
-  overlayOptions,
-  upperFromOptions,
-} from "../../src/instances/overlay.ts";
+import { mountUnitText, nspawnSettingsText, overlayOptions } from "../../src/instances/overlay.ts";
 import { CUTOVER_STEPS, FALLBACK_STEPS } from "../../src/instances/plan.ts";
 import { switchCommitted } from "../../src/instances/recover.ts";
-import { parseTimeout } from "../../src/instances/switch.ts";
 import type { MachineState } from "../../src/machines/state.ts";
+import { overlayOption } from "../../src/mounts.ts";
 
 const spec = {
   machine: "system1",
@@ -46,8 +42,11 @@ describe("mount unit", () => {
     assert.throws(() => overlayOptions({ ...spec, work: "relative" }), BoxError);
   });
   it("reads upperdir back from findmnt's options", () => {
-    assert.equal(upperFromOptions(`rw,relatime,${overlayOptions(spec)},uuid=on`), spec.upper);
-    assert.equal(upperFromOptions("rw,relatime"), null);
+    assert.equal(
+      overlayOption(`rw,relatime,${overlayOptions(spec)},uuid=on`, "upperdir"),
+      spec.upper,
+    );
+    assert.equal(overlayOption("rw,relatime", "upperdir"), null);
   });
 });
 
@@ -118,14 +117,14 @@ describe("recovery decision", () => {
 
 describe("--timeout", () => {
   it("defaults to 90 s and takes seconds", () => {
-    assert.equal(parseTimeout(undefined), 90_000);
-    assert.equal(parseTimeout("20"), 20_000);
-    assert.equal(parseTimeout("1.5"), 1500);
+    assert.equal(parseTimeout(undefined, "cutover-instance"), 90_000);
+    assert.equal(parseTimeout("20", "cutover-instance"), 20_000);
+    assert.equal(parseTimeout("1.5", "cutover-instance"), 1500);
   });
   it("is a usage error for anything else", () => {
     for (const bad of ["0", "-3", "abc", ""]) {
       assert.throws(
-        () => parseTimeout(bad),
+        () => parseTimeout(bad, "cutover-instance"),
         (e: unknown) => e instanceof BoxError && e.exitCode === 2,
       );
     }

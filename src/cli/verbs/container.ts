@@ -1,11 +1,11 @@
 import { gatherAppStatus, renderAppStatus, setServices } from "../../container/appstatus.ts";
-import { timeoutMs } from "../../container/common.ts";
 import { configure, login, shell } from "../../container/interactive.ts";
 import { poweroff, restart, setEnabled, start, terminate } from "../../container/lifecycle.ts";
 import { gatherList, renderList } from "../../container/list.ts";
 import { gatherStatus, renderStatus } from "../../container/status.ts";
 import { checkName } from "../../names.ts";
 import { emit } from "../../output.ts";
+import { parseTimeout } from "../parse.ts";
 import type { Ctx, Verb } from "../types.ts";
 
 const machine = { name: "NAME", complete: "machine" } as const;
@@ -137,7 +137,7 @@ booted. A stopped container is just started.`,
     options: { ...timeout },
     mutates: true,
     run: async (ctx) => {
-      await restart(nameOf(ctx), { timeoutMs: timeoutMs(ctx.opts.timeout, "restart") });
+      await restart(nameOf(ctx), { timeoutMs: parseTimeout(ctx.opts.timeout, "restart") });
       return 0;
     },
   },
@@ -154,7 +154,7 @@ it returns as soon as the unit has started.`,
     run: async (ctx) => {
       await start(nameOf(ctx), {
         noBlock: ctx.opts["no-block"] === true,
-        timeoutMs: timeoutMs(ctx.opts.timeout, "start"),
+        timeoutMs: parseTimeout(ctx.opts.timeout, "start"),
       });
       return 0;
     },

@@ -5,7 +5,7 @@ import { diff } from "../../instances/diff.ts";
 import { history } from "../../instances/history.ts";
 import { recoverCommand } from "../../instances/recover-verb.ts";
 import { reset } from "../../instances/reset.ts";
-import { parseTimeout } from "../../instances/switch.ts";
+import { parseTimeout } from "../parse.ts";
 import type { Opts, Verb } from "../types.ts";
 
 const str = (o: Opts, k: string) => (typeof o[k] === "string" ? (o[k] as string) : undefined);
@@ -71,7 +71,7 @@ NAME completes the cutover if the new instance had already booted, or else rolls
     run: ({ args: [name, img], opts }) =>
       cutover(name as string, img as string, {
         wait: opts.wait === true,
-        timeoutMs: parseTimeout(opts.timeout),
+        timeoutMs: parseTimeout(opts.timeout, "cutover-instance"),
         check: str(opts, "check"),
       }),
   },
@@ -93,7 +93,7 @@ instance it left, on its own, and exits 1.`,
     run: ({ args: [name], opts }) =>
       fallback(name as string, {
         wait: opts.wait === true,
-        timeoutMs: parseTimeout(opts.timeout),
+        timeoutMs: parseTimeout(opts.timeout, "fallback-instance"),
         check: str(opts, "check"),
       }),
   },
