@@ -2,6 +2,7 @@
 // root to another instance, boot it and verify it; on any failure go back
 // to the instance that was current before, on our own.
 import { BoxError } from "../errors.ts";
+import { requireImage } from "../images/store.ts";
 import { withImageStoreLock } from "../lock.ts";
 import {
   emptyMachine,
@@ -26,7 +27,6 @@ import {
   mountedUpper,
   nextGen,
   registerInstance,
-  requireImage,
   unmountRoot,
   writeMountUnit,
   writeSettings,

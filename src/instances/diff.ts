@@ -6,13 +6,13 @@ import { lstatSync, readdirSync, type Stats } from "node:fs";
 import { join } from "node:path";
 import type { Opts } from "../cli/types.ts";
 import { BoxError } from "../errors.ts";
+import { imageExists } from "../images/store.ts";
 import { instanceOf } from "../machines/state.ts";
 import { checkName } from "../names.ts";
 import { emit, renderTable } from "../output.ts";
 import { paths } from "../paths.ts";
 import { run } from "../runner.ts";
 import { readableMachine } from "./history.ts";
-import { imageExists } from "./store.ts";
 
 export interface DiffResult {
   added: string[];

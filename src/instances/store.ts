@@ -10,23 +10,6 @@ import { removeFileDurably, writeFileAtomic } from "../state.ts";
 import { daemonReload, mountUnitName } from "../systemd.ts";
 import { mountUnitText, nspawnSettingsText, type OverlaySpec } from "./overlay.ts";
 
-export function imageExists(image: string): boolean {
-  try {
-    return statSync(paths.imageRoot(image)).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
-export function requireImage(image: string): void {
-  if (!imageExists(image)) {
-    throw new BoxError(
-      `image '${image}' is not staged (no ${paths.imageRoot(image)})`,
-      "see boxctl list-images, or stage it with: boxctl stage-image FILE.tar",
-    );
-  }
-}
-
 export const mountUnitPath = (name: string) =>
   join(UNIT_DIR, mountUnitName(paths.machineRoot(name)));
 

@@ -36,6 +36,11 @@ export async function stageBroken(host: TestHost, image = "broken"): Promise<voi
   await host.sh(["rm", "-rf", `${STORE}/images/${image}`]);
   await host.sh(["mkdir", "-p", `${STORE}/images/${image}`]);
   await host.sh(["cp", "-a", `${STORE}/images/foo-0.1/rootfs`, `${STORE}/images/${image}/rootfs`]);
+  // Its image.json as stage-image would write it, so boxctl sees a staged image.
+  const meta = JSON.parse(await host.sh(["cat", `${STORE}/images/foo-0.1/image.json`]));
+  await host.sh(["tee", `${STORE}/images/${image}/image.json`], {
+    input: JSON.stringify({ ...meta, name: image }),
+  });
   await host.sh([
     "rm",
     "-f",
