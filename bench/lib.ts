@@ -18,6 +18,12 @@ export function median(xs: number[]): number {
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
+function quartiles(xs: number[]): string {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (q: number) => (s[Math.floor(q * (s.length - 1))] as number).toFixed(0);
+  return `${at(0.25)}-${at(0.75)}`;
+}
+
 export interface Comparison {
   name: string;
   candidateMs: number;
@@ -42,7 +48,46 @@ export async function compare(
   }
   const r = { name, candidateMs: median(c), baselineMs: median(b), ratio: median(c) / median(b) };
   console.log(
-    `${name}: ${r.candidateMs.toFixed(1)} ms vs ${r.baselineMs.toFixed(1)} ms baseline -> ratio ${r.ratio.toFixed(2)}`,
+    `${name}: ${r.candidateMs.toFixed(1)} ms vs ${r.baselineMs.toFixed(1)} ms baseline -> ratio ${r.ratio.toFixed(2)} (quartiles ${quartiles(c)} vs ${quartiles(b)} ms; ${runs} runs each)`,
   );
   return r;
+}
+
+/**
+ * Like compare, for several candidates against one baseline: every round
+ * runs each candidate followed by the baseline, so that all ratios rest on
+ * baseline runs taken in the same stretch of time (a boot's length drifts
+ * by more than 10 % over minutes on a shared machine).
+ */
+export async function compareInterleaved(
+  candidates: Record<string, () => Promise<number>>,
+  baseline: () => Promise<number>,
+  runs: number,
+): Promise<Comparison[]> {
+  const c: Record<string, number[]> = Object.fromEntries(
+    Object.keys(candidates).map((k) => [k, []]),
+  );
+  const b: number[] = [];
+  for (const run of Object.values(candidates)) {
+    await run();
+    await baseline();
+  }
+  for (let i = 0; i < runs; i++) {
+    for (const [name, run] of Object.entries(candidates)) {
+      c[name]?.push(await run());
+      b.push(await baseline());
+    }
+  }
+  return Object.entries(c).map(([name, xs]) => {
+    const r = {
+      name,
+      candidateMs: median(xs),
+      baselineMs: median(b),
+      ratio: median(xs) / median(b),
+    };
+    console.log(
+      `${name}: ${r.candidateMs.toFixed(1)} ms vs ${r.baselineMs.toFixed(1)} ms baseline -> ratio ${r.ratio.toFixed(2)} (quartiles ${quartiles(xs)} vs ${quartiles(b)} ms; ${xs.length} vs ${b.length} runs)`,
+    );
+    return r;
+  });
 }

@@ -94,9 +94,12 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
       clearTimeout(timer);
       reject(e.code === "ENOENT" ? notFound(cmd) : e);
     });
+    const t0 = runnerConfig.verbose ? performance.now() : 0;
     child.on("close", (code, signal) => {
       clearTimeout(timer);
       const rc = code ?? 128 + (signal ? 9 : 0);
+      if (runnerConfig.verbose)
+        process.stderr.write(`  (${cmd}: exit ${rc}, ${Math.round(performance.now() - t0)} ms)\n`);
       if (rc !== 0 && (opts.check ?? true)) reject(failure(argv, rc, stderr));
       else resolve({ code: rc, stdout, stderr });
     });

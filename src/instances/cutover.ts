@@ -15,7 +15,7 @@ import {
 import { checkName } from "../names.ts";
 import { paths } from "../paths.ts";
 import { runnerConfig } from "../runner.ts";
-import { isRunning, resetStartLimits, startMachine, stopMachine } from "../systemd.ts";
+import { isRunning, resetStartLimits } from "../systemd.ts";
 import { guarded } from "./guard.ts";
 import { clearIntent, type Intent, newIntent, writeIntent } from "./journal.ts";
 import { apply, type Step } from "./plan.ts";
@@ -24,10 +24,8 @@ import {
   createInstanceDirs,
   ensureMachineDir,
   ensureMountPoint,
-  mountedUpper,
   nextGen,
   registerInstance,
-  unmountRoot,
   writeMountUnit,
   writeSettings,
 } from "./store.ts";
@@ -36,6 +34,7 @@ import {
   commitSwitch,
   describe,
   remountTo,
+  restartOnto,
   restoreState,
   verifyBooted,
 } from "./switch.ts";
@@ -54,11 +53,12 @@ function switchSteps(
   m: MachineState,
   target: Instance,
   isNew: boolean,
+  wasRunning: boolean,
   opts: SwitchOptions,
 ): Step[] {
   const root = paths.machineRoot(name);
   // Everything that does not need the container stopped is done first, so
-  // that the downtime is only unmount, mount and boot.
+  // that the downtime is only systemd's own stop, unmount, mount and boot.
   const steps: Step[] = [
     { name: "intent", what: "record what this operation will do", run: async () => {} },
   ];
@@ -85,19 +85,9 @@ function switchSteps(
       },
     },
     {
-      name: "stop",
-      what: `power ${name} off and wait until it has stopped`,
-      run: () => stopMachine(name),
-      durable: false,
-    },
-    { name: "unmount", what: `unmount ${root}`, run: () => unmountRoot(name), durable: false },
-    {
-      name: "start",
-      what: `start ${name}; systemd mounts instance ${target.gen} first (RequiresMountsFor)`,
-      run: async () => {
-        await startMachine(name);
-        await checkMounted(name, target);
-      },
+      name: "restart",
+      what: `stop ${name}, mount instance ${target.gen} at ${root} and start ${name}, as one systemd job`,
+      run: () => restartOnto(name, target, wasRunning),
       durable: false,
     },
     {
@@ -126,7 +116,7 @@ async function switchTo(
   );
   ensureMachineDir(name);
   writeIntent(name, intent);
-  const steps = switchSteps(name, m, target, isNew, opts);
+  const steps = switchSteps(name, m, target, isNew, intent.wasRunning, opts);
   steps.push({
     name: "commit",
     what: `make instance ${target.gen} current${old ? `, instance ${old.gen} the fallback` : ""}`,
@@ -138,6 +128,7 @@ async function switchTo(
     if (runnerConfig.dryRun) throw e;
     const why = e instanceof BoxError ? e.message : String(e);
     process.stderr.write(`boxctl: ${verb} ${name}: ${why}\n`);
+    if (e instanceof BoxError && e.hint) process.stderr.write(`  hint: ${e.hint}\n`);
     process.stderr.write(`boxctl: falling back to ${describe(old)}\n`);
     try {
       await rollBack(name, m, intent, old, verb, `failed after step '${intent.step}': ${why}`);
@@ -217,15 +208,4 @@ export async function fallback(name: string, opts: SwitchOptions): Promise<numbe
     }
     return switchTo(name, "fallback-instance", m, target, false, opts);
   });
-}
-
-async function checkMounted(name: string, target: Instance): Promise<void> {
-  if (runnerConfig.dryRun) return;
-  const have = await mountedUpper(name);
-  if (have !== paths.upper(name, target.gen)) {
-    throw new BoxError(
-      `${paths.machineRoot(name)} has ${have ? `${have} mounted` : "nothing mounted"}, not instance ${target.gen}`,
-      `see: systemctl status ${paths.machineRoot(name)}`,
-    );
-  }
 }

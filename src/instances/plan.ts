@@ -24,9 +24,7 @@ export const CUTOVER_STEPS = [
   "intent",
   "create-instance",
   "switch-unit",
-  "stop",
-  "unmount",
-  "start",
+  "restart",
   "wait-booted",
   "commit",
 ] as const;

@@ -39,7 +39,6 @@ function mkdir(path: string, mode: number): void {
  * above it are root-only, since the upper holds the container's setuid files.
  */
 export function createInstanceDirs(name: string, inst: Instance): void {
-  mkdir(paths.machine(name), 0o700);
   mkdir(paths.instance(name, inst.gen), 0o700);
   mkdir(paths.work(name, inst.gen), 0o700);
   const upper = paths.upper(name, inst.gen);
@@ -149,25 +148,4 @@ export function nextGen(m: MachineState | null, name: string): number {
   // A directory left by a crash before it was recorded still counts as taken.
   while (existsSync(paths.instance(name, gen + 1))) gen++;
   return gen + 1;
-}
-
-/**
- * Unmounts the machine's root with umount(8), which is quicker than a
- * systemd job and is what keeps cutover downtime near a plain restart;
- * systemd follows the mount table, and the next start waits until it has.
- */
-export async function unmountRoot(name: string): Promise<void> {
-  const r = await run(["umount", paths.machineRoot(name)], { mutates: true, check: false });
-  if (r.code !== 0) {
-    if ((await mountedUpper(name)) === null) return;
-    return stopMount(name);
-  }
-  const unit = mountUnitName(paths.machineRoot(name));
-  for (let i = 0; i < 500 && !runnerConfig.dryRun; i++) {
-    const s = await run(["systemctl", "show", "-p", "ActiveState", "--value", unit], {
-      check: false,
-    });
-    if (s.stdout.trim() !== "active" && s.stdout.trim() !== "deactivating") break;
-    await new Promise((res) => setTimeout(res, 10));
-  }
 }

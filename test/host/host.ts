@@ -78,9 +78,6 @@ export class TestHost {
         // Its own network namespace: nested containers' veth links (ve-NAME)
         // then cannot collide between test hosts that run side by side.
         "--private-network",
-        // Its own network namespace: nested containers' veth links
-        // (ve-NAME) would otherwise clash between test hosts running at once.
-        "--private-network",
         `--machine=${this.name}`,
         `--directory=${this.dir}`,
         `--bind-ro=${join(repo, "dist")}:/opt/boxctl`,

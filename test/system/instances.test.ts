@@ -194,7 +194,7 @@ for (const suite of SUITES) {
       const r = ok(await host.boxctl(["cutover-instance", "system1", "foo-0.2", "--dry-run"]));
       const shown = [...r.stdout.matchAll(/^# system1: ([a-z-]+): /gm)].map((x) => x[1]);
       assert.deepEqual(shown, [...CUTOVER_STEPS]);
-      assert.match(r.stdout, /^systemctl stop systemd-nspawn@system1\.service$/m);
+      assert.match(r.stdout, /^systemctl restart var-lib-machines-system1\.mount$/m);
       assert.equal(await host.sh(["cat", `${STORE}/machines/system1/machine.json`]), before);
       assert.equal(await release(host), "0.1");
     });
@@ -342,6 +342,34 @@ for (const suite of SUITES) {
       assert.equal(c.code, 1);
       assert.match(c.stderr, /is corrupt/);
       await host.sh(["cp", "/root/machine.json.bak", path]);
+    });
+
+    it("goes back to the old instance when systemd cannot unmount a busy root", async () => {
+      const before = await machineJson(host);
+      // A host process whose working directory is inside the container's root.
+      await host.sh([
+        "setsid",
+        "-f",
+        "sh",
+        "-c",
+        "cd /var/lib/machines/system1 && exec sleep 577 </dev/null >/dev/null 2>&1",
+      ]);
+      try {
+        const r = await host.boxctl(["cutover-instance", "system1", "foo-0.2"]);
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, /\/var\/lib\/machines\/system1 could not be unmounted; it is busy/);
+        assert.match(
+          r.stderr,
+          /hint: find what keeps it busy with: fuser -vm \/var\/lib\/machines\/system1/,
+        );
+        assert.match(r.stderr, /system1 is running on instance 1 \(foo-0\.1\) again/);
+        assert.equal(await isActive(host), true);
+        assert.equal(await release(host), "0.1");
+        const m = await machineJson(host);
+        assert.deepEqual([m.current, m.fallback], [before.current, before.fallback]);
+      } finally {
+        await host.exec(["pkill", "-x", "-f", "sleep 577"]);
+      }
     });
 
     it("comes back on the right instance after a host reboot", async () => {

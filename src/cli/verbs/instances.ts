@@ -48,9 +48,10 @@ export const instanceVerbs: Verb[] = [
     args: [machine, image],
     summary: "Actively cut over to a new container instance of IMAGE.",
     details: `Creates a new instance of IMAGE (an empty OverlayFS upper dir on top of the image)
-and points NAME's generated mount unit at it, then powers NAME off (waiting until it has
-stopped), mounts the new instance at /var/lib/machines/NAME, starts the container and
-waits until its systemd reports running or degraded. The instance that was current
+and points NAME's generated mount unit at it. Then systemd powers NAME off (waiting until
+it has stopped), mounts the new instance at /var/lib/machines/NAME and starts the
+container, as one job (systemctl restart var-lib-machines-NAME.mount), and boxctl
+waits until the container's systemd reports running or degraded. The instance that was current
 becomes the fallback. The container is down only from its stop to its boot.
 
 If any step fails - the container does not boot within --timeout, or --check fails -
