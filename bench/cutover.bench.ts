@@ -11,12 +11,12 @@
 //   node --import tsx bench/cutover.bench.ts [bookworm|trixie]
 import { type Suite, TestHost } from "../test/host/host.ts";
 import { stage } from "../test/system/instances-helpers.ts";
-import { compare, compareInterleaved } from "./lib.ts";
+import { compare, compareInterleaved, median } from "./lib.ts";
 
 const suite = (process.argv[2] ?? "bookworm") as Suite;
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 // A boot here varies by +-20 % run to run, so downtime needs many pairs.
-const DOWNTIME_RUNS = Number(process.env.BENCH_DOWNTIME_RUNS ?? 20);
+const DOWNTIME_RUNS = Number(process.env.BENCH_DOWNTIME_RUNS ?? 30);
 const SETTLE_MS = 1500;
 const host = await TestHost.boot(suite);
 
@@ -26,36 +26,71 @@ async function sh(argv: string[]): Promise<string> {
 
 const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
 
+const num = (line: string) => Number(line.split("=")[1]);
+/** `systemctl show -p ...` in name=value form: --value prints in systemd's order, not ours. */
+function props(text: string): Record<string, number> {
+  return Object.fromEntries(
+    text
+      .trim()
+      .split("\n")
+      .map((l) => [l.split("=")[0], num(l)]),
+  );
+}
+
+/** Where each candidate's downtime went, by phase; printed after the ratios. */
+const phases: Record<string, Record<string, number[]>> = {};
+
 /**
  * Runs argv, which stops and boots the machine, and returns the downtime:
  * from the moment the host's unit went inactive to the moment the
  * container's own systemd finished booting (FinishTimestampMonotonic),
  * both on the kernel's monotonic clock. Neither side's polling counts.
+ * It also records the phases: "switch" (unit inactive -> nspawn executed,
+ * where boxctl's umount and mount happen), "nspawn" (-> the container's
+ * systemd started) and "boot" (-> booted).
  */
-async function downtime(machine: string, argv: string[]): Promise<number> {
+async function downtime(label: string, machine: string, argv: string[]): Promise<number> {
   await sh(argv);
   // systemctl restart returns while the container still boots; polling it
   // then (as boxctl waits inside its own run) would slow the baseline's
   // boot. Both sides are left alone until well after they have booted.
   await new Promise((r) => setTimeout(r, SETTLE_MS));
   await host.waitBooted(machine);
-  const finished = await host.inMachine(machine, [
-    "systemctl",
-    "show",
-    "-p",
-    "FinishTimestampMonotonic",
-    "--value",
-  ]);
-  const inactive = await sh([
-    "systemctl",
-    "show",
-    "-p",
-    "InactiveEnterTimestampMonotonic",
-    "--value",
-    `systemd-nspawn@${machine}.service`,
-  ]);
-  const ms = (Number(finished.stdout.trim()) - Number(inactive.trim())) / 1000;
-  if (!(ms > 0)) throw new Error(`bad timestamps: ${finished.stdout} ${inactive}`);
+  const guest = props(
+    (
+      await host.inMachine(machine, [
+        "systemctl",
+        "show",
+        "-p",
+        "FinishTimestampMonotonic",
+        "-p",
+        "UserspaceTimestampMonotonic",
+      ])
+    ).stdout,
+  );
+  const unit = props(
+    await sh([
+      "systemctl",
+      "show",
+      "-p",
+      "InactiveEnterTimestampMonotonic",
+      "-p",
+      "ExecMainStartTimestampMonotonic",
+      `systemd-nspawn@${machine}.service`,
+    ]),
+  );
+  const stopped = unit.InactiveEnterTimestampMonotonic as number;
+  const execd = unit.ExecMainStartTimestampMonotonic as number;
+  const userspace = guest.UserspaceTimestampMonotonic as number;
+  const booted = guest.FinishTimestampMonotonic as number;
+  const ms = (booted - stopped) / 1000;
+  if (!(ms > 0 && execd > stopped))
+    throw new Error(`bad timestamps: ${JSON.stringify({ unit, guest })}`);
+  const p = phases[label] ?? { switch: [], nspawn: [], boot: [] };
+  phases[label] = p;
+  p.switch?.push((execd - stopped) / 1000);
+  p.nspawn?.push((userspace - execd) / 1000);
+  p.boot?.push((booted - userspace) / 1000);
   return ms;
 }
 
@@ -88,17 +123,24 @@ try {
   // Enabled, so that daemon-reload does not unload the stopped unit and
   // with it the InactiveEnterTimestamp that downtime() reads.
   await sh(["machinectl", "enable", "m1"]);
-  const restart = () => downtime("m1", ["systemctl", "restart", "systemd-nspawn@m1.service"]);
+  const restart = () =>
+    downtime("systemctl restart", "m1", ["systemctl", "restart", "systemd-nspawn@m1.service"]);
   const results = await compareInterleaved(
     {
       "downtime: cutover-instance vs systemctl restart": () =>
-        downtime("m1", ["boxctl", "cutover-instance", "m1", "foo-0.1"]),
+        downtime("cutover-instance", "m1", ["boxctl", "cutover-instance", "m1", "foo-0.1"]),
       "downtime: fallback-instance vs systemctl restart": () =>
-        downtime("m1", ["boxctl", "fallback-instance", "m1"]),
+        downtime("fallback-instance", "m1", ["boxctl", "fallback-instance", "m1"]),
     },
     restart,
     DOWNTIME_RUNS,
   );
+  for (const [label, p] of Object.entries(phases))
+    console.log(
+      `  phases of ${label} (medians): ${Object.entries(p)
+        .map(([k, xs]) => `${k} ${median(xs).toFixed(0)} ms`)
+        .join(", ")}`,
+    );
 
   await sh(["boxctl", "cutover-instance", "msmall", "foo-0.1"]);
   await sh(["boxctl", "cutover-instance", "mbig", "big"]);
