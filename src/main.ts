@@ -1,15 +1,13 @@
 import { globalHelp, VERSION, verbHelp } from "./cli/help.ts";
 import { parseVerbArgs } from "./cli/parse.ts";
 import { findVerb, VERBS } from "./cli/table.ts";
-import { BoxError, EXIT } from "./errors.ts";
+import { BoxError, EXIT, printError } from "./errors.ts";
 import { sweepStaging } from "./images/store.ts";
-import { printable } from "./names.ts";
 import { runnerConfig } from "./runner.ts";
 
 function fail(e: unknown): number {
   if (e instanceof BoxError) {
-    process.stderr.write(`boxctl: ${printable(e.message).replace(/\\x0a/g, "\n")}\n`);
-    if (e.hint) process.stderr.write(`  hint: ${e.hint}\n`);
+    printError(e);
     return e.exitCode;
   }
   process.stderr.write(`boxctl: internal error: ${(e as Error)?.stack ?? String(e)}\n`);

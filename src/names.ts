@@ -1,4 +1,4 @@
-import { UsageError } from "./errors.ts";
+import { printable, UsageError } from "./errors.ts";
 
 /**
  * The safe set for machine and image names. It is stricter than systemd's
@@ -23,12 +23,4 @@ export function checkName(kind: "machine" | "image", name: string): string {
   return name;
 }
 
-/** Renders untrusted text so that control characters cannot reach the terminal. */
-export function printable(s: string): string {
-  let out = "";
-  for (const c of s) {
-    const n = c.charCodeAt(0);
-    out += n < 0x20 || n === 0x7f ? `\\x${n.toString(16).padStart(2, "0")}` : c;
-  }
-  return out;
-}
+export { printable } from "./errors.ts";

@@ -1,5 +1,6 @@
 // list: the machines boxctl manages (from the store) and every other
 // machine machined knows of. Two processes in all, run side by side.
+import { BoxError } from "../errors.ts";
 import { instanceOf, listMachineNames, loadMachine, type MachineState } from "../machines/state.ts";
 import { renderTable } from "../output.ts";
 import { nspawnUnit } from "../systemd.ts";
@@ -70,17 +71,28 @@ export function buildList(
   return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
-export async function gatherList(): Promise<ListEntry[]> {
+/**
+ * The list, and the state files that could not be read. One corrupt
+ * machine.json must not hide every other machine from the sysadmin who is
+ * trying to find out what is wrong; the caller reports each one.
+ */
+export async function gatherList(): Promise<{ entries: ListEntry[]; unreadable: BoxError[] }> {
   const managed: MachineState[] = [];
+  const unreadable: BoxError[] = [];
   for (const name of listMachineNames()) {
-    const m = loadMachine(name);
-    if (m) managed.push(m);
+    try {
+      const m = loadMachine(name);
+      if (m) managed.push(m);
+    } catch (e) {
+      if (!(e instanceof BoxError)) throw e;
+      unreadable.push(e);
+    }
   }
   const [units, running] = await Promise.all([
     loadedUnits("systemd-nspawn@*.service"),
     runningMachines(),
   ]);
-  return buildList(managed, units, running, wantedUnits());
+  return { entries: buildList(managed, units, running, wantedUnits()), unreadable };
 }
 
 export function renderList(entries: ListEntry[], legend: boolean): string {

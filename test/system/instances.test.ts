@@ -341,6 +341,12 @@ for (const suite of SUITES) {
       const c = await host.boxctl(["fallback-instance", "system1"]);
       assert.equal(c.code, 1);
       assert.match(c.stderr, /is corrupt/);
+      // list still lists what it can read, names the bad file and fails.
+      const l = await host.boxctl(["list", "--json"]);
+      assert.equal(l.code, 1);
+      assert.match(l.stderr, new RegExp(`state file ${path} is corrupt`));
+      const names = JSON.parse(l.stdout).machines.map((m: { name: string }) => m.name);
+      assert.ok(!names.includes("system1") && names.includes("system2"), l.stdout);
       await host.sh(["cp", "/root/machine.json.bak", path]);
     });
 

@@ -3,6 +3,7 @@ import { configure, login, shell } from "../../container/interactive.ts";
 import { poweroff, restart, setEnabled, start, terminate } from "../../container/lifecycle.ts";
 import { gatherList, renderList } from "../../container/list.ts";
 import { gatherStatus, renderStatus } from "../../container/status.ts";
+import { EXIT, printError } from "../../errors.ts";
 import { checkName } from "../../names.ts";
 import { emit } from "../../output.ts";
 import { parseTimeout } from "../parse.ts";
@@ -71,17 +72,20 @@ It does not start the container now (boxctl start NAME does).`,
     details: `One line per machine: its state (running, starting, stopping, stopped, failed),
 whether it starts with the host, its current image and generation, and its fallback.
 Machines that machinectl knows of but boxctl does not manage are listed too, with their
-manager (for example systemd-nspawn) in the last column.`,
+manager (for example systemd-nspawn) in the last column. A machine whose state file cannot
+be read is reported on stderr, naming the file; the others are still listed, and the exit
+status is 1.`,
     mutates: false,
     reads: true,
     run: async (ctx) => {
-      const entries = await gatherList();
+      const { entries, unreadable } = await gatherList();
       emit(
         ctx.opts,
         () => ({ machines: entries }),
         (legend) => renderList(entries, legend),
       );
-      return 0;
+      for (const e of unreadable) printError(e);
+      return unreadable.length ? EXIT.failed : EXIT.ok;
     },
   },
   {
