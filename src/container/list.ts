@@ -26,6 +26,14 @@ export interface ListEntry {
   /** machined's class and service (container, systemd-nspawn), or null if not registered. */
   class: string | null;
   service: string | null;
+  /** Why boxctl could not read this managed machine's state file; null normally. */
+  error: string | null;
+}
+
+/** A managed machine whose machine.json could not be read. */
+export interface Unreadable {
+  name: string;
+  error: BoxError;
 }
 
 export function buildList(
@@ -33,26 +41,43 @@ export function buildList(
   units: Map<string, LoadedUnit>,
   running: RunningMachine[],
   wanted: Set<string>,
+  unreadable: Unreadable[] = [],
 ): ListEntry[] {
   const registered = new Map(running.map((r) => [r.name, r]));
-  const out: ListEntry[] = managed.map((m) => {
-    const unit = units.get(nspawnUnit(m.name));
-    const cur = instanceOf(m, m.current);
-    const fb = instanceOf(m, m.fallback);
-    const reg = registered.get(m.name);
+  const systemdSide = (name: string) => {
+    const reg = registered.get(name);
     return {
-      name: m.name,
-      managed: true,
-      state: machineState(unit?.activeState ?? "inactive"),
-      enabled: wanted.has(nspawnUnit(m.name)),
-      image: cur?.image ?? null,
-      generation: cur?.gen ?? null,
-      fallback: fb ? { generation: fb.gen, image: fb.image } : null,
+      state: machineState(units.get(nspawnUnit(name))?.activeState ?? "inactive"),
+      enabled: wanted.has(nspawnUnit(name)),
       class: reg?.class ?? null,
       service: reg?.service ?? null,
     };
+  };
+  const out: ListEntry[] = managed.map((m) => {
+    const cur = instanceOf(m, m.current);
+    const fb = instanceOf(m, m.fallback);
+    return {
+      name: m.name,
+      managed: true,
+      ...systemdSide(m.name),
+      image: cur?.image ?? null,
+      generation: cur?.gen ?? null,
+      fallback: fb ? { generation: fb.gen, image: fb.image } : null,
+      error: null,
+    };
   });
-  const names = new Set(managed.map((m) => m.name));
+  // Still boxctl's, and still running or not: only its instances are unknown.
+  for (const u of unreadable)
+    out.push({
+      name: u.name,
+      managed: true,
+      ...systemdSide(u.name),
+      image: null,
+      generation: null,
+      fallback: null,
+      error: u.error.message,
+    });
+  const names = new Set([...managed.map((m) => m.name), ...unreadable.map((u) => u.name)]);
   for (const r of running) {
     if (names.has(r.name)) continue;
     out.push({
@@ -65,6 +90,7 @@ export function buildList(
       fallback: null,
       class: r.class,
       service: r.service,
+      error: null,
     });
   }
   // Plain code-unit order: localeCompare would load ICU, a few ms of start-up.
@@ -76,23 +102,23 @@ export function buildList(
  * machine.json must not hide every other machine from the sysadmin who is
  * trying to find out what is wrong; the caller reports each one.
  */
-export async function gatherList(): Promise<{ entries: ListEntry[]; unreadable: BoxError[] }> {
+export async function gatherList(): Promise<{ entries: ListEntry[]; unreadable: Unreadable[] }> {
   const managed: MachineState[] = [];
-  const unreadable: BoxError[] = [];
+  const unreadable: Unreadable[] = [];
   for (const name of listMachineNames()) {
     try {
       const m = loadMachine(name);
       if (m) managed.push(m);
     } catch (e) {
       if (!(e instanceof BoxError)) throw e;
-      unreadable.push(e);
+      unreadable.push({ name, error: e });
     }
   }
   const [units, running] = await Promise.all([
     loadedUnits("systemd-nspawn@*.service"),
     runningMachines(),
   ]);
-  return { entries: buildList(managed, units, running, wantedUnits()), unreadable };
+  return { entries: buildList(managed, units, running, wantedUnits(), unreadable), unreadable };
 }
 
 export function renderList(entries: ListEntry[], legend: boolean): string {
@@ -100,7 +126,7 @@ export function renderList(entries: ListEntry[], legend: boolean): string {
     e.name,
     paintState(e.state),
     e.enabled === null ? "-" : e.enabled ? "enabled" : "disabled",
-    e.image ?? "-",
+    e.error ? "(unreadable)" : (e.image ?? "-"),
     e.generation === null ? "-" : String(e.generation),
     e.fallback ? `${e.fallback.generation} (${e.fallback.image})` : "-",
     e.managed ? "boxctl" : (e.service ?? "-"),

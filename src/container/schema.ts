@@ -46,6 +46,7 @@ export const ListJson = v.strictObject({
       fallback: v.nullable(v.strictObject({ generation: v.number(), image: v.string() })),
       class: v.nullable(v.string()),
       service: v.nullable(v.string()),
+      error: v.nullable(v.string()),
     }),
   ),
 });

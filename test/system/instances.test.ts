@@ -335,19 +335,29 @@ for (const suite of SUITES) {
       const path = `${STORE}/machines/system1/machine.json`;
       await host.sh(["cp", path, "/root/machine.json.bak"]);
       await host.sh(["sh", "-c", `echo '{"version": 1, "name": ' > ${path}`]);
-      const r = await host.boxctl(["history", "system1"]);
-      assert.equal(r.code, 1);
-      assert.match(r.stderr, new RegExp(`state file ${path} is corrupt`));
-      const c = await host.boxctl(["fallback-instance", "system1"]);
-      assert.equal(c.code, 1);
-      assert.match(c.stderr, /is corrupt/);
-      // list still lists what it can read, names the bad file and fails.
-      const l = await host.boxctl(["list", "--json"]);
-      assert.equal(l.code, 1);
-      assert.match(l.stderr, new RegExp(`state file ${path} is corrupt`));
-      const names = JSON.parse(l.stdout).machines.map((m: { name: string }) => m.name);
-      assert.ok(!names.includes("system1") && names.includes("system2"), l.stdout);
-      await host.sh(["cp", "/root/machine.json.bak", path]);
+      try {
+        const r = await host.boxctl(["history", "system1"]);
+        assert.equal(r.code, 1);
+        assert.match(r.stderr, new RegExp(`state file ${path} is corrupt`));
+        const c = await host.boxctl(["fallback-instance", "system1"]);
+        assert.equal(c.code, 1);
+        assert.match(c.stderr, /is corrupt/);
+        // list still lists the others, keeps system1 as boxctl's, names the file and fails.
+        const l = await host.boxctl(["list", "--json"]);
+        assert.equal(l.code, 1);
+        assert.match(l.stderr, new RegExp(`state file ${path} is corrupt`));
+        const byName = new Map<string, { managed: boolean; state: string; error: string | null }>(
+          JSON.parse(l.stdout).machines.map((m: { name: string }) => [m.name, m]),
+        );
+        assert.equal(byName.get("system2")?.error, null, l.stdout);
+        assert.equal(byName.get("system1")?.managed, true, l.stdout);
+        assert.equal(byName.get("system1")?.state, "running", l.stdout);
+        assert.match(byName.get("system1")?.error ?? "", /is corrupt/);
+        const table = await host.boxctl(["list"]);
+        assert.match(table.stdout, /^system1 +running +\S+ +\(unreadable\)/m);
+      } finally {
+        await host.sh(["cp", "/root/machine.json.bak", path]);
+      }
     });
 
     it("goes back to the old instance when systemd cannot unmount a busy root", async () => {

@@ -15,7 +15,7 @@ import {
   parseMachinectlList,
   wantedUnits,
 } from "../../src/container/units.ts";
-import { UsageError } from "../../src/errors.ts";
+import { BoxError, UsageError } from "../../src/errors.ts";
 import type { MachineState } from "../../src/machines/state.ts";
 import { mountAt, overlayOption } from "../../src/mounts.ts";
 import { parseShow } from "../../src/systemd.ts";
@@ -153,6 +153,24 @@ describe("list", () => {
         ["zz", false, "running", null, null, null],
       ],
     );
+    assert.ok(entries.every((e) => e.error === null));
+  });
+  it("keeps a managed machine with an unreadable state file as managed, with the reason", () => {
+    const bad = buildList(
+      [machine("b")],
+      units,
+      parseMachinectlList('[{"machine":"a","class":"container","service":"systemd-nspawn"}]'),
+      new Set(),
+      [{ name: "a", error: new BoxError("state file /x/a/machine.json is corrupt") }],
+    );
+    assert.deepEqual(
+      bad.map((e) => [e.name, e.managed, e.state, e.image, e.error]),
+      [
+        ["a", true, "running", null, "state file /x/a/machine.json is corrupt"],
+        ["b", true, "failed", "foo-0.2", null],
+      ],
+    );
+    assert.match(renderList(bad, false), /^a +running +disabled +\(unreadable\)/);
   });
   it("finds enabled units in .wants directories", () => {
     const dir = mkdtempSync(join(tmpdir(), "wants-"));

@@ -72,9 +72,9 @@ It does not start the container now (boxctl start NAME does).`,
     details: `One line per machine: its state (running, starting, stopping, stopped, failed),
 whether it starts with the host, its current image and generation, and its fallback.
 Machines that machinectl knows of but boxctl does not manage are listed too, with their
-manager (for example systemd-nspawn) in the last column. A machine whose state file cannot
-be read is reported on stderr, naming the file; the others are still listed, and the exit
-status is 1.`,
+manager (for example systemd-nspawn) in the last column. A managed machine whose state file cannot
+be read is listed as (unreadable) and reported on stderr, naming the file; the others are
+listed as usual, and the exit status is 1.`,
     mutates: false,
     reads: true,
     run: async (ctx) => {
@@ -84,7 +84,7 @@ status is 1.`,
         () => ({ machines: entries }),
         (legend) => renderList(entries, legend),
       );
-      for (const e of unreadable) printError(e);
+      for (const u of unreadable) printError(u.error);
       return unreadable.length ? EXIT.failed : EXIT.ok;
     },
   },
