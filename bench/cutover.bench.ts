@@ -26,19 +26,46 @@ async function sh(argv: string[]): Promise<string> {
 
 const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
 
-const num = (line: string) => Number(line.split("=")[1]);
-/** `systemctl show -p ...` in name=value form: --value prints in systemd's order, not ours. */
-function props(text: string): Record<string, number> {
-  return Object.fromEntries(
+/**
+ * Monotonic timestamps (µs) from `systemctl show`, of unit or of the
+ * manager itself, on the host or (with machine) inside the container.
+ * Read in name=value form: --value prints in systemd's order, not ours.
+ */
+async function timestamps(
+  names: string[],
+  unit?: string,
+  machine?: string,
+): Promise<(name: string) => number> {
+  const argv = [
+    "systemctl",
+    "show",
+    ...names.flatMap((n) => ["-p", `${n}TimestampMonotonic`]),
+    ...(unit ? [unit] : []),
+  ];
+  const text = machine ? (await host.inMachine(machine, argv)).stdout : await sh(argv);
+  const values = new Map(
     text
       .trim()
       .split("\n")
-      .map((l) => [l.split("=")[0], num(l)]),
+      .map((l) => [l.split("=")[0], Number(l.split("=")[1])] as const),
   );
+  return (name) => values.get(`${name}TimestampMonotonic`) ?? Number.NaN;
 }
 
-/** Where each candidate's downtime went, by phase; printed after the ratios. */
-const phases: Record<string, Record<string, number[]>> = {};
+/** Where each candidate's downtime went; printed after the ratios. */
+interface Phases {
+  switch: number[];
+  nspawn: number[];
+  boot: number[];
+  flush: number[];
+}
+const PHASE_LABELS: Record<keyof Phases, string> = {
+  switch: "switch",
+  nspawn: "nspawn",
+  boot: "boot",
+  flush: "(of it journal flush)",
+};
+const phases: Record<string, Phases> = {};
 
 /**
  * Runs argv, which stops and boots the machine, and returns the downtime:
@@ -57,61 +84,31 @@ async function downtime(label: string, machine: string, argv: string[]): Promise
   // boot. Both sides are left alone until well after they have booted.
   await new Promise((r) => setTimeout(r, SETTLE_MS));
   await host.waitBooted(machine);
-  const guest = props(
-    (
-      await host.inMachine(machine, [
-        "systemctl",
-        "show",
-        "-p",
-        "FinishTimestampMonotonic",
-        "-p",
-        "UserspaceTimestampMonotonic",
-      ])
-    ).stdout,
-  );
+  const guest = await timestamps(["Finish", "Userspace"], undefined, machine);
   // Part of "boot": the journal's flush to /var/log/journal, which on a
   // new instance's first boot creates the persistent journal file.
-  const flush = props(
-    (
-      await host.inMachine(machine, [
-        "systemctl",
-        "show",
-        "-p",
-        "InactiveExitTimestampMonotonic",
-        "-p",
-        "ActiveEnterTimestampMonotonic",
-        "systemd-journal-flush.service",
-      ])
-    ).stdout,
+  const flush = await timestamps(
+    ["InactiveExit", "ActiveEnter"],
+    "systemd-journal-flush.service",
+    machine,
   );
-  const unit = props(
-    await sh([
-      "systemctl",
-      "show",
-      "-p",
-      "InactiveEnterTimestampMonotonic",
-      "-p",
-      "ExecMainStartTimestampMonotonic",
-      `systemd-nspawn@${machine}.service`,
-    ]),
+  const unit = await timestamps(
+    ["InactiveEnter", "ExecMainStart"],
+    `systemd-nspawn@${machine}.service`,
   );
-  const stopped = unit.InactiveEnterTimestampMonotonic as number;
-  const execd = unit.ExecMainStartTimestampMonotonic as number;
-  const userspace = guest.UserspaceTimestampMonotonic as number;
-  const booted = guest.FinishTimestampMonotonic as number;
+  const stopped = unit("InactiveEnter");
+  const execd = unit("ExecMainStart");
+  const userspace = guest("Userspace");
+  const booted = guest("Finish");
   const ms = (booted - stopped) / 1000;
-  if (!(ms > 0 && execd > stopped))
-    throw new Error(`bad timestamps: ${JSON.stringify({ unit, guest })}`);
-  const p = phases[label] ?? { switch: [], nspawn: [], boot: [], "(of it journal flush)": [] };
+  if (!(ms > 0 && execd > stopped && userspace > execd))
+    throw new Error(`bad timestamps: ${JSON.stringify({ stopped, execd, userspace, booted })}`);
+  const p = phases[label] ?? { switch: [], nspawn: [], boot: [], flush: [] };
   phases[label] = p;
-  p.switch?.push((execd - stopped) / 1000);
-  p.nspawn?.push((userspace - execd) / 1000);
-  p.boot?.push((booted - userspace) / 1000);
-  p["(of it journal flush)"]?.push(
-    ((flush.ActiveEnterTimestampMonotonic as number) -
-      (flush.InactiveExitTimestampMonotonic as number)) /
-      1000,
-  );
+  p.switch.push((execd - stopped) / 1000);
+  p.nspawn.push((userspace - execd) / 1000);
+  p.boot.push((booted - userspace) / 1000);
+  p.flush.push((flush("ActiveEnter") - flush("InactiveExit")) / 1000);
   return ms;
 }
 
@@ -158,8 +155,8 @@ try {
   );
   for (const [label, p] of Object.entries(phases))
     console.log(
-      `  phases of ${label} (medians): ${Object.entries(p)
-        .map(([k, xs]) => `${k} ${median(xs).toFixed(0)} ms`)
+      `  phases of ${label} (medians): ${(Object.keys(PHASE_LABELS) as (keyof Phases)[])
+        .map((k) => `${PHASE_LABELS[k]} ${median(p[k]).toFixed(0)} ms`)
         .join(", ")}`,
     );
 

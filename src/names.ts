@@ -22,5 +22,3 @@ export function checkName(kind: "machine" | "image", name: string): string {
   }
   return name;
 }
-
-export { printable } from "./errors.ts";

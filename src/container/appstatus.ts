@@ -1,10 +1,9 @@
 // app-status: are the machine's own services active inside its container?
 // The list lives in machine.json ("services"), set with set-services, and
 // one `systemctl -M NAME is-active` checks all of them.
-import { BoxError, UsageError } from "../errors.ts";
+import { BoxError, printable, UsageError } from "../errors.ts";
 import { guarded } from "../instances/guard.ts";
 import { loadMachine, requireMachine, saveMachine } from "../machines/state.ts";
-import { printable } from "../names.ts";
 import { color, renderTable } from "../output.ts";
 import { run } from "../runner.ts";
 

@@ -17,8 +17,8 @@ import {
 } from "node:fs";
 import { basename, join } from "node:path";
 import type { Readable } from "node:stream";
-import { BoxError, UsageError } from "../errors.ts";
-import { checkName, printable } from "../names.ts";
+import { BoxError, printable, UsageError } from "../errors.ts";
+import { checkName } from "../names.ts";
 import { humanBytes } from "../output.ts";
 import { paths } from "../paths.ts";
 import { run, runnerConfig, showCommand } from "../runner.ts";

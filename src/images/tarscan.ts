@@ -7,7 +7,7 @@
 // exactly (a bad checksum, data on a symlink, a multi-volume header) is
 // refused, because a header that tar and this scanner read differently is
 // how hidden entries get past a checker.
-import { printable } from "../names.ts";
+import { printable } from "../errors.ts";
 
 export class TarViolation extends Error {
   constructor(

@@ -3,8 +3,8 @@ import { describe, it } from "node:test";
 import { parseVerbArgs } from "../../src/cli/parse.ts";
 import { closest, distance } from "../../src/cli/suggest.ts";
 import { findVerb, VERBS } from "../../src/cli/table.ts";
-import { UsageError } from "../../src/errors.ts";
-import { checkName, isValidName, printable } from "../../src/names.ts";
+import { printable, UsageError } from "../../src/errors.ts";
+import { checkName, isValidName } from "../../src/names.ts";
 
 describe("suggestions", () => {
   it("measures edit distance", () => {
