@@ -3,7 +3,15 @@
 // /opt/boxctl and the guest image tarballs at /srv/images. Used by the
 // system tests and by the demo.
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -13,6 +21,7 @@ export const SYSTEMD_VERSION: Record<Suite, number> = { bookworm: 252, trixie: 2
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const HOSTS = process.env.BOXCTL_TEST_HOSTS ?? "/var/tmp/boxctl-hosts";
 
 export interface ExecResult {
   code: number;
@@ -43,11 +52,15 @@ export class TestHost {
     id: string,
   ) {
     this.name = `bx-${suite}-${id}`;
-    this.dir = join(process.env.BOXCTL_TEST_HOSTS ?? "/var/tmp/boxctl-hosts", this.name);
+    this.dir = join(HOSTS, this.name);
   }
 
   /** Copies the cached root and boots it; resolves once systemd is up. */
   static async boot(suite: Suite): Promise<TestHost> {
+    if (!process.env.BOXCTL_KEEP_HOSTS) {
+      for (const name of await sweepStaleHosts())
+        process.stderr.write(`removed ${name}, left behind by an interrupted run\n`);
+    }
     const host = new TestHost(suite, `${process.pid}-${Math.random().toString(36).slice(2, 7)}`);
     const dist = join(repo, "dist/boxctl.mjs");
     if (!existsSync(dist)) throw new Error("dist/boxctl.mjs is missing: run npm run build first");
@@ -214,11 +227,68 @@ export class TestHost {
 
   async destroy(): Promise<void> {
     await this.poweroff(15_000);
-    if (!process.env.BOXCTL_KEEP_HOSTS) {
-      rmSync(this.dir, { recursive: true, force: true });
-      rmSync(`${this.dir}.log`, { force: true });
-    }
+    if (process.env.BOXCTL_KEEP_HOSTS) writeFileSync(`${this.dir}.keep`, "");
+    else removeHost(this.name);
   }
+}
+
+function removeHost(name: string): void {
+  for (const p of [name, `${name}.log`, `${name}.keep`])
+    rmSync(join(HOSTS, p), { recursive: true, force: true });
+}
+
+/**
+ * Removes the hosts of test runs that ended without cleaning up (Ctrl-C,
+ * SIGKILL, a crash). Each is about 600 MB, and an orphaned nspawn keeps a
+ * whole systemd running. A host's name carries the pid of the node process
+ * that booted it, so a host is stale when that process is gone. Hosts kept
+ * with BOXCTL_KEEP_HOSTS have a .keep file and stay.
+ */
+export async function sweepStaleHosts(): Promise<string[]> {
+  const stale = (existsSync(HOSTS) ? readdirSync(HOSTS) : []).filter((name) => {
+    const m = /^bx-[a-z]+-(\d+)-[a-z0-9]+$/.exec(name);
+    return m && !alive(Number(m[1])) && !existsSync(join(HOSTS, `${name}.keep`));
+  });
+  for (const name of stale) {
+    // SIGTERM makes nspawn halt the container's systemd in order.
+    const pids = nspawnPids(name);
+    for (const pid of pids) signal(pid, "SIGTERM");
+    for (let i = 0; i < 100 && pids.some(alive); i++) await sleep(100);
+    for (const pid of pids) signal(pid, "SIGKILL");
+    removeHost(name);
+  }
+  return stale;
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+function nspawnPids(machine: string): number[] {
+  return readdirSync("/proc")
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        const argv = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
+        return argv[0]?.endsWith("systemd-nspawn") && argv.includes(`--machine=${machine}`);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
 }
 
 export function sleep(ms: number): Promise<void> {
