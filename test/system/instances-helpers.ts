@@ -120,3 +120,11 @@ rm -f /etc/motd
 sync`;
   ok(await host.inMachine(name, ["sh", "-c", script]), "writing user data");
 }
+
+/**
+ * The suite's host, for the modules instances.test.ts is split into. A
+ * getter: the host boots in before(), after the tests have been registered.
+ */
+export interface HostCtx {
+  readonly host: TestHost;
+}
