@@ -8,7 +8,10 @@ export const EXIT_CODES: [number, string][] = [
   [0, "success"],
   [1, "the operation failed, or the machine or image is wrong (the message says which)"],
   [2, "usage error: unknown verb or option, missing or extra argument, invalid name"],
-  [130, "interrupted (Ctrl-C); nothing is left half-done"],
+  [
+    130,
+    "interrupted (Ctrl-C or SIGTERM); nothing is left half-done: a cutover or fallback went back to the instance it left",
+  ],
 ];
 
 const GROUPS: [Verb["group"], string][] = [

@@ -1,7 +1,7 @@
 // cutover-instance and fallback-instance: stop the container, switch its
 // root to another instance, boot it and verify it; on any failure go back
 // to the instance that was current before, on our own.
-import { BoxError } from "../errors.ts";
+import { BoxError, EXIT } from "../errors.ts";
 import { requireImage } from "../images/store.ts";
 import { withImageStoreLock } from "../lock.ts";
 import {
@@ -139,9 +139,11 @@ async function switchTo(
         `fix the cause, then run: boxctl recover ${name}`,
       );
     }
+    const interrupted = e instanceof BoxError && e.exitCode === EXIT.interrupted;
     throw new BoxError(
-      `${verb} ${name} failed; ${old ? `${name} is running on ${describe(old)} again` : `${name} is left stopped with no current instance`}`,
+      `${verb} ${name} ${interrupted ? "was interrupted" : "failed"}; ${old ? `${name} is running on ${describe(old)} again` : `${name} is left stopped with no current instance`}`,
       `instance ${target.gen} is kept for inspection: boxctl diff ${name} --instance ${target.gen}; journalctl -u systemd-nspawn@${name}`,
+      interrupted ? EXIT.interrupted : EXIT.failed,
     );
   }
   clearIntent(name);

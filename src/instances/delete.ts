@@ -55,21 +55,26 @@ export async function deleteInstance(
     const intent: Intent = newIntent("delete-instance", m, { gen: inst.gen, image }, false);
     writeIntent(name, intent);
     let wasFallback = false;
-    await apply(name, intent, [
-      { name: "intent", what: "record what this operation will do", run: async () => {} },
-      {
-        name: "forget",
-        what: `remove ${describe(inst)} from ${name}'s instances`,
-        run: async () => {
-          wasFallback = forget(m, inst.gen);
+    await apply(
+      name,
+      intent,
+      [
+        { name: "intent", what: "record what this operation will do", run: async () => {} },
+        {
+          name: "forget",
+          what: `remove ${describe(inst)} from ${name}'s instances`,
+          run: async () => {
+            wasFallback = forget(m, inst.gen);
+          },
         },
-      },
-      {
-        name: "remove",
-        what: `delete ${paths.instance(name, inst.gen)}`,
-        run: () => removeDirs(name, inst.gen),
-      },
-    ]);
+        {
+          name: "remove",
+          what: `delete ${paths.instance(name, inst.gen)}`,
+          run: () => removeDirs(name, inst.gen),
+        },
+      ],
+      "finish",
+    );
     clearIntent(name);
     if (!runnerConfig.dryRun) {
       process.stdout.write(`${name}: deleted ${describe(inst)}\n`);

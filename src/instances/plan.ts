@@ -2,7 +2,7 @@
 // run one by one. --dry-run prints each step and the commands it would
 // run; a real run records each finished step in intent.json, so that
 // recovery knows how far an interrupted operation got.
-import { BoxError } from "../errors.ts";
+import { BoxError, EXIT } from "../errors.ts";
 import { runnerConfig } from "../runner.ts";
 import { type Intent, writeIntent } from "./journal.ts";
 
@@ -51,24 +51,49 @@ export function progress(msg: string): void {
 }
 
 /**
- * Runs the steps in order. Ctrl-C does not kill boxctl half-way: the step
- * in progress ends, then the operation fails like any failed step (a
- * cutover goes back to the previous instance). A second Ctrl-C exits at
- * once, and the next boxctl command on the machine recovers.
+ * How a step list answers a signal. "roll-back": the step in progress
+ * ends, then the operation fails like any failed step, so a cutover goes
+ * back to the previous instance. "finish": the operation cannot be undone
+ * half-way (a confirmed reset, a delete), so it runs to its end.
  */
-export async function apply(name: string, intent: Intent, steps: Step[]): Promise<void> {
-  let interrupted = false;
-  const onInt = () => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
+export type OnStop = "roll-back" | "finish";
+
+/**
+ * Runs the steps in order. Ctrl-C and SIGTERM never kill boxctl half-way
+ * through a step (see OnStop); a second one exits at once, and the next
+ * boxctl command on the machine recovers. A hang-up (an SSH session that
+ * dropped) changes nothing: the operation, with its checks and automatic
+ * fallback, runs to its end, as a sysadmin who lost the connection needs;
+ * only its output has nowhere to go.
+ */
+export async function apply(
+  name: string,
+  intent: Intent,
+  steps: Step[],
+  onStop: OnStop = "roll-back",
+): Promise<void> {
+  let stopped: NodeJS.Signals | null = null;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stopped) process.exit(EXIT.interrupted);
+    stopped = sig;
+    const then =
+      onStop === "roll-back" ? "stopping after this step" : `finishing the ${intent.verb} first`;
     process.stderr.write(
-      `\nboxctl: interrupted; stopping after this step (Ctrl-C again to exit at once; then run: boxctl recover ${name})\n`,
+      `\nboxctl: ${sig === "SIGINT" ? "interrupted" : sig}; ${then} (${sig === "SIGINT" ? "Ctrl-C" : "signal"} again to exit at once; then run: boxctl recover ${name})\n`,
     );
   };
-  process.on("SIGINT", onInt);
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  if (!process.listeners("SIGHUP").includes(ignoreHangup)) process.on("SIGHUP", ignoreHangup);
   try {
     for (const step of steps) {
-      if (interrupted) throw new BoxError(`interrupted by the user before step '${step.name}'`);
+      if (stopped && onStop === "roll-back") {
+        throw new BoxError(
+          `interrupted by ${stopped === "SIGINT" ? "the user" : stopped} before step '${step.name}'`,
+          undefined,
+          EXIT.interrupted,
+        );
+      }
       progress(`${name}: ${step.name}: ${step.what}`);
       await step.run();
       intent.step = step.name;
@@ -76,6 +101,13 @@ export async function apply(name: string, intent: Intent, steps: Step[]): Promis
       crashHook(step.name);
     }
   } finally {
-    process.off("SIGINT", onInt);
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
   }
+}
+
+/** Stays for the rest of the process, so that a rollback is not cut short either. */
+function ignoreHangup(): void {
+  for (const out of [process.stdout, process.stderr])
+    if (out.listenerCount("error") === 0) out.on("error", () => {});
 }

@@ -141,7 +141,7 @@ export async function reset(name: string, image: string, opts: ResetOptions): Pr
         what: `start ${name} and wait until it has booted`,
         run: () => bootAndVerify(name, 90_000),
       });
-    await apply(name, intent, steps);
+    await apply(name, intent, steps, "finish");
     clearIntent(name);
     if (!runnerConfig.dryRun)
       process.stdout.write(`${name}: ${describe(inst)} is reset to its image\n`);

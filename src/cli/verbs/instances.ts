@@ -63,7 +63,10 @@ stopped with no current instance. An image that is not staged changes nothing.
 --check CMD is handed to /bin/sh -c inside the container (so it is the container's
 shell that interprets it, as if typed there); a non-zero exit fails the cutover.
 
-If boxctl is interrupted (crash, kill -9, power cut), the next mutating boxctl command on
+Ctrl-C or SIGTERM: boxctl finishes the step in progress, goes back to the instance that
+was current before and exits 130 (a second one exits at once). A hang-up (a dropped SSH
+session) does not stop it: the cutover runs to its end, checks and fallback included.
+If boxctl is killed (crash, kill -9, power cut), the next mutating boxctl command on
 NAME completes the cutover if the new instance had already booted, or else rolls back.`,
     options: {
       ...bootOptions,
@@ -86,7 +89,8 @@ last cutover, with every change made in it) and starts it. The instance it leave
 stays, and becomes the fallback: fallback-instance swaps current and fallback, so a
 second fallback-instance returns to the newer instance; it never walks further back.
 If the fallback instance does not boot within --timeout, boxctl returns to the
-instance it left, on its own, and exits 1.`,
+instance it left, on its own, and exits 1. Ctrl-C, SIGTERM and a hang-up are handled
+as for cutover-instance.`,
     options: {
       ...bootOptions,
     },
@@ -105,7 +109,8 @@ instance it left, on its own, and exits 1.`,
     summary: "Reset NAME's instance of IMAGE to the image as it was installed.",
     details: `Discards every change of NAME's newest instance of IMAGE (or of --instance GEN).
 Asks for confirmation on a terminal; without one, --yes is required. If the instance is
-current and running, boxctl stops the container, resets the instance and starts it again.`,
+current and running, boxctl stops the container, resets the instance and starts it again.
+Once it has begun, Ctrl-C or SIGTERM does not stop a reset half-way: it runs to its end.`,
     options: {
       yes: { type: "boolean", short: "y", help: "Do not ask for confirmation." },
       instance: { type: "string", arg: "GEN", help: "Reset this generation of IMAGE instead." },
