@@ -142,26 +142,21 @@ export function hazards(ctx: HostCtx): void {
     }
   });
 
-  it("goes back on SIGTERM mid-cutover (exit 130), and finishes the cutover after a hang-up", async () => {
+  it("goes back on SIGTERM mid-cutover and exits 130", async () => {
     const before = await machineJson(host);
-    // The signal lands in wait-booted: --check keeps that step busy for 4 s.
-    const signalled = async (sig: string) => {
-      const out = await host.sh([
-        "sh",
-        "-c",
-        `boxctl cutover-instance system1 foo-0.2 --check 'sleep 4' >/root/out 2>/root/err & p=$!
-         sleep 2; kill -${sig} $p; wait $p; echo $?`,
-      ]);
-      return { code: Number(out.trim()), stderr: await host.sh(["cat", "/root/err"]) };
-    };
-    const term = await signalled("TERM");
-    assert.equal(term.code, 130, term.stderr);
-    assert.match(term.stderr, /boxctl: SIGTERM; stopping after this step/);
-    assert.match(term.stderr, /interrupted by SIGTERM before step '(wait-booted|commit)'/);
-    assert.match(
-      term.stderr,
-      /was interrupted; system1 is running on instance 1 \(foo-0\.1\) again/,
-    );
+    // The signal lands while a step runs: --check keeps wait-booted busy for 3 s.
+    // (A hang-up, which must not stop the cutover, is covered by test/unit/plan.test.ts.)
+    const out = await host.sh([
+      "sh",
+      "-c",
+      `boxctl cutover-instance system1 foo-0.2 --check 'sleep 3' 2>/root/err & p=$!
+       sleep 1.5; kill -TERM $p; wait $p; echo $?`,
+    ]);
+    const stderr = await host.sh(["cat", "/root/err"]);
+    assert.equal(Number(out.trim()), 130, stderr);
+    assert.match(stderr, /boxctl: SIGTERM; stopping after this step/);
+    assert.match(stderr, /interrupted by SIGTERM before step '(restart|wait-booted|commit)'/);
+    assert.match(stderr, /was interrupted; system1 is running on instance 1 \(foo-0\.1\) again/);
     assert.equal(await release(host), "0.1");
     const m = await machineJson(host);
     assert.deepEqual([m.current, m.fallback], [before.current, before.fallback]);
@@ -169,16 +164,5 @@ export function hazards(ctx: HostCtx): void {
       (await host.exec(["test", "-e", `${STORE}/machines/system1/intent.json`])).code,
       1,
     );
-
-    const hup = await signalled("HUP");
-    assert.equal(hup.code, 0, hup.stderr);
-    assert.match(
-      await host.sh(["cat", "/root/out"]),
-      /system1 is running on instance \d+ \(foo-0\.2\)/,
-    );
-    assert.equal(await release(host), "0.2");
-    // Back to instance 1, which the host-reboot test after this one expects.
-    ok(await host.boxctl(["fallback-instance", "system1"]));
-    assert.equal(await release(host), "0.1");
   });
 }
