@@ -2,18 +2,11 @@
 // booted with systemd-nspawn, with the built boxctl bound in at
 // /opt/boxctl and the guest image tarballs at /srv/images. Used by the
 // system tests and by the demo.
-import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
-import {
-  existsSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { HOSTS, mountRoot, removeHost, sweepStaleHosts, unmountRoot } from "./roots.ts";
 
 export type Suite = "bookworm" | "trixie";
 export const SUITES: Suite[] = ["bookworm", "trixie"];
@@ -21,7 +14,6 @@ export const SYSTEMD_VERSION: Record<Suite, number> = { bookworm: 252, trixie: 2
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-const HOSTS = process.env.BOXCTL_TEST_HOSTS ?? "/var/tmp/boxctl-hosts";
 
 export interface ExecResult {
   code: number;
@@ -55,7 +47,7 @@ export class TestHost {
     this.dir = join(HOSTS, this.name);
   }
 
-  /** Copies the cached root and boots it; resolves once systemd is up. */
+  /** Mounts a fresh root over the cached one and boots it; resolves once systemd is up. */
   static async boot(suite: Suite): Promise<TestHost> {
     if (!process.env.BOXCTL_KEEP_HOSTS) {
       for (const name of await sweepStaleHosts())
@@ -64,12 +56,10 @@ export class TestHost {
     const host = new TestHost(suite, `${process.pid}-${Math.random().toString(36).slice(2, 7)}`);
     const dist = join(repo, "dist/boxctl.mjs");
     if (!existsSync(dist)) throw new Error("dist/boxctl.mjs is missing: run npm run build first");
-    // A plain directory, not an overlay: overlayfs refuses an upper dir on overlayfs.
-    mkdirSync(dirname(host.dir), { recursive: true });
-    execFileSync("cp", ["-a", "--reflink=auto", `${cachePath(`host-${suite}`)}/root/.`, host.dir]);
-    mkdirSync(join(host.dir, "opt/boxctl"), { recursive: true });
-    mkdirSync(join(host.dir, "srv/images"), { recursive: true });
     try {
+      mountRoot(host.name, `${cachePath(`host-${suite}`)}/root`);
+      mkdirSync(join(host.dir, "opt/boxctl"), { recursive: true });
+      mkdirSync(join(host.dir, "srv/images"), { recursive: true });
       await host.start();
     } catch (e) {
       await host.destroy();
@@ -227,68 +217,12 @@ export class TestHost {
 
   async destroy(): Promise<void> {
     await this.poweroff(15_000);
-    if (process.env.BOXCTL_KEEP_HOSTS) writeFileSync(`${this.dir}.keep`, "");
-    else removeHost(this.name);
+    if (process.env.BOXCTL_KEEP_HOSTS) {
+      // Kept for a post-mortem: its changes stay in NAME.d (upper/, var/lib/boxctl, ...).
+      unmountRoot(this.name);
+      writeFileSync(`${this.dir}.keep`, "");
+    } else removeHost(this.name);
   }
-}
-
-function removeHost(name: string): void {
-  for (const p of [name, `${name}.log`, `${name}.keep`])
-    rmSync(join(HOSTS, p), { recursive: true, force: true });
-}
-
-/**
- * Removes the hosts of test runs that ended without cleaning up (Ctrl-C,
- * SIGKILL, a crash). Each is about 600 MB, and an orphaned nspawn keeps a
- * whole systemd running. A host's name carries the pid of the node process
- * that booted it, so a host is stale when that process is gone. Hosts kept
- * with BOXCTL_KEEP_HOSTS have a .keep file and stay.
- */
-export async function sweepStaleHosts(): Promise<string[]> {
-  const stale = (existsSync(HOSTS) ? readdirSync(HOSTS) : []).filter((name) => {
-    const m = /^bx-[a-z]+-(\d+)-[a-z0-9]+$/.exec(name);
-    return m && !alive(Number(m[1])) && !existsSync(join(HOSTS, `${name}.keep`));
-  });
-  for (const name of stale) {
-    // SIGTERM makes nspawn halt the container's systemd in order.
-    const pids = nspawnPids(name);
-    for (const pid of pids) signal(pid, "SIGTERM");
-    for (let i = 0; i < 100 && pids.some(alive); i++) await sleep(100);
-    for (const pid of pids) signal(pid, "SIGKILL");
-    removeHost(name);
-  }
-  return stale;
-}
-
-function signal(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(pid, sig);
-  } catch {
-    // already gone
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
-function nspawnPids(machine: string): number[] {
-  return readdirSync("/proc")
-    .filter((p) => /^\d+$/.test(p))
-    .filter((p) => {
-      try {
-        const argv = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
-        return argv[0]?.endsWith("systemd-nspawn") && argv.includes(`--machine=${machine}`);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
 }
 
 export function sleep(ms: number): Promise<void> {
