@@ -75,6 +75,10 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
       ? "inherit"
       : [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
     env: opts.env ?? process.env,
+    // Its own process group: Ctrl-C on the terminal reaches boxctl alone,
+    // which then ends the step in progress as planned (see apply) instead of
+    // finding systemctl or rm killed half-way under it.
+    detached: !opts.interactive,
   };
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, spawnOpts);

@@ -142,21 +142,21 @@ export function hazards(ctx: HostCtx): void {
     }
   });
 
-  it("goes back on SIGTERM mid-cutover and exits 130", async () => {
+  it("goes back on Ctrl-C mid-cutover and exits 130", async () => {
     const before = await machineJson(host);
-    // The signal lands while a step runs: --check keeps wait-booted busy for 3 s.
-    // (A hang-up, which must not stop the cutover, is covered by test/unit/plan.test.ts.)
-    const out = await host.sh([
+    // A real Ctrl-C: script gives boxctl a terminal, and the ^C written to it
+    // reaches the terminal's foreground process group. --check keeps a step
+    // busy while it lands. (SIGTERM and a hang-up: test/unit/plan.test.ts.)
+    const r = await host.exec([
       "sh",
       "-c",
-      `boxctl cutover-instance system1 foo-0.2 --check 'sleep 3' 2>/root/err & p=$!
-       sleep 1.5; kill -TERM $p; wait $p; echo $?`,
+      `(sleep 1.5; printf '\\003') |
+       script -qec "boxctl cutover-instance system1 foo-0.2 --check 'sleep 3'" /dev/null`,
     ]);
-    const stderr = await host.sh(["cat", "/root/err"]);
-    assert.equal(Number(out.trim()), 130, stderr);
-    assert.match(stderr, /boxctl: SIGTERM; stopping after this step/);
-    assert.match(stderr, /interrupted by SIGTERM before step '(restart|wait-booted|commit)'/);
-    assert.match(stderr, /was interrupted; system1 is running on instance 1 \(foo-0\.1\) again/);
+    assert.equal(r.code, 130, r.stdout);
+    assert.match(r.stdout, /boxctl: interrupted; stopping after this step/);
+    assert.match(r.stdout, /interrupted by the user before step '(restart|wait-booted|commit)'/);
+    assert.match(r.stdout, /was interrupted; system1 is running on instance 1 \(foo-0\.1\) again/);
     assert.equal(await release(host), "0.1");
     const m = await machineJson(host);
     assert.deepEqual([m.current, m.fallback], [before.current, before.fallback]);
