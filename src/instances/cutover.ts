@@ -1,7 +1,7 @@
 // cutover-instance and fallback-instance: stop the container, switch its
 // root to another instance, boot it and verify it; on any failure go back
 // to the instance that was current before, on our own.
-import { BoxError, EXIT } from "../errors.ts";
+import { BoxError, EXIT, printError } from "../errors.ts";
 import { requireImage } from "../images/store.ts";
 import { withImageStoreLock } from "../lock.ts";
 import {
@@ -127,8 +127,7 @@ async function switchTo(
   } catch (e) {
     if (runnerConfig.dryRun) throw e;
     const why = e instanceof BoxError ? e.message : String(e);
-    process.stderr.write(`boxctl: ${verb} ${name}: ${why}\n`);
-    if (e instanceof BoxError && e.hint) process.stderr.write(`  hint: ${e.hint}\n`);
+    printError(new BoxError(`${verb} ${name}: ${why}`, e instanceof BoxError ? e.hint : undefined));
     process.stderr.write(`boxctl: falling back to ${describe(old)}\n`);
     try {
       await rollBack(name, m, intent, old, verb, `failed after step '${intent.step}': ${why}`);

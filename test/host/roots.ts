@@ -9,6 +9,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 
 export const HOSTS = process.env.BOXCTL_TEST_HOSTS ?? "/var/tmp/boxctl-hosts";
 const PLAIN = ["var/lib/boxctl", "var/lib/machines"];
@@ -68,7 +69,7 @@ export async function sweepStaleHosts(): Promise<string[]> {
     // SIGTERM makes nspawn halt the container's systemd in order.
     const pids = nspawnPids(name);
     for (const pid of pids) signal(pid, "SIGTERM");
-    for (let i = 0; i < 100 && pids.some(alive); i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 100 && pids.some(alive); i++) await sleep(100);
     for (const pid of pids) signal(pid, "SIGKILL");
     removeHost(name);
   }

@@ -6,8 +6,11 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { TestHost } from "../host/host.ts";
 import { entry } from "../lib/tar.ts";
+import { STORE } from "./instances-helpers.ts";
 
-export const STORE = "/var/lib/boxctl";
+// One store path for every system test file.
+export { STORE };
+
 export const T = "/root/t";
 
 /** A small, valid start, so that tar has written something before the bad entry. */

@@ -3,7 +3,7 @@ import { configure, login, shell } from "../../container/interactive.ts";
 import { poweroff, restart, setEnabled, start, terminate } from "../../container/lifecycle.ts";
 import { gatherList, renderList } from "../../container/list.ts";
 import { gatherStatus, renderStatus } from "../../container/status.ts";
-import { EXIT, printError } from "../../errors.ts";
+import { BoxError, EXIT, printError } from "../../errors.ts";
 import { checkName } from "../../names.ts";
 import { emit } from "../../output.ts";
 import { parseTimeout } from "../parse.ts";
@@ -226,8 +226,11 @@ container is not running).`,
         (legend) => renderAppStatus(doc, legend),
       );
       if (!doc.reachable) {
-        process.stderr.write(
-          `boxctl: cannot ask ${doc.name} about its services${error ? `: ${error}` : ""}\n  hint: is it running? boxctl start ${doc.name}\n`,
+        printError(
+          new BoxError(
+            `cannot ask ${doc.name} about its services${error ? `: ${error}` : ""}`,
+            `is it running? boxctl start ${doc.name}`,
+          ),
         );
       }
       return doc.allActive ? 0 : 1;
