@@ -118,6 +118,23 @@ async function timed(argv: string[]): Promise<number> {
   return nowMs() - t0;
 }
 
+/**
+ * A whole cutover, from the command's start to the moment the container's
+ * systemd finished booting (its FinishTimestampMonotonic; this process's
+ * hrtime is the same monotonic clock). boxctl notices the boot by polling
+ * every 250 ms, so the time until it returns comes in steps of 250 ms; that
+ * part does not depend on the image and is recorded in wall alone.
+ */
+async function cutoverCost(machine: string, image: string, wall: Record<string, number[]>) {
+  await new Promise((r) => setTimeout(r, SETTLE_MS));
+  const t0 = nowMs();
+  await sh(["boxctl", "cutover-instance", machine, image]);
+  wall[machine]?.push(nowMs() - t0);
+  const booted = (await timestamps(["Finish"], undefined, machine))("Finish") / 1000;
+  if (!(booted > t0)) throw new Error(`bad timestamps: booted ${booted}, started ${t0}`);
+  return booted - t0;
+}
+
 const du = async (path: string) =>
   Number((await sh(["du", "-s", "-B1", "-x", path])).split(/\s/)[0]);
 
@@ -162,13 +179,17 @@ try {
 
   await sh(["boxctl", "cutover-instance", "msmall", "foo-0.1"]);
   await sh(["boxctl", "cutover-instance", "mbig", "big"]);
+  const wall: Record<string, number[]> = { mbig: [], msmall: [] };
   results.push(
     await compare(
-      "cutover-instance: big image vs small image",
-      () => timed(["boxctl", "cutover-instance", "mbig", "big"]),
-      () => timed(["boxctl", "cutover-instance", "msmall", "foo-0.1"]),
+      "cutover-instance, command to container booted: big image vs small image",
+      () => cutoverCost("mbig", "big", wall),
+      () => cutoverCost("msmall", "foo-0.1", wall),
       RUNS,
     ),
+  );
+  console.log(
+    `  whole command, until boxctl returns (medians): big ${median(wall.mbig ?? []).toFixed(0)} ms, small ${median(wall.msmall ?? []).toFixed(0)} ms`,
   );
 
   // machinectl clone needs the images where machinectl looks for them.

@@ -133,14 +133,18 @@ export async function resetStartLimits(name: string): Promise<void> {
 }
 
 /**
- * Starts the container; returns when nspawn has started it, not when it has
- * booted. A failure is retried once after a second: the kernel frees a
- * stopped container's network namespace, and with it its ve-NAME link,
- * asynchronously, and nspawn fails with "File exists" if it is quick.
+ * Starts (or restarts) the container; returns when nspawn has started it,
+ * not when it has booted. A failure is retried once after a second: the
+ * kernel frees a stopped container's network namespace, and with it its
+ * ve-NAME link, asynchronously, and nspawn fails with "File exists" if it
+ * is quick.
  */
-export async function startMachine(name: string): Promise<void> {
+export async function startMachine(
+  name: string,
+  verb: "start" | "restart" = "start",
+): Promise<void> {
   try {
-    await run(["systemctl", "start", nspawnUnit(name)], { mutates: true });
+    await run(["systemctl", verb, nspawnUnit(name)], { mutates: true });
   } catch (e) {
     if (runnerConfig.dryRun) throw e;
     await new Promise((r) => setTimeout(r, 1000));

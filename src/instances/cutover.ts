@@ -15,7 +15,7 @@ import {
 import { checkName } from "../names.ts";
 import { paths } from "../paths.ts";
 import { runnerConfig } from "../runner.ts";
-import { isRunning, resetStartLimits } from "../systemd.ts";
+import { isRunning, nspawnUnit, resetStartLimits } from "../systemd.ts";
 import { guarded } from "./guard.ts";
 import { clearIntent, type Intent, newIntent, writeIntent } from "./journal.ts";
 import { apply, type Step } from "./plan.ts";
@@ -33,6 +33,7 @@ import {
   bootAndVerify,
   commitSwitch,
   describe,
+  remountLive,
   remountTo,
   restartOnto,
   restoreState,
@@ -53,12 +54,11 @@ function switchSteps(
   m: MachineState,
   target: Instance,
   isNew: boolean,
-  wasRunning: boolean,
   opts: SwitchOptions,
 ): Step[] {
   const root = paths.machineRoot(name);
-  // Everything that does not need the container stopped is done first, so
-  // that the downtime is only systemd's own stop, unmount, mount and boot.
+  // Everything that does not need the container stopped is done first,
+  // the new root's mount included, so that the downtime is a plain restart.
   const steps: Step[] = [
     { name: "intent", what: "record what this operation will do", run: async () => {} },
   ];
@@ -85,9 +85,15 @@ function switchSteps(
       },
     },
     {
+      name: "remount",
+      what: `mount instance ${target.gen} at ${root} on the host, in place of the old one (a running ${name} keeps its own copy of the old root until the restart)`,
+      run: () => remountLive(name, target),
+      durable: false,
+    },
+    {
       name: "restart",
-      what: `stop ${name}, mount instance ${target.gen} at ${root} and start ${name}, as one systemd job`,
-      run: () => restartOnto(name, target, wasRunning),
+      what: `restart ${name} onto instance ${target.gen} (systemctl restart ${nspawnUnit(name)})`,
+      run: () => restartOnto(name),
       durable: false,
     },
     {
@@ -116,7 +122,7 @@ async function switchTo(
   );
   ensureMachineDir(name);
   writeIntent(name, intent);
-  const steps = switchSteps(name, m, target, isNew, intent.wasRunning, opts);
+  const steps = switchSteps(name, m, target, isNew, opts);
   steps.push({
     name: "commit",
     what: `make instance ${target.gen} current${old ? `, instance ${old.gen} the fallback` : ""}`,

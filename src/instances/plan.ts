@@ -24,6 +24,7 @@ export const CUTOVER_STEPS = [
   "intent",
   "create-instance",
   "switch-unit",
+  "remount",
   "restart",
   "wait-booted",
   "commit",

@@ -1,6 +1,8 @@
 // Switching a machine's root between instances: the shared core of
 // cutover-instance, fallback-instance and of recovery. Every function here
 // is idempotent, so that recovery can run it again after a crash.
+
+import { setTimeout as sleep } from "node:timers/promises";
 import { BoxError } from "../errors.ts";
 import { type Instance, type MachineState, saveMachine } from "../machines/state.ts";
 import { paths } from "../paths.ts";
@@ -13,6 +15,7 @@ import {
   runInMachine,
   startMachine,
   stopMachine,
+  unitInfo,
   waitBooted,
 } from "../systemd.ts";
 import { mountedUpper, mountUnitMatches, stopMount, writeMountUnit } from "./store.ts";
@@ -37,70 +40,76 @@ export async function remountTo(name: string, inst: Instance | undefined): Promi
 }
 
 /**
- * Stops the container, replaces the overlay at its root with target (which
- * the mount unit already names) and starts the container again, in one
- * systemd job: restarting the mount unit try-restarts the container unit,
- * which requires it (RequiresMountsFor). systemd then runs stop, umount,
- * mount and start back to back, in order, with no round trip through
- * boxctl, so the downtime is a plain restart's plus one umount and one
- * mount. A container that was not running is started afterwards.
+ * Puts target's overlay at the machine's root on the host while the
+ * container, if it runs, goes on running on the old one. A running
+ * container's root is its own mount namespace's copy of the old overlay:
+ * unmounting the host's copy neither disturbs it nor is refused by it, and
+ * the new mount does not propagate into it (checked on systemd 252 and
+ * 257). So the unmount and the mount, two processes, happen before the
+ * downtime instead of in it, and the restart that follows is a plain one.
+ * Until that restart the host and the container see different roots;
+ * recovery handles that by rolling back through remountTo, which stops
+ * the container first.
  */
-export async function restartOnto(
-  name: string,
-  target: Instance,
-  wasRunning: boolean,
-): Promise<void> {
+export async function remountLive(name: string, target: Instance): Promise<void> {
   const root = paths.machineRoot(name);
-  const unit = mountUnitName(root);
-  const r = await run(["systemctl", "restart", unit], { mutates: true, check: false });
-  if (r.code !== 0) {
-    const have = await mountedUpper(name);
-    if (have === null || have === paths.upper(name, target.gen)) {
-      throw new BoxError(
-        `mounting instance ${target.gen} at ${root} failed: ${r.stderr.trim() || `systemctl restart exited ${r.code}`}`,
-        `see: systemctl status ${unit}; journalctl -u ${unit}`,
-      );
-    }
-    await unmountSlowly(name);
-    await resetStartLimits(name);
-    await startMachine(name);
-  }
-  // A container that was running is on its way up already; waitBooted
-  // follows it, and fails the step if it does not come up. Asking systemd
-  // now, or `systemctl start` (a second round of the unit's Wants=,
-  // modprobe@), would only slow the boot, as measured on 2 cores.
-  else if (!wasRunning) await startMachine(name);
+  const have = await mountedUpper(name);
+  if (have === paths.upper(name, target.gen)) return;
+  if (have !== null) await unmountRoot(name);
+  await waitMountUnitDown(root);
+  await ensureMounted(root);
   await checkMounted(name, target);
 }
 
 /**
- * The slow path, when systemd's umount found the old root busy. That is
- * usually brief: the stopped container's mount namespace is freed
- * asynchronously, and until then its copy of the root keeps the root busy
- * (seen with two test hosts booting at once). systemd has meanwhile started
- * the container again on the old root, so stop it (once booted) and retry the unmount for
- * a few seconds; a root that a host process really uses stays busy, and
- * that error names the fix.
+ * Unmounts the host's copy of the root. A busy root is usually brief: a
+ * container that has just stopped keeps it busy until the kernel has
+ * freed its mount namespace, asynchronously. A root that a host process
+ * really uses stays busy, and that error names the fix.
  */
-async function unmountSlowly(name: string): Promise<void> {
-  // A container stopped half-way through its boot may ignore the request
-  // until nspawn's 90 s stop timeout; let it finish booting first.
-  if (await isRunning(name)) await waitBooted(name, 30_000).catch(() => {});
-  await stopMachine(name);
+async function unmountRoot(name: string): Promise<void> {
+  const root = paths.machineRoot(name);
   for (let i = 0; ; i++) {
-    try {
-      await stopMount(name);
-      return;
-    } catch {
-      if (i >= 10) {
-        throw new BoxError(
-          `${paths.machineRoot(name)} could not be unmounted; it is busy (a process on the host uses it)`,
-          `find what keeps it busy with: fuser -vm ${paths.machineRoot(name)}`,
-        );
-      }
-      await new Promise((res) => setTimeout(res, 300));
+    const r = await run(["umount", root], { mutates: true, check: false });
+    if (r.code === 0 || (await mountedUpper(name)) === null) return;
+    if (i >= 10) {
+      const why = /busy/i.test(r.stderr)
+        ? "it is busy (a process on the host uses it)"
+        : r.stderr.trim() || `umount exited ${r.code}`;
+      throw new BoxError(
+        `${root} could not be unmounted; ${why}`,
+        `find what keeps it busy with: fuser -vm ${root}`,
+      );
     }
+    await sleep(300);
   }
+}
+
+/**
+ * systemd learns of an unmount from the mount table, not from us; asking
+ * it to start the mount unit before it has noticed would be a no-op.
+ */
+async function waitMountUnitDown(root: string): Promise<void> {
+  if (runnerConfig.dryRun) return;
+  const unit = mountUnitName(root);
+  for (let i = 0; i < 500; i++) {
+    if (!["active", "deactivating"].includes((await unitInfo(unit)).activeState)) return;
+    await sleep(10);
+  }
+  throw new BoxError(
+    `systemd still reports ${unit} active after ${root} was unmounted`,
+    `see: systemctl status ${unit}`,
+  );
+}
+
+/**
+ * Restarts the container onto the root that remountLive put in place:
+ * exactly the `systemctl restart systemd-nspawn@NAME` a sysadmin would
+ * type, which also starts a container that was not running. The container
+ * is then on its way up; waitBooted follows it.
+ */
+export async function restartOnto(name: string): Promise<void> {
+  await startMachine(name, "restart");
 }
 
 async function checkMounted(name: string, target: Instance): Promise<void> {

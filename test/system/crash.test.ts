@@ -17,6 +17,7 @@ import {
   release,
   STORE,
   stage,
+  upSince,
   userDataSum,
   writeUserData,
 } from "./instances-helpers.ts";
@@ -44,8 +45,15 @@ for (const suite of SUITES) {
       const m0 = await machineJson(host);
       const sums = new Map<number, string>();
       for (const i of m0.instances) sums.set(i.gen, await userDataSum(host, i.gen));
+      const [up0, upper0] = [await upSince(host), (await mounted(host)).upper];
       const r = await host.boxctl(args, { env: { BOXCTL_CRASH_AFTER: step } });
       assert.equal(r.code, 137, `boxctl should have been killed after ${step}: ${r.stderr}`);
+      if (step === "remount") {
+        // The host has the target mounted; the container runs on, untouched, on its own copy of the old root.
+        assert.notEqual((await mounted(host)).upper, upper0);
+        assert.equal(await upSince(host), up0, "the container was not restarted");
+        assert.equal(await isActive(host), true);
+      }
       assert.equal(
         (await host.exec(["test", "-e", `${STORE}/machines/system1/intent.json`])).code,
         0,

@@ -1,11 +1,19 @@
 // What goes wrong around the verbs, late in instances.test.ts's sequence:
 // two commands at once, an image deleted under a running cutover, a corrupt
-// machine.json and a root systemd cannot unmount. A module, not a *.test.ts
+// machine.json and a root the host keeps busy. A module, not a *.test.ts
 // file, so that it runs on instances.test.ts's test hosts rather than booting more.
 import assert from "node:assert/strict";
 import { before, it } from "node:test";
 import { sleep, type TestHost } from "../host/host.ts";
-import { type HostCtx, isActive, machineJson, ok, release, STORE } from "./instances-helpers.ts";
+import {
+  type HostCtx,
+  isActive,
+  machineJson,
+  ok,
+  release,
+  STORE,
+  upSince,
+} from "./instances-helpers.ts";
 
 export function hazards(ctx: HostCtx): void {
   // The test file boots the host in a before() that runs ahead of this one.
@@ -114,8 +122,9 @@ export function hazards(ctx: HostCtx): void {
     }
   });
 
-  it("goes back to the old instance when systemd cannot unmount a busy root", async () => {
+  it("refuses a busy root before the container goes down", async () => {
     const before = await machineJson(host);
+    const up0 = await upSince(host);
     // A host process whose working directory is inside the container's root.
     await host.sh([
       "setsid",
@@ -133,6 +142,7 @@ export function hazards(ctx: HostCtx): void {
         /hint: find what keeps it busy with: fuser -vm \/var\/lib\/machines\/system1/,
       );
       assert.match(r.stderr, /system1 is running on instance 1 \(foo-0\.1\) again/);
+      assert.equal(await upSince(host), up0, "the container was never stopped");
       assert.equal(await isActive(host), true);
       assert.equal(await release(host), "0.1");
       const m = await machineJson(host);
@@ -155,7 +165,10 @@ export function hazards(ctx: HostCtx): void {
     ]);
     assert.equal(r.code, 130, r.stdout);
     assert.match(r.stdout, /boxctl: interrupted; stopping after this step/);
-    assert.match(r.stdout, /interrupted by the user before step '(restart|wait-booted|commit)'/);
+    assert.match(
+      r.stdout,
+      /interrupted by the user before step '(remount|restart|wait-booted|commit)'/,
+    );
     assert.match(r.stdout, /was interrupted; system1 is running on instance 1 \(foo-0\.1\) again/);
     assert.equal(await release(host), "0.1");
     const m = await machineJson(host);

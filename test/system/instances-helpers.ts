@@ -77,6 +77,17 @@ export async function isActive(host: TestHost, name = "system1"): Promise<boolea
   return r.stdout.trim() === "active";
 }
 
+/** When the container's unit last became active: unchanged means it was not restarted. */
+export function upSince(host: TestHost, name = "system1"): Promise<string> {
+  return host.sh([
+    "systemctl",
+    "show",
+    "-P",
+    "ActiveEnterTimestampMonotonic",
+    `systemd-nspawn@${name}.service`,
+  ]);
+}
+
 /** The mounted root's file system type and upper dir. */
 export async function mounted(host: TestHost, name = "system1") {
   const r = await host.exec([

@@ -118,7 +118,10 @@ export function cutoverVerbs(ctx: HostCtx): void {
     const r = ok(await host.boxctl(["cutover-instance", "system1", "foo-0.2", "--dry-run"]));
     const shown = [...r.stdout.matchAll(/^# system1: ([a-z-]+): /gm)].map((x) => x[1]);
     assert.deepEqual(shown, [...CUTOVER_STEPS]);
-    assert.match(r.stdout, /^systemctl restart var-lib-machines-system1\.mount$/m);
+    assert.match(
+      r.stdout,
+      /^umount \/var\/lib\/machines\/system1\nsystemctl start var-lib-machines-system1\.mount\n# system1: restart: .*\nsystemctl restart systemd-nspawn@system1\.service$/m,
+    );
     assert.equal(await host.sh(["cat", `${STORE}/machines/system1/machine.json`]), before);
     assert.equal(await release(host), "0.1");
   });

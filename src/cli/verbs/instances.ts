@@ -48,10 +48,11 @@ export const instanceVerbs: Verb[] = [
     args: [machine, image],
     summary: "Actively cut over to a new container instance of IMAGE.",
     details: `Creates a new instance of IMAGE (an empty OverlayFS upper dir on top of the image)
-and points NAME's generated mount unit at it. Then systemd powers NAME off (waiting until
-it has stopped), mounts the new instance at /var/lib/machines/NAME and starts the
-container, as one job (systemctl restart var-lib-machines-NAME.mount), and boxctl
-waits until the container's systemd reports running or degraded. The instance that was current
+and points NAME's generated mount unit at it. While NAME still runs, boxctl mounts the
+new instance at /var/lib/machines/NAME on the host in place of the old one (the running
+container keeps its own copy of the old root), then runs systemctl restart
+systemd-nspawn@NAME: systemd powers NAME off (waiting until it has stopped) and starts it
+on the new instance. boxctl waits until the container's systemd reports running or degraded. The instance that was current
 becomes the fallback. The container is down only from its stop to its boot.
 
 If any step fails - the container does not boot within --timeout, or --check fails -
@@ -84,8 +85,9 @@ NAME completes the cutover if the new instance had already booted, or else rolls
     group: "image",
     args: [machine],
     summary: "Fall back to the previously used instance, with all its changes.",
-    details: `Powers NAME off, mounts its fallback instance (the one that was current before the
-last cutover, with every change made in it) and starts it. The instance it leaves
+    details: `Mounts NAME's fallback instance (the one that was current before the last cutover,
+with every change made in it) in its place and restarts NAME on it, the same way as
+cutover-instance does. The instance it leaves
 stays, and becomes the fallback: fallback-instance swaps current and fallback, so a
 second fallback-instance returns to the newer instance; it never walks further back.
 If the fallback instance does not boot within --timeout, boxctl returns to the
