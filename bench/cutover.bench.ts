@@ -5,8 +5,9 @@
 //     of the same container. "Stopped" is the host unit's
 //     InactiveEnterTimestampMonotonic, "booted" the container manager's
 //     FinishTimestampMonotonic, on the same (monotonic) clock;
-//  2. the whole cutover on a 10x larger image against the small one, with
-//     `machinectl clone` of the same two images beside it;
+//  2. a whole cutover, from the command to the container booted, on a 10x
+//     larger image against the small one, with `machinectl clone` of the
+//     same two images beside it;
 //  3. an instance's disk use after its first boot against the image's size.
 //   node --import tsx bench/cutover.bench.ts [bookworm|trixie]
 import { type Suite, TestHost } from "../test/host/host.ts";

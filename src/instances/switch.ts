@@ -71,7 +71,10 @@ async function unmountRoot(name: string): Promise<void> {
   const root = paths.machineRoot(name);
   for (let i = 0; ; i++) {
     const r = await run(["umount", root], { mutates: true, check: false });
-    if (r.code === 0 || (await mountedUpper(name)) === null) return;
+    if (runnerConfig.dryRun || (await mountedUpper(name)) === null) return;
+    // Succeeded, yet something is still mounted there: an earlier mount
+    // under it. Those go too, up to the same limit.
+    if (r.code === 0 && i < 10) continue;
     if (i >= 10) {
       const why = /busy/i.test(r.stderr)
         ? "it is busy (a process on the host uses it)"
