@@ -10,6 +10,7 @@
 //     same two images beside it;
 //  3. an instance's disk use after its first boot against the image's size.
 //   node --import tsx bench/cutover.bench.ts [bookworm|trixie]
+import { setTimeout as sleep } from "node:timers/promises";
 import { type Suite, TestHost } from "../test/host/host.ts";
 import { stage } from "../test/system/instances-helpers.ts";
 import { compare, compareInterleaved, median } from "./lib.ts";
@@ -83,7 +84,7 @@ async function downtime(label: string, machine: string, argv: string[]): Promise
   // systemctl restart returns while the container still boots; polling it
   // then (as boxctl waits inside its own run) would slow the baseline's
   // boot. Both sides are left alone until well after they have booted.
-  await new Promise((r) => setTimeout(r, SETTLE_MS));
+  await sleep(SETTLE_MS);
   await host.waitBooted(machine);
   const guest = await timestamps(["Finish", "Userspace"], undefined, machine);
   // Part of "boot": the journal's flush to /var/log/journal, which on a
@@ -127,7 +128,7 @@ async function timed(argv: string[]): Promise<number> {
  * part does not depend on the image and is recorded in wall alone.
  */
 async function cutoverCost(machine: string, image: string, wall: Record<string, number[]>) {
-  await new Promise((r) => setTimeout(r, SETTLE_MS));
+  await sleep(SETTLE_MS);
   const t0 = nowMs();
   await sh(["boxctl", "cutover-instance", machine, image]);
   wall[machine]?.push(nowMs() - t0);

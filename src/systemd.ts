@@ -1,6 +1,7 @@
 // The systemd adapter: everything boxctl asks of systemctl, machinectl and
 // systemd-run. Containers run under the stock systemd-nspawn@.service, so
 // plain machinectl keeps working on them.
+import { setTimeout as sleep } from "node:timers/promises";
 import { BoxError } from "./errors.ts";
 import { paths } from "./paths.ts";
 import { run, runnerConfig } from "./runner.ts";
@@ -147,7 +148,7 @@ export async function startMachine(
     await run(["systemctl", verb, nspawnUnit(name)], { mutates: true });
   } catch (e) {
     if (runnerConfig.dryRun) throw e;
-    await new Promise((r) => setTimeout(r, 1000));
+    await sleep(1000);
     await resetStartLimits(name);
     await run(["systemctl", "start", nspawnUnit(name)], { mutates: true });
   }
@@ -178,8 +179,6 @@ export function runInMachine(name: string, argv: string[], timeoutMs?: number) {
     ...(timeoutMs ? { timeoutMs } : {}),
   });
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** How long to trust the unit's status text before asking the container itself regardless. */
 const READY_STATUS_WAIT_MS = 10_000;

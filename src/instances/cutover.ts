@@ -15,7 +15,7 @@ import {
 import { checkName } from "../names.ts";
 import { paths } from "../paths.ts";
 import { runnerConfig } from "../runner.ts";
-import { isRunning, nspawnUnit, resetStartLimits } from "../systemd.ts";
+import { isRunning, nspawnUnit, resetStartLimits, startMachine } from "../systemd.ts";
 import { guarded } from "./guard.ts";
 import { clearIntent, type Intent, newIntent, writeIntent } from "./journal.ts";
 import { apply, type Step } from "./plan.ts";
@@ -35,7 +35,6 @@ import {
   describe,
   remountLive,
   remountTo,
-  restartOnto,
   restoreState,
   verifyBooted,
 } from "./switch.ts";
@@ -93,7 +92,9 @@ function switchSteps(
     {
       name: "restart",
       what: `restart ${name} onto instance ${target.gen} (systemctl restart ${nspawnUnit(name)})`,
-      run: () => restartOnto(name),
+      // Exactly what a sysadmin would type; it also starts a container that
+      // was not running. waitBooted then follows the boot.
+      run: () => startMachine(name, "restart"),
       durable: false,
     },
     {

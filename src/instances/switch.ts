@@ -55,8 +55,10 @@ export async function remountLive(name: string, target: Instance): Promise<void>
   const root = paths.machineRoot(name);
   const have = await mountedUpper(name);
   if (have === paths.upper(name, target.gen)) return;
-  if (have !== null) await unmountRoot(name);
-  await waitMountUnitDown(root);
+  if (have !== null) {
+    await unmountRoot(name);
+    await waitMountUnitDown(root);
+  }
   await ensureMounted(root);
   await checkMounted(name, target);
 }
@@ -72,9 +74,6 @@ async function unmountRoot(name: string): Promise<void> {
   for (let i = 0; ; i++) {
     const r = await run(["umount", root], { mutates: true, check: false });
     if (runnerConfig.dryRun || (await mountedUpper(name)) === null) return;
-    // Succeeded, yet something is still mounted there: an earlier mount
-    // under it. Those go too, up to the same limit.
-    if (r.code === 0 && i < 10) continue;
     if (i >= 10) {
       const why = /busy/i.test(r.stderr)
         ? "it is busy (a process on the host uses it)"
@@ -84,7 +83,9 @@ async function unmountRoot(name: string): Promise<void> {
         `find what keeps it busy with: fuser -vm ${root}`,
       );
     }
-    await sleep(300);
+    // A busy root gets time; a umount that succeeded with a mount still
+    // there uncovered an earlier one stacked under it, which goes at once.
+    if (r.code !== 0) await sleep(300);
   }
 }
 
@@ -103,16 +104,6 @@ async function waitMountUnitDown(root: string): Promise<void> {
     `systemd still reports ${unit} active after ${root} was unmounted`,
     `see: systemctl status ${unit}`,
   );
-}
-
-/**
- * Restarts the container onto the root that remountLive put in place:
- * exactly the `systemctl restart systemd-nspawn@NAME` a sysadmin would
- * type, which also starts a container that was not running. The container
- * is then on its way up; waitBooted follows it.
- */
-export async function restartOnto(name: string): Promise<void> {
-  await startMachine(name, "restart");
 }
 
 async function checkMounted(name: string, target: Instance): Promise<void> {

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import * as v from "valibot";
 import { AppStatusJson, ListJson, StatusJson } from "../../src/container/schema.ts";
-import { SUITES, TestHost } from "../host/host.ts";
+import { SUITES, sleep, TestHost } from "../host/host.ts";
 
 // All test hosts share the outer network namespace, so a container name
 // must differ between hosts (ve-NAME); the dash also exercises unit escaping.
@@ -164,7 +164,7 @@ for (const suite of SUITES) {
       for (let i = 0; i < 50; i++) {
         const l = await host.sh(["machinectl", "list", "--no-legend"]);
         if (l.includes(other)) break;
-        await new Promise((r) => setTimeout(r, 100));
+        await sleep(100);
       }
       const { code, doc } = await json(["list"]);
       assert.equal(code, 0);
@@ -242,7 +242,7 @@ for (const suite of SUITES) {
       assert.equal((await box(["poweroff", M, "--no-block"])).code, 0);
       let state = await isActive();
       for (let i = 0; i < 100 && state !== "inactive"; i++) {
-        await new Promise((r) => setTimeout(r, 100));
+        await sleep(100);
         state = await isActive();
       }
       assert.equal(state, "inactive", "the container shut down after being asked to");
