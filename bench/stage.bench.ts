@@ -1,4 +1,4 @@
-// Issue 3: how much staging costs over plain GNU tar. Boots a test host,
+// How much staging costs over plain GNU tar. Boots a test host,
 // builds a ~500 MB root-filesystem tar inside it (three copies of the
 // foo-0.1 guest under one os-release), then, interleaved and in the same
 // file system (/var/lib), times:

@@ -1,9 +1,10 @@
+import { BoxError, EXIT, printError, UsageError } from "./base/errors.ts";
 import { globalHelp, VERSION, verbHelp } from "./cli/help.ts";
+import { failedJson } from "./cli/output.ts";
 import { parseVerbArgs } from "./cli/parse.ts";
 import { findVerb, VERBS } from "./cli/table.ts";
-import { BoxError, EXIT, printError } from "./errors.ts";
-import { sweepStaging } from "./images/store.ts";
-import { runnerConfig } from "./runner.ts";
+import { SystemRunner } from "./host/runner.ts";
+import { sweepStaging } from "./store/images.ts";
 
 function fail(e: unknown): number {
   if (e instanceof BoxError) {
@@ -34,15 +35,24 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(verbHelp(verb));
     return EXIT.ok;
   }
-  runnerConfig.verbose ||= opts.verbose === true;
-  runnerConfig.dryRun = opts["dry-run"] === true;
+  if (verb.scripted && opts.json && opts["dry-run"]) {
+    throw new UsageError(
+      `${verb.name}: --json and --dry-run do not go together: a dry run prints commands`,
+      `drop one of them; see 'boxctl ${verb.name} --help'`,
+    );
+  }
+  const r = new SystemRunner({
+    dryRun: opts["dry-run"] === true,
+    verbose: process.env.BOXCTL_DEBUG === "1" || opts.verbose === true,
+    record: process.env.BOXCTL_RECORD,
+  });
   if (!verb.run) {
     throw new BoxError(
       `'${verb.name}' is not implemented yet`,
       "see the open issues of the boxctl project",
     );
   }
-  if (verb.mutates && !runnerConfig.dryRun && process.getuid?.() !== 0) {
+  if (verb.mutates && !r.dryRun && process.getuid?.() !== 0) {
     throw new BoxError(
       `'boxctl ${verb.name}' changes the system and needs root`,
       `run it as root (sudo boxctl ${verb.name} ...), or add --dry-run to see what it would do`,
@@ -50,8 +60,14 @@ async function main(argv: string[]): Promise<number> {
   }
   // A stage-image or delete-image that was killed left a tree in staging/;
   // every run removes such debris (silently, and only as root).
-  if (!runnerConfig.dryRun) sweepStaging();
-  return (await verb.run({ verb, args, opts })) ?? EXIT.ok;
+  if (!r.dryRun) sweepStaging();
+  try {
+    return (await verb.run({ verb, args, opts, r })) ?? EXIT.ok;
+  } catch (e) {
+    // A script asked for JSON: it gets a document for a failure too.
+    if (verb.scripted && opts.json && e instanceof BoxError) failedJson({ verb }, e);
+    throw e;
+  }
 }
 
 main(process.argv.slice(2)).then(

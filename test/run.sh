@@ -13,7 +13,7 @@ npx biome check .
 npx tsc --noEmit
 
 files=()
-if [[ $mode != system ]]; then files+=(test/unit/*.test.ts); fi
+if [[ $mode != system ]]; then files+=(test/unit/*.test.ts test/unit/*/*.test.ts); fi
 if [[ $mode != unit ]]; then
   if [[ $(id -u) != 0 ]]; then
     echo "npm test: the system tests boot systemd test hosts with systemd-nspawn, which needs root." >&2

@@ -2,8 +2,8 @@
 // verb table, so it offers exactly the verbs and options --help shows.
 // Machine and image names are read from the store by bash itself at
 // completion time, without starting node.
-import { UsageError } from "../errors.ts";
-import { paths } from "../paths.ts";
+import { UsageError } from "../base/errors.ts";
+import { paths } from "../base/paths.ts";
 import { optionsOf } from "./parse.ts";
 import type { Verb } from "./types.ts";
 

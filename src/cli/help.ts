@@ -4,12 +4,22 @@ import type { Verb } from "./types.ts";
 declare const BOXCTL_VERSION: string;
 export const VERSION = typeof BOXCTL_VERSION === "string" ? BOXCTL_VERSION : "0.0.0-dev";
 
-export const EXIT_CODES: [number, string][] = [
-  [0, "success"],
-  [1, "the operation failed, or the machine or image is wrong (the message says which)"],
-  [2, "usage error: unknown verb or option, missing or extra argument, invalid name"],
+/** Each exit code, in a word for a verb's --help, and in full for boxctl --help and the man page. */
+export const EXIT_CODES: [number, string, string][] = [
+  [0, "success", "success"],
+  [
+    1,
+    "operation failed",
+    "the operation failed, or the machine or image is wrong (the message says which)",
+  ],
+  [
+    2,
+    "usage error",
+    "usage error: unknown verb or option, missing or extra argument, invalid name",
+  ],
   [
     130,
+    "interrupted (Ctrl-C or SIGTERM)",
     "interrupted (Ctrl-C or SIGTERM); nothing is left half-done: a cutover or fallback went back to the instance it left",
   ],
 ];
@@ -47,7 +57,7 @@ export function globalHelp(verbs: readonly Verb[]): string {
   }
   lines.push("Options:", "  -h, --help     Show help", "  --version      Show the version", "");
   lines.push("Exit status:");
-  for (const [code, text] of EXIT_CODES) lines.push(`  ${pad(String(code), 5)}${text}`);
+  for (const [code, , text] of EXIT_CODES) lines.push(`  ${pad(String(code), 5)}${text}`);
   lines.push(
     "",
     "Images live in /var/lib/boxctl; each container's root is mounted at /var/lib/machines/NAME.",
@@ -69,6 +79,8 @@ export function verbHelp(v: Verb): string {
   const width = Math.max(...opts.map(([l]) => l.length)) + 2;
   lines.push("", "Options:");
   for (const [l, h] of opts) lines.push(`  ${pad(l, width)}${h}`);
-  lines.push("", "Exit status: 0 success, 1 operation failed, 2 usage error.");
+  // A verb that changes something can be interrupted; one that reads cannot be left half-done.
+  const codes = EXIT_CODES.filter(([code]) => v.mutates || code !== 130);
+  lines.push("", `Exit status: ${codes.map(([code, word]) => `${code} ${word}`).join(", ")}.`);
   return `${lines.join("\n")}\n`;
 }

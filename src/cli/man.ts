@@ -63,7 +63,7 @@ export function manPage(verbs: readonly Verb[], version: string): string {
     for (const v of vs) lines.push(...verbSection(v));
   }
   lines.push(".SH EXIT STATUS");
-  for (const [code, text] of EXIT_CODES) lines.push(".TP", `.B ${code}`, roff(text));
+  for (const [code, , text] of EXIT_CODES) lines.push(".TP", `.B ${code}`, roff(text));
   lines.push(
     ".SH FILES",
     ".TP",

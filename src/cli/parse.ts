@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
-import { UsageError } from "../errors.ts";
+import { UsageError } from "../base/errors.ts";
+import { DEFAULT_BOOT_TIMEOUT_MS } from "../host/boot.ts";
 import type { OptionSpec, Opts, Verb } from "./types.ts";
 
 /** Options every verb accepts, by kind of verb. */
@@ -13,6 +14,13 @@ export const MUTATING: Record<string, OptionSpec> = {
     help: "Print the exact commands this would run, and change nothing.",
   },
 };
+/** For the mutating verbs a script calls: what changed, as one JSON document. */
+export const SCRIPTED: Record<string, OptionSpec> = {
+  json: {
+    type: "boolean",
+    help: "Print what changed, or what failed and where things stand, as JSON (docs/json.md).",
+  },
+};
 export const READING: Record<string, OptionSpec> = {
   json: { type: "boolean", help: "Print JSON (schema in docs/json.md) instead of a table." },
   "no-legend": { type: "boolean", help: "Leave out the table's header and footer lines." },
@@ -22,6 +30,7 @@ export function optionsOf(verb: Verb): Record<string, OptionSpec> {
   return {
     ...(verb.options ?? {}),
     ...(verb.mutates ? MUTATING : {}),
+    ...(verb.scripted ? SCRIPTED : {}),
     ...(verb.reads ? READING : {}),
     ...COMMON,
   };
@@ -85,11 +94,9 @@ function splitRest(argv: string[]): { head: string[]; tail: string[] } {
   return { head: argv, tail: [] };
 }
 
-export const DEFAULT_BOOT_TIMEOUT_S = 90;
-
 /** --timeout SECONDS of the verbs that wait for a boot, in milliseconds. */
 export function parseTimeout(value: string | boolean | undefined, verb: string): number {
-  if (value === undefined || typeof value === "boolean") return DEFAULT_BOOT_TIMEOUT_S * 1000;
+  if (value === undefined || typeof value === "boolean") return DEFAULT_BOOT_TIMEOUT_MS;
   const s = Number(value);
   if (!Number.isFinite(s) || s <= 0) {
     throw new UsageError(

@@ -1,6 +1,6 @@
 // The one table of verbs. Each group's entries live beside each other in
 // verbs/*.ts; this file only puts them in order and adds the meta verbs.
-import { UsageError } from "../errors.ts";
+import { UsageError } from "../base/errors.ts";
 import { completionScript } from "./completion.ts";
 import { globalHelp, verbHelp } from "./help.ts";
 import { closest } from "./suggest.ts";

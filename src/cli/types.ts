@@ -1,3 +1,5 @@
+import type { Runner } from "../host/runner.ts";
+
 export interface OptionSpec {
   type: "boolean" | "string";
   short?: string;
@@ -19,6 +21,8 @@ export type Opts = Record<string, string | boolean | undefined>;
 
 export interface Ctx {
   verb: Verb;
+  /** The runner every operation gets: the system's, or the printing one under --dry-run. */
+  r: Runner;
   args: string[];
   opts: Opts;
 }
@@ -35,6 +39,8 @@ export interface Verb {
   mutates: boolean;
   /** A read verb: supports --json (and --no-legend for tables). */
   reads?: boolean;
+  /** A mutating verb a script calls: --json prints what it changed (docs/json.md). */
+  scripted?: boolean;
   /** Not shown in the verb list (e.g. `stop`, which only redirects). */
   hidden?: boolean;
   /** Returns the exit code; undefined means 0. */

@@ -6,7 +6,14 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { HOSTS, mountRoot, removeHost, sweepStaleHosts, unmountRoot } from "./roots.ts";
+import {
+  HOSTS,
+  hostCgroups,
+  mountRoot,
+  removeHost,
+  sweepStaleHosts,
+  unmountRoot,
+} from "./roots.ts";
 
 export type Suite = "bookworm" | "trixie";
 export const SUITES: Suite[] = ["bookworm", "trixie"];
@@ -70,9 +77,17 @@ export class TestHost {
 
   private async start(): Promise<void> {
     const log = openSync(`${this.dir}.log`, "a");
+    // nspawn starts from a cgroup of the host's own (see hostCgroups): a
+    // shell moves itself there, then becomes nspawn.
+    const cgroups = hostCgroups(this.name);
+    for (const c of cgroups) mkdirSync(c, { recursive: true });
     this.nspawn = spawn(
-      "systemd-nspawn",
+      "/bin/sh",
       [
+        "-c",
+        'for g in $BX_CGROUPS; do echo $$ > "$g/cgroup.procs"; done; exec "$@"',
+        "sh",
+        "systemd-nspawn",
         "--boot",
         "--register=no",
         "--keep-unit",
@@ -86,7 +101,7 @@ export class TestHost {
         `--bind-ro=${join(repo, "dist")}:/opt/boxctl`,
         `--bind-ro=${cachePath("guest-bookworm")}/images:/srv/images`,
       ],
-      { stdio: ["ignore", log, log] },
+      { stdio: ["ignore", log, log], env: { ...process.env, BX_CGROUPS: cgroups.join(" ") } },
     );
     const deadline = Date.now() + 60_000;
     while (!this.initPid) {

@@ -11,12 +11,19 @@ kind=$1 suite=$2 dir=$3
 
 common=systemd,systemd-sysv,dbus,util-linux,tar,xz-utils,zstd,bzip2,gzip
 case $kind in
-  host)  pkgs=$common,systemd-container,nodejs,acl,attr,libcap2-bin,procps,libnss-mymachines ;;
+  host)  pkgs=$common,systemd-container,nodejs,acl,attr,libcap2-bin,procps,libnss-mymachines,locales,util-linux-locales,libc-l10n ;;
   guest) pkgs=$common,procps ;;
   *) echo "recipe.sh: unknown kind '$kind'" >&2; exit 2 ;;
 esac
 
 debootstrap --variant=minbase --include="$pkgs" "$suite" "$dir" >&2
+
+# A German locale with its translations, so that the tests can check that
+# boxctl never depends on a tool's English message (it runs them in C).
+if [[ $kind == host ]]; then
+  sed -i 's/^# *\(de_DE.UTF-8 UTF-8\)/\1/' "$dir/etc/locale.gen"
+  chroot "$dir" locale-gen >&2
+fi
 
 # Throw-away machines: no root password, so `machinectl login` and the
 # console accept root without a prompt for a password.

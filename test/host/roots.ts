@@ -7,7 +7,7 @@
 // /var/lib/machines beside it, are plain directories bound over the overlay,
 // on the same disk as on a real host.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
@@ -46,9 +46,41 @@ export function unmountRoot(name: string): void {
   if (existsSync(root)) spawnSync("umount", ["-R", "-l", root]);
 }
 
+/**
+ * Each test host runs in a cgroup of its own. On this kind of machine PID 1
+ * is not systemd and every process sits in the root cgroup; nspawn puts a
+ * host's systemd in "payload" under its own cgroup, so hosts booted from the
+ * root would share one payload, and one host's systemd cleaning up its
+ * machine.slice removes another's container cgroup under it ("Failed to
+ * chown() cgroup .../payload: No such file or directory"): nested containers
+ * then fail to start at random when two hosts run side by side.
+ */
+const HIERARCHIES = existsSync("/sys/fs/cgroup/cgroup.procs")
+  ? ["/sys/fs/cgroup"]
+  : ["/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified"].filter((h) =>
+      existsSync(join(h, "cgroup.procs")),
+    );
+
+export function hostCgroups(name: string): string[] {
+  return HIERARCHIES.map((h) => join(h, name));
+}
+
+/** Removes a cgroup tree once its processes are gone (children first). */
+function removeCgroup(dir: string): void {
+  if (!existsSync(dir)) return;
+  for (const e of readdirSync(dir, { withFileTypes: true }))
+    if (e.isDirectory()) removeCgroup(join(dir, e.name));
+  try {
+    rmdirSync(dir);
+  } catch {
+    // A process of the host outlived it; the next sweep tries again.
+  }
+}
+
 export function removeHost(name: string): void {
   const root = join(HOSTS, name);
   unmountRoot(name);
+  for (const c of hostCgroups(name)) removeCgroup(c);
   for (const p of [root, `${root}.d`, `${root}.log`, `${root}.keep`])
     rmSync(p, { recursive: true, force: true });
 }

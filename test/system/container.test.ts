@@ -1,14 +1,14 @@
-// Issue 5: the container verbs, status/list/app-status and the output
+// The container verbs, status/list/app-status and the output
 // conventions, against real systemd in both test hosts. One host boot per
 // suite; the steps run in order on one machine, as a sysadmin would.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import * as v from "valibot";
-import { AppStatusJson, ListJson, StatusJson } from "../../src/container/schema.ts";
+import { AppStatusJson, ListJson, StatusJson } from "../../src/cli/json-schema.ts";
 import { SUITES, sleep, TestHost } from "../host/host.ts";
 
-// All test hosts share the outer network namespace, so a container name
-// must differ between hosts (ve-NAME); the dash also exercises unit escaping.
+// The container's name carries the suite, so that a failure names its host;
+// the dash exercises unit-name escaping (var-lib-machines-ctl\x2d....mount).
 const ESC = new RegExp(`${String.fromCharCode(27)}\\[`);
 const machineFor = (suite: string) => `ctl-${suite}`;
 
@@ -161,11 +161,13 @@ for (const suite of SUITES) {
         "sleep",
         "600",
       ]);
-      for (let i = 0; i < 50; i++) {
-        const l = await host.sh(["machinectl", "list", "--no-legend"]);
-        if (l.includes(other)) break;
-        await sleep(100);
+      // machined registers it once nspawn has set it up: seconds on a loaded machine.
+      let registered = false;
+      for (let i = 0; i < 600 && !registered; i++) {
+        registered = (await host.sh(["machinectl", "list", "--no-legend"])).includes(other);
+        if (!registered) await sleep(100);
       }
+      assert.ok(registered, `${other} never showed in machinectl list`);
       const { code, doc } = await json(["list"]);
       assert.equal(code, 0);
       const l = v.parse(ListJson, doc);

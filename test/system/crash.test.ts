@@ -1,4 +1,4 @@
-// Issue 4: crash safety. boxctl is killed with SIGKILL (the documented
+// Crash safety. boxctl is killed with SIGKILL (the documented
 // hook BOXCTL_CRASH_AFTER=STEP) right after each step of a cutover and of
 // a fallback; the next boxctl command must leave the machine exactly on
 // the old instance or exactly on the new one with the old as fallback,
@@ -7,7 +7,7 @@
 // The full matrix runs on both test hosts.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { CUTOVER_STEPS, FALLBACK_STEPS } from "../../src/instances/plan.ts";
+import { CUTOVER_STEPS, FALLBACK_STEPS } from "../../src/plan/steps.ts";
 import { SUITES, TestHost } from "../host/host.ts";
 import {
   isActive,

@@ -1,4 +1,4 @@
-// Issue 2: the built bundle runs on each distribution's own node, and the
+// The built bundle runs on each distribution's own node, and the
 // test hosts really run systemd, machinectl and a nested container.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";

@@ -23,6 +23,9 @@ export const GOOD = Buffer.concat([
 export const END = Buffer.alloc(10240);
 export const UP = "../../../../../../../..";
 
+/** A sysadmin's German locale: the tools' messages are translated (test/host/recipe.sh). */
+export const GERMAN = { LANG: "de_DE.UTF-8", LANGUAGE: "de" };
+
 /**
  * The suite's host and the helpers over it. host is a getter: the host
  * boots in before(), after the tests have been registered.

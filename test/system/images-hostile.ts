@@ -6,10 +6,13 @@ import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import type { TestHost } from "../host/host.ts";
 import { entry } from "../lib/tar.ts";
-import { END, GOOD, type ImagesCtx, STORE, T, UP } from "./images-helpers.ts";
+import { END, GERMAN, GOOD, type ImagesCtx, STORE, T, UP } from "./images-helpers.ts";
 
 export function hostileCorpus(ctx: ImagesCtx): void {
-  const { stage, sh, listing, put } = ctx;
+  const { sh, listing, put } = ctx;
+  // The whole corpus runs in a German locale: boxctl reads tar's messages
+  // (a full disk), which it must get in English whatever the user's LANG.
+  const stage = (args: string[]) => ctx.stage(args, GERMAN);
   // The test file boots the host in a before() that runs ahead of this one.
   let host: TestHost;
   before(() => {
@@ -17,6 +20,13 @@ export function hostileCorpus(ctx: ImagesCtx): void {
   });
 
   describe("the hostile corpus", () => {
+    it("runs where the tools speak German (so an English match would fail)", async () => {
+      const r = await host.exec(["tar", "-xf", "/nonexistent"], { env: GERMAN });
+      assert.match(r.stderr, /nicht gefunden/);
+      const u = await host.exec(["umount", "/nonexistent"], { env: GERMAN });
+      assert.doesNotMatch(u.stderr, /no mount point specified|not mounted|No such file/);
+    });
+
     const bad = (body: Buffer) => Buffer.concat([GOOD, body, END]);
     const corpus: {
       what: string;
@@ -143,11 +153,10 @@ export function hostileCorpus(ctx: ImagesCtx): void {
         );
         assert.equal(evil.trim(), "");
         if (!c.stdin) return;
-        const p = await host.exec([
-          "sh",
-          "-c",
-          `boxctl stage-image - --name hostile < ${T}/${c.file}`,
-        ]);
+        const p = await host.exec(
+          ["sh", "-c", `boxctl stage-image - --name hostile < ${T}/${c.file}`],
+          { env: GERMAN },
+        );
         assert.equal(p.code, 1, p.stderr);
         assert.match(p.stderr, c.stdin);
         assert.equal(await listing(), store);
@@ -156,7 +165,9 @@ export function hostileCorpus(ctx: ImagesCtx): void {
     }
 
     it("refuses an empty standard input", async () => {
-      const r = await host.exec(["sh", "-c", "boxctl stage-image - --name hostile < /dev/null"]);
+      const r = await host.exec(["sh", "-c", "boxctl stage-image - --name hostile < /dev/null"], {
+        env: GERMAN,
+      });
       assert.equal(r.code, 1);
       assert.match(r.stderr, /standard input is empty/);
     });

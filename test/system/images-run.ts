@@ -36,36 +36,29 @@ export function stagingRuns(ctx: ImagesCtx): void {
     assert.equal(await listing(), store);
   });
 
+  /**
+   * Starts a stage, waits until its tar runs (the command --verbose prints),
+   * then sends it sig; returns once boxctl and its tar have both exited.
+   */
+  const signalled = (name: string, sig: "INT" | "KILL") =>
+    host.exec([
+      "bash",
+      "-c",
+      `boxctl stage-image --verbose /srv/images/foo-0.1.tar --name ${name} 2>/tmp/stage.err & pid=$!
+       for i in $(seq 600); do grep -q '^+ tar' /tmp/stage.err && break; sleep 0.05; done
+       kill -${sig} $pid; wait $pid; rc=$?
+       for i in $(seq 600); do pgrep -x tar >/dev/null || break; sleep 0.05; done
+       cat /tmp/stage.err >&2; exit $rc`,
+    ]);
+
   it("cleans up at once on Ctrl-C (exit 130), and a killed stage on the next run", async () => {
     const store = await listing();
-    const r = await host.exec([
-      "timeout",
-      "--preserve-status",
-      "-s",
-      "INT",
-      "0.5",
-      "boxctl",
-      "stage-image",
-      "/srv/images/foo-0.1.tar",
-      "--name",
-      "interrupted",
-    ]);
+    const r = await signalled("interrupted", "INT");
     assert.equal(r.code, 130, r.stderr);
     assert.match(r.stderr, /interrupted; nothing was staged/);
     assert.equal(await listing(), store);
-    const k = await host.exec([
-      "timeout",
-      "-s",
-      "KILL",
-      "0.5",
-      "boxctl",
-      "stage-image",
-      "/srv/images/foo-0.1.tar",
-      "--name",
-      "killed",
-    ]);
-    assert.equal(k.code, 137);
-    await sh("sleep 0.3");
+    const k = await signalled("killed", "KILL");
+    assert.equal(k.code, 137, k.stderr);
     assert.match(
       await sh(`ls ${STORE}/staging`),
       /^killed\.\d+-\d+\./,

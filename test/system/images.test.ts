@@ -1,4 +1,4 @@
-// Issue 3: stage-image, list-images and delete-image inside real systemd
+// Stage-image, list-images and delete-image inside real systemd
 // test hosts: every archive format, the layouts, an archive that holds
 // every kind of file metadata, and a hostile corpus that must leave the
 // store and the host exactly as they were. Some groups of tests live in

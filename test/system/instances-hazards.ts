@@ -3,9 +3,11 @@
 // machine.json and a root the host keeps busy. A module, not a *.test.ts
 // file, so that it runs on instances.test.ts's test hosts rather than booting more.
 import assert from "node:assert/strict";
-import { before, it } from "node:test";
+import { before, describe, it } from "node:test";
 import { sleep, type TestHost } from "../host/host.ts";
+import { GERMAN } from "./images-helpers.ts";
 import {
+  ensureSystem1,
   type HostCtx,
   isActive,
   machineJson,
@@ -16,166 +18,178 @@ import {
 } from "./instances-helpers.ts";
 
 export function hazards(ctx: HostCtx): void {
-  // The test file boots the host in a before() that runs ahead of this one.
-  let host: TestHost;
-  before(() => {
-    host = ctx.host;
-  });
+  describe("hazards around the verbs", () => {
+    // The test file boots the host; this part makes the state it starts from
+    // if an earlier part did not (when it runs alone, with --test-name-pattern).
+    let host: TestHost;
+    before(async () => {
+      host = ctx.host;
+      await ensureSystem1(host);
+    });
 
-  it("lets one mutating command run at a time", async () => {
-    ok(await host.boxctl(["cutover-instance", "system1", "foo-0.2"]));
-    ok(
-      await host.exec([
-        "systemd-run",
-        "--unit=bx-slow",
-        "--collect",
-        "--",
-        "boxctl",
-        "fallback-instance",
-        "system1",
-        "--check",
-        "sleep 3",
-      ]),
-    );
-    let pid = "";
-    for (let i = 0; i < 100; i++) {
-      const l = await host.exec(["cat", "/run/boxctl/lock/system1.lock"]);
-      if (/fallback-instance/.test(l.stdout)) pid = l.stdout.split(" ")[0] ?? "";
-      if (pid) break;
-      await sleep(100);
-    }
-    const busy = await host.boxctl(["fallback-instance", "system1"]);
-    assert.equal(busy.code, 1);
-    assert.match(busy.stderr, new RegExp(`system1 is busy: fallback-instance by pid ${pid}`));
-    ok(await host.boxctl(["recover", "system1", "--wait"]), "recover --wait");
-    assert.equal(await release(host), "0.1");
-  });
-
-  it("never deletes an image that a running cutover is about to use", async () => {
-    ok(await host.boxctl(["stage-image", "/srv/images/foo-0.2.tar", "--name", "foo-spare"]));
-    ok(
-      await host.exec([
-        "systemd-run",
-        "--unit=bx-slow-spare",
-        "--collect",
-        "--",
-        "boxctl",
-        "cutover-instance",
-        "spare",
-        "foo-spare",
-        "--check",
-        "sleep 3",
-      ]),
-    );
-    // Earlier cutovers left their pids in images.lock: wait for this one's.
-    let pid = "";
-    for (let i = 0; i < 100 && !pid; i++) {
-      const mine = (await host.exec(["cat", "/run/boxctl/lock/spare.lock"])).stdout.split(" ")[0];
-      const store = (await host.exec(["cat", "/run/boxctl/images.lock"])).stdout.split(" ")[0];
-      if (mine && mine === store) pid = mine;
-      else await sleep(100);
-    }
-    assert.ok(pid, "the cutover of spare never took the image store lock");
-    const busy = await host.boxctl(["delete-image", "foo-spare"]);
-    assert.equal(busy.code, 1, busy.stdout);
-    assert.match(
-      busy.stderr,
-      new RegExp(`the image store is busy: cutover-instance by pid ${pid}`),
-    );
-    // --wait queues behind the cutover, which by then uses the image: refused, naming it.
-    const queued = await host.boxctl(["delete-image", "foo-spare", "--wait"]);
-    assert.equal(queued.code, 1);
-    assert.match(queued.stderr, /image 'foo-spare' is in use by spare \(gen 1/);
-    assert.match(
-      (await host.inMachine("spare", ["cat", "/etc/foo-release"])).stdout,
-      /VERSION=0\.2/,
-    );
-    ok(await host.boxctl(["poweroff", "spare"]));
-  });
-
-  it("names the file when machine.json is corrupt", async () => {
-    const path = `${STORE}/machines/system1/machine.json`;
-    await host.sh(["cp", path, "/root/machine.json.bak"]);
-    await host.sh(["sh", "-c", `echo '{"version": 1, "name": ' > ${path}`]);
-    try {
-      const r = await host.boxctl(["history", "system1"]);
-      assert.equal(r.code, 1);
-      assert.match(r.stderr, new RegExp(`state file ${path} is corrupt`));
-      const c = await host.boxctl(["fallback-instance", "system1"]);
-      assert.equal(c.code, 1);
-      assert.match(c.stderr, /is corrupt/);
-      // list still lists the others, keeps system1 as boxctl's, names the file and fails.
-      const l = await host.boxctl(["list", "--json"]);
-      assert.equal(l.code, 1);
-      assert.match(l.stderr, new RegExp(`state file ${path} is corrupt`));
-      const byName = new Map<string, { managed: boolean; state: string; error: string | null }>(
-        JSON.parse(l.stdout).machines.map((m: { name: string }) => [m.name, m]),
+    it("lets one mutating command run at a time", async () => {
+      ok(await host.boxctl(["cutover-instance", "system1", "foo-0.2"]));
+      ok(
+        await host.exec([
+          "systemd-run",
+          "--unit=bx-slow",
+          "--collect",
+          "--",
+          "boxctl",
+          "fallback-instance",
+          "system1",
+          "--check",
+          "sleep 3",
+        ]),
       );
-      assert.equal(byName.get("system2")?.error, null, l.stdout);
-      assert.equal(byName.get("system1")?.managed, true, l.stdout);
-      assert.equal(byName.get("system1")?.state, "running", l.stdout);
-      assert.match(byName.get("system1")?.error ?? "", /is corrupt/);
-      const table = await host.boxctl(["list"]);
-      assert.match(table.stdout, /^system1 +running +\S+ +\(unreadable\)/m);
-    } finally {
-      await host.sh(["cp", "/root/machine.json.bak", path]);
-    }
-  });
+      let pid = "";
+      for (let i = 0; i < 100; i++) {
+        const l = await host.exec(["cat", "/run/boxctl/lock/system1.lock"]);
+        if (/fallback-instance/.test(l.stdout)) pid = l.stdout.split(" ")[0] ?? "";
+        if (pid) break;
+        await sleep(100);
+      }
+      const busy = await host.boxctl(["fallback-instance", "system1"]);
+      assert.equal(busy.code, 1);
+      assert.match(busy.stderr, new RegExp(`system1 is busy: fallback-instance by pid ${pid}`));
+      ok(await host.boxctl(["recover", "system1", "--wait"]), "recover --wait");
+      assert.equal(await release(host), "0.1");
+    });
 
-  it("refuses a busy root before the container goes down", async () => {
-    const before = await machineJson(host);
-    const up0 = await upSince(host);
-    // A host process whose working directory is inside the container's root.
-    await host.sh([
-      "setsid",
-      "-f",
-      "sh",
-      "-c",
-      "cd /var/lib/machines/system1 && exec sleep 577 </dev/null >/dev/null 2>&1",
-    ]);
-    try {
-      const r = await host.boxctl(["cutover-instance", "system1", "foo-0.2"]);
-      assert.equal(r.code, 1, r.stderr);
-      assert.match(r.stderr, /\/var\/lib\/machines\/system1 could not be unmounted; it is busy/);
+    it("never deletes an image that a running cutover is about to use", async () => {
+      ok(await host.boxctl(["stage-image", "/srv/images/foo-0.2.tar", "--name", "foo-spare"]));
+      ok(
+        await host.exec([
+          "systemd-run",
+          "--unit=bx-slow-spare",
+          "--collect",
+          "--",
+          "boxctl",
+          "cutover-instance",
+          "spare",
+          "foo-spare",
+          "--check",
+          "sleep 3",
+        ]),
+      );
+      // Earlier cutovers left their pids in images.lock: wait for this one's.
+      let pid = "";
+      for (let i = 0; i < 100 && !pid; i++) {
+        const mine = (await host.exec(["cat", "/run/boxctl/lock/spare.lock"])).stdout.split(" ")[0];
+        const store = (await host.exec(["cat", "/run/boxctl/images.lock"])).stdout.split(" ")[0];
+        if (mine && mine === store) pid = mine;
+        else await sleep(100);
+      }
+      assert.ok(pid, "the cutover of spare never took the image store lock");
+      const busy = await host.boxctl(["delete-image", "foo-spare"]);
+      assert.equal(busy.code, 1, busy.stdout);
       assert.match(
-        r.stderr,
-        /hint: find what keeps it busy with: fuser -vm \/var\/lib\/machines\/system1/,
+        busy.stderr,
+        new RegExp(`the image store is busy: cutover-instance by pid ${pid}`),
       );
-      assert.match(r.stderr, /system1 is running on instance 1 \(foo-0\.1\) again/);
-      assert.equal(await upSince(host), up0, "the container was never stopped");
-      assert.equal(await isActive(host), true);
+      // --wait queues behind the cutover, which by then uses the image: refused, naming it.
+      const queued = await host.boxctl(["delete-image", "foo-spare", "--wait"]);
+      assert.equal(queued.code, 1);
+      assert.match(queued.stderr, /image 'foo-spare' is in use by spare \(gen 1/);
+      assert.match(
+        (await host.inMachine("spare", ["cat", "/etc/foo-release"])).stdout,
+        /VERSION=0\.2/,
+      );
+      ok(await host.boxctl(["poweroff", "spare"]));
+    });
+
+    it("names the file when machine.json is corrupt", async () => {
+      const path = `${STORE}/machines/system1/machine.json`;
+      await host.sh(["cp", path, "/root/machine.json.bak"]);
+      await host.sh(["sh", "-c", `echo '{"version": 1, "name": ' > ${path}`]);
+      try {
+        const r = await host.boxctl(["history", "system1"]);
+        assert.equal(r.code, 1);
+        assert.match(r.stderr, new RegExp(`state file ${path} is corrupt`));
+        const c = await host.boxctl(["fallback-instance", "system1"]);
+        assert.equal(c.code, 1);
+        assert.match(c.stderr, /is corrupt/);
+        // list still lists the others, keeps system1 as boxctl's, names the file and fails.
+        const l = await host.boxctl(["list", "--json"]);
+        assert.equal(l.code, 1);
+        assert.match(l.stderr, new RegExp(`state file ${path} is corrupt`));
+        const byName = new Map<string, { managed: boolean; state: string; error: string | null }>(
+          JSON.parse(l.stdout).machines.map((m: { name: string }) => [m.name, m]),
+        );
+        assert.equal(byName.get("system2")?.error, null, l.stdout);
+        assert.equal(byName.get("system1")?.managed, true, l.stdout);
+        assert.equal(byName.get("system1")?.state, "running", l.stdout);
+        assert.match(byName.get("system1")?.error ?? "", /is corrupt/);
+        const table = await host.boxctl(["list"]);
+        assert.match(table.stdout, /^system1 +running +\S+ +\(unreadable\)/m);
+      } finally {
+        await host.sh(["cp", "/root/machine.json.bak", path]);
+      }
+    });
+
+    it("refuses a busy root before the container goes down", async () => {
+      const before = await machineJson(host);
+      const up0 = await upSince(host);
+      // A host process whose working directory is inside the container's root.
+      await host.sh([
+        "setsid",
+        "-f",
+        "sh",
+        "-c",
+        "cd /var/lib/machines/system1 && exec sleep 577 </dev/null >/dev/null 2>&1",
+      ]);
+      try {
+        // In a German locale: boxctl must still recognise umount's "target is busy".
+        const r = await host.boxctl(["cutover-instance", "system1", "foo-0.2"], { env: GERMAN });
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, /\/var\/lib\/machines\/system1 could not be unmounted; it is busy/);
+        assert.match(
+          r.stderr,
+          /hint: find what keeps it busy with: fuser -vm \/var\/lib\/machines\/system1/,
+        );
+        assert.match(r.stderr, /system1 is running on instance 1 \(foo-0\.1\) again/);
+        assert.equal(await upSince(host), up0, "the container was never stopped");
+        assert.equal(await isActive(host), true);
+        assert.equal(await release(host), "0.1");
+        const m = await machineJson(host);
+        assert.deepEqual([m.current, m.fallback], [before.current, before.fallback]);
+      } finally {
+        await host.exec(["pkill", "-x", "-f", "sleep 577"]);
+      }
+    });
+
+    it("goes back on Ctrl-C mid-cutover and exits 130", async () => {
+      const before = await machineJson(host);
+      // A real Ctrl-C: script gives boxctl a terminal, and the ^C written to it
+      // reaches the terminal's foreground process group once boxctl says it is
+      // waiting for the boot; --check keeps that step busy while it lands.
+      // (SIGTERM and a hang-up: test/unit/plan.test.ts.)
+      const r = await host.exec([
+        "bash",
+        "-c",
+        `set -o pipefail; : >/tmp/ctrl-c.out
+       (for i in $(seq 600); do grep -q 'wait-booted:' /tmp/ctrl-c.out && break; sleep 0.05; done
+        printf '\\003') |
+       script -qec "boxctl cutover-instance system1 foo-0.2 --check 'sleep 3'" /dev/null |
+       tee /tmp/ctrl-c.out`,
+      ]);
+      assert.equal(r.code, 130, r.stdout);
+      assert.match(r.stdout, /boxctl: interrupted; stopping after this step/);
+      assert.match(
+        r.stdout,
+        /interrupted by the user before step '(remount|restart|wait-booted|commit)'/,
+      );
+      assert.match(
+        r.stdout,
+        /was interrupted; system1 is running on instance 1 \(foo-0\.1\) again/,
+      );
       assert.equal(await release(host), "0.1");
       const m = await machineJson(host);
       assert.deepEqual([m.current, m.fallback], [before.current, before.fallback]);
-    } finally {
-      await host.exec(["pkill", "-x", "-f", "sleep 577"]);
-    }
-  });
-
-  it("goes back on Ctrl-C mid-cutover and exits 130", async () => {
-    const before = await machineJson(host);
-    // A real Ctrl-C: script gives boxctl a terminal, and the ^C written to it
-    // reaches the terminal's foreground process group. --check keeps a step
-    // busy while it lands. (SIGTERM and a hang-up: test/unit/plan.test.ts.)
-    const r = await host.exec([
-      "sh",
-      "-c",
-      `(sleep 1.5; printf '\\003') |
-       script -qec "boxctl cutover-instance system1 foo-0.2 --check 'sleep 3'" /dev/null`,
-    ]);
-    assert.equal(r.code, 130, r.stdout);
-    assert.match(r.stdout, /boxctl: interrupted; stopping after this step/);
-    assert.match(
-      r.stdout,
-      /interrupted by the user before step '(remount|restart|wait-booted|commit)'/,
-    );
-    assert.match(r.stdout, /was interrupted; system1 is running on instance 1 \(foo-0\.1\) again/);
-    assert.equal(await release(host), "0.1");
-    const m = await machineJson(host);
-    assert.deepEqual([m.current, m.fallback], [before.current, before.fallback]);
-    assert.equal(
-      (await host.exec(["test", "-e", `${STORE}/machines/system1/intent.json`])).code,
-      1,
-    );
+      assert.equal(
+        (await host.exec(["test", "-e", `${STORE}/machines/system1/intent.json`])).code,
+        1,
+      );
+    });
   });
 }

@@ -4,27 +4,10 @@ import type { ExecResult, TestHost } from "../host/host.ts";
 
 export const STORE = "/var/lib/boxctl";
 
-/**
- * Stages an image with boxctl stage-image; while that verb is not there
- * yet, unpacks it by hand exactly as the brief for instances describes.
- */
+/** Stages one of the guest images with boxctl stage-image, unless it is staged already. */
 export async function stage(host: TestHost, image: string): Promise<void> {
-  const r = await host.boxctl(["stage-image", `/srv/images/${image}.tar`]);
-  if (r.code === 0 && (await isDir(host, `${STORE}/images/${image}/rootfs`))) return;
-  const root = `${STORE}/images/${image}/rootfs`;
-  await host.sh(["rm", "-rf", `${STORE}/images/${image}`]);
-  await host.sh(["mkdir", "-p", root]);
-  await host.sh([
-    "tar",
-    "--numeric-owner",
-    "--xattrs",
-    "--xattrs-include=*",
-    "--acls",
-    "-xpf",
-    `/srv/images/${image}.tar`,
-    "-C",
-    root,
-  ]);
+  if (await isDir(host, `${STORE}/images/${image}/rootfs`)) return;
+  ok(await host.boxctl(["stage-image", `/srv/images/${image}.tar`]), `staging ${image}`);
 }
 
 export async function isDir(host: TestHost, path: string): Promise<boolean> {
@@ -138,4 +121,21 @@ sync`;
  */
 export interface HostCtx {
   readonly host: TestHost;
+}
+
+/**
+ * The state the middle of instances.test.ts starts from, made if it is
+ * missing (a part run alone with --test-name-pattern): system1 running on
+ * instance 1 (foo-0.1, with /root/marker), instance 2 (foo-0.2) its fallback.
+ */
+export async function ensureSystem1(host: TestHost): Promise<void> {
+  await stage(host, "foo-0.1");
+  await stage(host, "foo-0.2");
+  if (!(await isDir(host, `${STORE}/machines/system1`))) {
+    ok(await host.boxctl(["cutover-instance", "system1", "foo-0.1"]));
+    ok(await host.inMachine("system1", ["sh", "-c", "echo hi > /root/marker"]));
+    ok(await host.boxctl(["cutover-instance", "system1", "foo-0.2"]));
+    ok(await host.boxctl(["fallback-instance", "system1"]));
+  }
+  if (!(await isActive(host))) ok(await host.boxctl(["start", "system1"]));
 }

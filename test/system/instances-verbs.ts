@@ -4,10 +4,11 @@
 // module, not a *.test.ts file, so that it runs on instances.test.ts's
 // test hosts, on the state its earlier tests left, rather than booting more.
 import assert from "node:assert/strict";
-import { before, it } from "node:test";
-import { CUTOVER_STEPS } from "../../src/instances/plan.ts";
+import { before, describe, it } from "node:test";
+import { CUTOVER_STEPS } from "../../src/plan/steps.ts";
 import type { TestHost } from "../host/host.ts";
 import {
+  ensureSystem1,
   type HostCtx,
   isActive,
   machineJson,
@@ -18,171 +19,176 @@ import {
 } from "./instances-helpers.ts";
 
 export function cutoverVerbs(ctx: HostCtx): void {
-  // The test file boots the host in a before() that runs ahead of this one.
-  let host: TestHost;
-  before(() => {
-    host = ctx.host;
-  });
-
-  it("falls back on its own when the new image does not boot", async () => {
-    await stageBroken(host);
-    const r = await host.boxctl(["cutover-instance", "system1", "broken", "--timeout", "20"]);
-    assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, /falling back to instance 1 \(foo-0\.1\)/);
-    assert.match(r.stderr, /system1 is running on instance 1 \(foo-0\.1\) again/);
-    assert.equal(await isActive(host), true);
-    assert.equal(await release(host), "0.1");
-    assert.equal((await host.inMachine("system1", ["cat", "/root/marker"])).stdout, "hi\n");
-    const m = await machineJson(host);
-    assert.deepEqual([m.current, m.fallback], [1, 2], "the old fallback is kept");
-    assert.equal(m.lastOperation?.result, "rolled-back");
-    assert.ok(
-      m.instances.some((i) => i.image === "broken"),
-      "the failed instance is kept",
-    );
-  });
-
-  it("falls back on its own when --check fails, and passes a good --check", async () => {
-    const bad = await host.boxctl([
-      "cutover-instance",
-      "system1",
-      "foo-0.2",
-      "--check",
-      "grep -q VERSION=0.1 /etc/foo-release",
-    ]);
-    assert.equal(bad.code, 1, bad.stderr);
-    assert.match(bad.stderr, /--check .* failed inside system1/);
-    assert.equal(await release(host), "0.1");
-    const good = await host.boxctl([
-      "cutover-instance",
-      "system1",
-      "foo-0.2",
-      "--check",
-      "test -f /etc/foo-release && grep -q 0.2 /etc/foo-release",
-    ]);
-    ok(good, "cutover with a passing --check");
-    assert.equal(await release(host), "0.2");
-    ok(await host.boxctl(["fallback-instance", "system1"]));
-    assert.equal(await release(host), "0.1");
-  });
-
-  it("changes nothing for an unknown image", async () => {
-    const before = await host.sh(["cat", `${STORE}/machines/system1/machine.json`]);
-    const dirs = await host.sh(["ls", `${STORE}/machines/system1/instances`]);
-    const r = await host.boxctl(["cutover-instance", "system1", "nosuch-1.0"]);
-    assert.equal(r.code, 1);
-    assert.match(r.stderr, /image 'nosuch-1\.0' is not staged/);
-    assert.equal(await host.sh(["cat", `${STORE}/machines/system1/machine.json`]), before);
-    assert.equal(await host.sh(["ls", `${STORE}/machines/system1/instances`]), dirs);
-    assert.equal(await isActive(host), true);
-  });
-
-  it("lists instances with history, as a table and as JSON", async () => {
-    const t = ok(await host.boxctl(["history", "system1"]));
-    assert.match(t.stdout, /^GEN\s+IMAGE\s+CREATED\s+LAST ACTIVE\s+CHANGES\s+MARK/);
-    assert.match(t.stdout, /^1\s+foo-0\.1\s+\S+\s+now\s+\S+\s+current$/m);
-    const j = JSON.parse(ok(await host.boxctl(["history", "system1", "--json"])).stdout);
-    assert.equal(j.version, 1);
-    assert.equal(j.current, 1);
-    assert.equal(j.running, true);
-    const one = j.instances.find((i: { gen: number }) => i.gen === 1);
-    assert.equal(one.current, true);
-    assert.equal(typeof one.changesBytes, "number");
-    assert.ok(j.instances.some((i: { fallback: boolean }) => i.fallback));
-  });
-
-  it("lists added, modified and deleted paths with diff", async () => {
-    const script =
-      "set -e; echo x > /root/added; echo y >> /etc/hostname; rm /etc/issue; rm -rf /usr/share/doc/apt; mkdir /usr/share/doc/apt; echo n > /usr/share/doc/apt/new";
-    ok(await host.inMachine("system1", ["sh", "-c", script]));
-    const j = JSON.parse(ok(await host.boxctl(["diff", "system1", "--json"])).stdout);
-    assert.equal(j.version, 1);
-    assert.equal(j.gen, 1);
-    assert.ok(j.added.includes("/root/added"));
-    assert.ok(j.added.includes("/root/marker"));
-    assert.ok(j.added.includes("/usr/share/doc/apt/new"));
-    assert.ok(j.modified.includes("/etc/hostname"));
-    assert.ok(j.deleted.includes("/etc/issue"));
-    assert.ok(
-      j.deleted.includes("/usr/share/doc/apt/copyright"),
-      "opaque dir hides the image's files",
-    );
-    assert.ok(!j.modified.includes("/usr/share/doc/apt/new"));
-    const t = ok(await host.boxctl(["diff", "system1", "--instance", "2"]));
-    assert.match(t.stdout, /^CHANGE\s+PATH$/m);
-    assert.match(t.stdout, /added, \d+ modified, \d+ deleted in instance 2 \(foo-0\.2\)/);
-  });
-
-  it("shows the steps with --dry-run and changes nothing", async () => {
-    const before = await host.sh(["cat", `${STORE}/machines/system1/machine.json`]);
-    const r = ok(await host.boxctl(["cutover-instance", "system1", "foo-0.2", "--dry-run"]));
-    const shown = [...r.stdout.matchAll(/^# system1: ([a-z-]+): /gm)].map((x) => x[1]);
-    assert.deepEqual(shown, [...CUTOVER_STEPS]);
-    assert.match(
-      r.stdout,
-      /^umount \/var\/lib\/machines\/system1\nsystemctl start var-lib-machines-system1\.mount\n# system1: restart: .*\nsystemctl restart systemd-nspawn@system1\.service$/m,
-    );
-    assert.equal(await host.sh(["cat", `${STORE}/machines/system1/machine.json`]), before);
-    assert.equal(await release(host), "0.1");
-  });
-
-  it("leaves a new machine stopped, with no current instance, when its first cutover fails", async () => {
-    const r = await host.boxctl(["cutover-instance", "system2", "broken", "--timeout", "20"]);
-    assert.equal(r.code, 1);
-    assert.match(r.stderr, /system2 is left stopped with no current instance/);
-    const m = await machineJson(host, "system2");
-    assert.equal(m.current, null);
-    assert.equal(m.instances.length, 1);
-    assert.equal(await isActive(host, "system2"), false);
-    assert.notEqual(
-      (await host.exec(["test", "-e", "/etc/systemd/system/var-lib-machines-system2.mount"])).code,
-      0,
-    );
-    ok(await host.boxctl(["cutover-instance", "system2", "foo-0.1"]), "second try");
-    assert.equal(await release(host, "system2"), "0.1");
-    ok(await host.exec(["systemctl", "stop", "systemd-nspawn@system2"]));
-  });
-
-  it("asks on a terminal before resetting", async () => {
-    const no = await host.exec(["script", "-qec", "boxctl reset system1 foo-0.1", "/dev/null"], {
-      input: "n\n",
+  describe("the instance verbs past the workflow", () => {
+    // The test file boots the host; this part makes the state it starts from
+    // if an earlier part did not (when it runs alone, with --test-name-pattern).
+    let host: TestHost;
+    before(async () => {
+      host = ctx.host;
+      await ensureSystem1(host);
     });
-    assert.match(
-      no.stdout,
-      /Discard all changes \(.*\) of system1's instance 1 \(foo-0\.1\), restarting it\? \[y\/N\]/,
-    );
-    assert.match(no.stdout, /nothing reset/);
-    assert.equal((await host.inMachine("system1", ["cat", "/root/marker"])).stdout, "hi\n");
-  });
 
-  it("resets an instance after confirmation, restarting it", async () => {
-    const refused = await host.boxctl(["reset", "system1", "foo-0.1"]);
-    assert.equal(refused.code, 1);
-    assert.match(refused.stderr, /--yes/);
-    assert.equal((await host.inMachine("system1", ["cat", "/root/marker"])).stdout, "hi\n");
-    ok(await host.boxctl(["reset", "system1", "foo-0.1", "--yes"]), "reset --yes");
-    assert.equal(await isActive(host), true);
-    assert.notEqual((await host.inMachine("system1", ["cat", "/root/marker"])).code, 0);
-    assert.equal(await release(host), "0.1");
-    ok(await host.inMachine("system1", ["sh", "-c", "echo hi > /root/marker"]));
-  });
+    it("falls back on its own when the new image does not boot", async () => {
+      await stageBroken(host);
+      const r = await host.boxctl(["cutover-instance", "system1", "broken", "--timeout", "20"]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /falling back to instance 1 \(foo-0\.1\)/);
+      assert.match(r.stderr, /system1 is running on instance 1 \(foo-0\.1\) again/);
+      assert.equal(await isActive(host), true);
+      assert.equal(await release(host), "0.1");
+      assert.equal((await host.inMachine("system1", ["cat", "/root/marker"])).stdout, "hi\n");
+      const m = await machineJson(host);
+      assert.deepEqual([m.current, m.fallback], [1, 2], "the old fallback is kept");
+      assert.equal(m.lastOperation?.result, "rolled-back");
+      assert.ok(
+        m.instances.some((i) => i.image === "broken"),
+        "the failed instance is kept",
+      );
+    });
 
-  it("deletes instances, but never the current one", async () => {
-    const cur = await host.boxctl(["delete-instance", "system1", "foo-0.1"]);
-    assert.equal(cur.code, 1);
-    assert.match(cur.stderr, /is system1's current instance/);
-    const m = await machineJson(host);
-    const broken = m.instances.find((i) => i.image === "broken");
-    ok(await host.boxctl(["delete-instance", "system1", "broken"]));
-    assert.equal(
-      await host
-        .exec(["test", "-e", `${STORE}/machines/system1/instances/${broken?.gen}`])
-        .then((r) => r.code),
-      1,
-    );
-    const fb = ok(await host.boxctl(["delete-instance", "system1", "foo-0.2"]));
-    assert.match(fb.stdout, /no fallback instance now/);
-    assert.equal((await machineJson(host)).fallback, null);
-    assert.equal(await release(host), "0.1");
+    it("falls back on its own when --check fails, and passes a good --check", async () => {
+      const bad = await host.boxctl([
+        "cutover-instance",
+        "system1",
+        "foo-0.2",
+        "--check",
+        "grep -q VERSION=0.1 /etc/foo-release",
+      ]);
+      assert.equal(bad.code, 1, bad.stderr);
+      assert.match(bad.stderr, /--check .* failed inside system1/);
+      assert.equal(await release(host), "0.1");
+      const good = await host.boxctl([
+        "cutover-instance",
+        "system1",
+        "foo-0.2",
+        "--check",
+        "test -f /etc/foo-release && grep -q 0.2 /etc/foo-release",
+      ]);
+      ok(good, "cutover with a passing --check");
+      assert.equal(await release(host), "0.2");
+      ok(await host.boxctl(["fallback-instance", "system1"]));
+      assert.equal(await release(host), "0.1");
+    });
+
+    it("changes nothing for an unknown image", async () => {
+      const before = await host.sh(["cat", `${STORE}/machines/system1/machine.json`]);
+      const dirs = await host.sh(["ls", `${STORE}/machines/system1/instances`]);
+      const r = await host.boxctl(["cutover-instance", "system1", "nosuch-1.0"]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /image 'nosuch-1\.0' is not staged/);
+      assert.equal(await host.sh(["cat", `${STORE}/machines/system1/machine.json`]), before);
+      assert.equal(await host.sh(["ls", `${STORE}/machines/system1/instances`]), dirs);
+      assert.equal(await isActive(host), true);
+    });
+
+    it("lists instances with history, as a table and as JSON", async () => {
+      const t = ok(await host.boxctl(["history", "system1"]));
+      assert.match(t.stdout, /^GEN\s+IMAGE\s+CREATED\s+LAST ACTIVE\s+CHANGES\s+MARK/);
+      assert.match(t.stdout, /^1\s+foo-0\.1\s+\S+\s+now\s+\S+\s+current$/m);
+      const j = JSON.parse(ok(await host.boxctl(["history", "system1", "--json"])).stdout);
+      assert.equal(j.version, 1);
+      assert.equal(j.current, 1);
+      assert.equal(j.running, true);
+      const one = j.instances.find((i: { gen: number }) => i.gen === 1);
+      assert.equal(one.current, true);
+      assert.equal(typeof one.changesBytes, "number");
+      assert.ok(j.instances.some((i: { fallback: boolean }) => i.fallback));
+    });
+
+    it("lists added, modified and deleted paths with diff", async () => {
+      const script =
+        "set -e; echo x > /root/added; echo y >> /etc/hostname; rm /etc/issue; rm -rf /usr/share/doc/apt; mkdir /usr/share/doc/apt; echo n > /usr/share/doc/apt/new";
+      ok(await host.inMachine("system1", ["sh", "-c", script]));
+      const j = JSON.parse(ok(await host.boxctl(["diff", "system1", "--json"])).stdout);
+      assert.equal(j.version, 1);
+      assert.equal(j.gen, 1);
+      assert.ok(j.added.includes("/root/added"));
+      assert.ok(j.added.includes("/root/marker"));
+      assert.ok(j.added.includes("/usr/share/doc/apt/new"));
+      assert.ok(j.modified.includes("/etc/hostname"));
+      assert.ok(j.deleted.includes("/etc/issue"));
+      assert.ok(
+        j.deleted.includes("/usr/share/doc/apt/copyright"),
+        "opaque dir hides the image's files",
+      );
+      assert.ok(!j.modified.includes("/usr/share/doc/apt/new"));
+      const t = ok(await host.boxctl(["diff", "system1", "--instance", "2"]));
+      assert.match(t.stdout, /^CHANGE\s+PATH$/m);
+      assert.match(t.stdout, /added, \d+ modified, \d+ deleted in instance 2 \(foo-0\.2\)/);
+    });
+
+    it("shows the steps with --dry-run and changes nothing", async () => {
+      const before = await host.sh(["cat", `${STORE}/machines/system1/machine.json`]);
+      const r = ok(await host.boxctl(["cutover-instance", "system1", "foo-0.2", "--dry-run"]));
+      const shown = [...r.stdout.matchAll(/^# system1: ([a-z-]+): /gm)].map((x) => x[1]);
+      assert.deepEqual(shown, [...CUTOVER_STEPS]);
+      assert.match(
+        r.stdout,
+        /^umount \/var\/lib\/machines\/system1\nsystemctl start var-lib-machines-system1\.mount\n# system1: restart: .*\nsystemctl restart systemd-nspawn@system1\.service$/m,
+      );
+      assert.equal(await host.sh(["cat", `${STORE}/machines/system1/machine.json`]), before);
+      assert.equal(await release(host), "0.1");
+    });
+
+    it("leaves a new machine stopped, with no current instance, when its first cutover fails", async () => {
+      const r = await host.boxctl(["cutover-instance", "system2", "broken", "--timeout", "20"]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /system2 is left stopped with no current instance/);
+      const m = await machineJson(host, "system2");
+      assert.equal(m.current, null);
+      assert.equal(m.instances.length, 1);
+      assert.equal(await isActive(host, "system2"), false);
+      assert.notEqual(
+        (await host.exec(["test", "-e", "/etc/systemd/system/var-lib-machines-system2.mount"]))
+          .code,
+        0,
+      );
+      ok(await host.boxctl(["cutover-instance", "system2", "foo-0.1"]), "second try");
+      assert.equal(await release(host, "system2"), "0.1");
+      ok(await host.exec(["systemctl", "stop", "systemd-nspawn@system2"]));
+    });
+
+    it("asks on a terminal before resetting", async () => {
+      const no = await host.exec(["script", "-qec", "boxctl reset system1 foo-0.1", "/dev/null"], {
+        input: "n\n",
+      });
+      assert.match(
+        no.stdout,
+        /Discard all changes \(.*\) of system1's instance 1 \(foo-0\.1\), restarting it\? \[y\/N\]/,
+      );
+      assert.match(no.stdout, /nothing reset/);
+      assert.equal((await host.inMachine("system1", ["cat", "/root/marker"])).stdout, "hi\n");
+    });
+
+    it("resets an instance after confirmation, restarting it", async () => {
+      const refused = await host.boxctl(["reset", "system1", "foo-0.1"]);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /--yes/);
+      assert.equal((await host.inMachine("system1", ["cat", "/root/marker"])).stdout, "hi\n");
+      ok(await host.boxctl(["reset", "system1", "foo-0.1", "--yes"]), "reset --yes");
+      assert.equal(await isActive(host), true);
+      assert.notEqual((await host.inMachine("system1", ["cat", "/root/marker"])).code, 0);
+      assert.equal(await release(host), "0.1");
+      ok(await host.inMachine("system1", ["sh", "-c", "echo hi > /root/marker"]));
+    });
+
+    it("deletes instances, but never the current one", async () => {
+      const cur = await host.boxctl(["delete-instance", "system1", "foo-0.1"]);
+      assert.equal(cur.code, 1);
+      assert.match(cur.stderr, /is system1's current instance/);
+      const m = await machineJson(host);
+      const broken = m.instances.find((i) => i.image === "broken");
+      ok(await host.boxctl(["delete-instance", "system1", "broken"]));
+      assert.equal(
+        await host
+          .exec(["test", "-e", `${STORE}/machines/system1/instances/${broken?.gen}`])
+          .then((r) => r.code),
+        1,
+      );
+      const fb = ok(await host.boxctl(["delete-instance", "system1", "foo-0.2"]));
+      assert.match(fb.stdout, /no fallback instance now/);
+      assert.equal((await machineJson(host)).fallback, null);
+      assert.equal(await release(host), "0.1");
+    });
   });
 }

@@ -1,4 +1,4 @@
-// Issue 4: instances. The original tool's whole workflow, and every verb
+// Instances. The original tool's whole workflow, and every verb
 // and failure path of cutover-instance, fallback-instance, reset,
 // delete-instance, history and diff, on a real systemd in each test host.
 // The middle of the sequence lives in instances-verbs.ts and

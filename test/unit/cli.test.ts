@@ -1,10 +1,20 @@
+// cli/: argument parsing, the verb table and its suggestions, --timeout,
+// the tables, and what is generated from the table (man page, completion).
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
-import { parseVerbArgs } from "../../src/cli/parse.ts";
+import { BoxError, UsageError } from "../../src/base/errors.ts";
+import { humanBytes } from "../../src/base/format.ts";
+import { completionScript } from "../../src/cli/completion.ts";
+import { globalHelp, verbHelp } from "../../src/cli/help.ts";
+import { manPage } from "../../src/cli/man.ts";
+import { renderTable } from "../../src/cli/output.ts";
+import { parseTimeout, parseVerbArgs } from "../../src/cli/parse.ts";
 import { closest, distance } from "../../src/cli/suggest.ts";
 import { findVerb, VERBS } from "../../src/cli/table.ts";
-import { printable, UsageError } from "../../src/errors.ts";
-import { checkName, isValidName } from "../../src/names.ts";
+
+const root = new URL("../../", import.meta.url);
 
 describe("suggestions", () => {
   it("measures edit distance", () => {
@@ -32,7 +42,7 @@ describe("suggestions", () => {
 });
 
 describe("verb table", () => {
-  it("has every verb the seed and DEVELOPERS.md name", () => {
+  it("has every verb the seed names, and recover and the read verbs", () => {
     const want = `stage-image cutover-instance fallback-instance reset delete-instance list-images
       start poweroff restart terminate enable disable login configure status list`.split(/\s+/);
     for (const name of want)
@@ -74,30 +84,98 @@ describe("argument parsing", () => {
   });
 });
 
-describe("names", () => {
-  it("accepts ordinary machine and image names", () => {
-    for (const n of ["system1", "foo-0.1", "web_2", "A.b-c"]) assert.ok(isValidName(n), n);
+describe("--timeout", () => {
+  it("defaults to 90 s and takes seconds", () => {
+    assert.equal(parseTimeout(undefined, "cutover-instance"), 90_000);
+    assert.equal(parseTimeout("20", "cutover-instance"), 20_000);
+    assert.equal(parseTimeout("1.5", "cutover-instance"), 1500);
   });
-  it("refuses anything that could escape a path or a unit name", () => {
-    for (const n of [
-      "",
-      ".",
-      "..",
-      "a/b",
-      "../x",
-      "-rf",
-      "a..b",
-      "a b",
-      "x".repeat(65),
-      "a\nb",
-      "a.",
-      "é",
-    ]) {
-      assert.ok(!isValidName(n), JSON.stringify(n));
+  it("is a usage error for anything else", () => {
+    for (const bad of ["0", "-3", "abc", ""]) {
+      assert.throws(
+        () => parseTimeout(bad, "cutover-instance"),
+        (e: unknown) => e instanceof BoxError && e.exitCode === 2,
+      );
     }
-    assert.throws(() => checkName("image", "../etc"), /invalid image name/);
   });
-  it("prints control characters escaped", () => {
-    assert.equal(printable("a\x1b[31mb"), "a\\x1b[31mb");
+});
+
+describe("output", () => {
+  it("aligns tables and drops the legend on request", () => {
+    const rows = [
+      ["system1", "running"],
+      ["a", "stopped"],
+    ];
+    assert.equal(
+      renderTable(["NAME", "STATE"], rows),
+      "NAME     STATE\nsystem1  running\na        stopped\n",
+    );
+    assert.equal(
+      renderTable(["NAME", "STATE"], rows, { legend: false }),
+      "system1  running\na        stopped\n",
+    );
+  });
+  it("prints sizes the way du -h does", () => {
+    assert.equal(humanBytes(512), "512B");
+    assert.equal(humanBytes(1536), "1.5K");
+    assert.equal(humanBytes(171 * 1024 * 1024), "171M");
+  });
+});
+
+describe("man page", () => {
+  it("docs/boxctl.8 is the one generated from the verb table (npm run man)", () => {
+    const { version } = JSON.parse(readFileSync(new URL("package.json", root), "utf8"));
+    const committed = readFileSync(new URL("docs/boxctl.8", root), "utf8");
+    assert.equal(committed, manPage(VERBS, version), "docs/boxctl.8 is stale: run npm run man");
+  });
+  it("documents every visible verb, its options and the exit codes", () => {
+    const page = manPage(VERBS, "1.0.0");
+    for (const v of VERBS.filter((x) => !x.hidden))
+      assert.match(page, new RegExp(`^\\.B ${v.name.replace(/-/g, "\\\\-")}\\b`, "m"), v.name);
+    assert.match(page, /^\.B \\-\\-dry\\-run$/m);
+    assert.match(page, /^\.SH EXIT STATUS$/m);
+    assert.doesNotMatch(page, /^\.B stop\b/m);
+  });
+});
+
+describe("bash completion", () => {
+  const script = completionScript("bash", VERBS);
+  it("is valid bash and offers the visible verbs", () => {
+    const r = spawnSync("bash", ["-n"], { input: script });
+    assert.equal(r.status, 0, r.stderr.toString());
+    const verbs = /local verbs="([^"]*)"/.exec(script)?.[1]?.split(" ") ?? [];
+    assert.ok(verbs.includes("start") && verbs.includes("cutover-instance"));
+    assert.ok(!verbs.includes("stop"));
+  });
+  it("completes verbs, options and machine names", () => {
+    const complete = (words: string[]) => {
+      const r = spawnSync(
+        "bash",
+        [
+          "-c",
+          `${script}\nCOMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _boxctl; printf '%s\\n' "\${COMPREPLY[@]}"`,
+          "x",
+          ...words,
+        ],
+        { encoding: "utf8" },
+      );
+      return r.stdout.trim().split("\n");
+    };
+    assert.deepEqual(complete(["boxctl", "restar"]), ["restart"]);
+    assert.ok(complete(["boxctl", "start", "x", "--no-"]).includes("--no-block"));
+    assert.deepEqual(complete(["boxctl", "completion", "b"]), ["bash"]);
+  });
+  it("refuses other shells with a usage error", () => {
+    assert.throws(() => completionScript("fish", VERBS), UsageError);
+  });
+});
+
+describe("exit status in --help", () => {
+  it("names 130 for the verbs that can be interrupted, and only for them", () => {
+    const line = (name: string) => /^Exit status: .*$/m.exec(verbHelp(findVerb(name)))?.[0] ?? "";
+    for (const v of ["cutover-instance", "fallback-instance", "reset", "stage-image"])
+      assert.match(line(v), /0 success, 1 operation failed, 2 usage error, 130 interrupted/);
+    assert.doesNotMatch(line("list"), /130/);
+    assert.match(globalHelp(VERBS), /^ {2}130 {2}interrupted/m);
   });
 });

@@ -2,18 +2,16 @@
 // Signals are delivered with process.emit, which runs the same listeners
 // a real signal would, without killing the test runner.
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
+import { BoxError } from "../../src/base/errors.ts";
+import { paths } from "../../src/base/paths.ts";
+import { apply, type OnStop } from "../../src/plan/apply.ts";
+import { newIntent } from "../../src/plan/intent.ts";
+import { FakeHost, tempRoot } from "../lib/fake-host.ts";
 
-const store = mkdtempSync(join(tmpdir(), "boxctl-plan-"));
-process.env.BOXCTL_STORE = store;
-mkdirSync(join(store, "machines/m1"), { recursive: true });
-// After BOXCTL_STORE is set: paths.ts reads it once, at import.
-const { apply } = await import("../../src/instances/plan.ts");
-const { BoxError } = await import("../../src/errors.ts");
-const { newIntent } = await import("../../src/instances/journal.ts");
+tempRoot([]);
+const host = new FakeHost();
 
 const machine = { current: 1, fallback: null };
 
@@ -30,14 +28,19 @@ function steps(sig: NodeJS.Signals | null, ran: string[]) {
 }
 
 const intent = () => newIntent("cutover-instance", machine, { gen: 2, image: "foo-0.2" }, true);
-const stepOnDisk = () =>
-  JSON.parse(readFileSync(join(store, "machines/m1/intent.json"), "utf8")).step;
+const stepOnDisk = () => JSON.parse(readFileSync(paths.intent("m1"), "utf8")).step;
+const plan = (sig: NodeJS.Signals | null, ran: string[], onStop: OnStop = "roll-back") => ({
+  machine: "m1",
+  intent: intent(),
+  steps: steps(sig, ran),
+  onStop,
+});
 
 describe("apply and signals", () => {
   for (const sig of ["SIGINT", "SIGTERM"] as const) {
     it(`${sig}: ends the step in progress, then fails with exit code 130 (roll-back)`, async () => {
       const ran: string[] = [];
-      await assert.rejects(apply("m1", intent(), steps(sig, ran)), (e: unknown) => {
+      await assert.rejects(apply(host, plan(sig, ran)), (e: unknown) => {
         assert.ok(e instanceof BoxError);
         assert.equal(e.exitCode, 130);
         assert.match(e.message, /^interrupted by (the user|SIGTERM) before step 'three'$/);
@@ -51,7 +54,7 @@ describe("apply and signals", () => {
 
   it("runs a reset or delete to its end on SIGTERM (finish)", async () => {
     const ran: string[] = [];
-    await apply("m1", intent(), steps("SIGTERM", ran), "finish");
+    await apply(host, plan("SIGTERM", ran, "finish"));
     assert.deepEqual(ran, ["one", "two", "three"]);
   });
 
@@ -71,7 +74,7 @@ describe("apply and signals", () => {
           process.emit("SIGINT", "SIGINT");
         },
       } as (typeof twice)[1];
-      await assert.rejects(apply("m1", intent(), twice), /exited/);
+      await assert.rejects(apply(host, { ...plan(null, []), steps: twice }), /exited/);
       assert.equal(code, 130);
     } finally {
       process.exit = exit;
@@ -80,7 +83,7 @@ describe("apply and signals", () => {
 
   it("carries on after a hang-up: the operation is not cut short", async () => {
     const ran: string[] = [];
-    await apply("m1", intent(), steps("SIGHUP", ran));
+    await apply(host, plan("SIGHUP", ran));
     assert.deepEqual(ran, ["one", "two", "three"]);
     assert.ok(process.stderr.listenerCount("error") > 0, "output errors no longer kill boxctl");
   });

@@ -1,12 +1,13 @@
-import { gatherAppStatus, renderAppStatus, setServices } from "../../container/appstatus.ts";
-import { configure, login, shell } from "../../container/interactive.ts";
-import { poweroff, restart, setEnabled, start, terminate } from "../../container/lifecycle.ts";
-import { gatherList, renderList } from "../../container/list.ts";
-import { gatherStatus, renderStatus } from "../../container/status.ts";
-import { BoxError, EXIT, printError } from "../../errors.ts";
-import { checkName } from "../../names.ts";
-import { emit } from "../../output.ts";
+import { BoxError, EXIT, printError } from "../../base/errors.ts";
+import { checkName } from "../../base/names.ts";
+import { gatherAppStatus, setServices } from "../../ops/app-status.ts";
+import { configure, login, shell } from "../../ops/interactive.ts";
+import { poweroff, restart, setEnabled, start, terminate } from "../../ops/lifecycle.ts";
+import { gatherList } from "../../ops/list.ts";
+import { gatherStatus } from "../../ops/status.ts";
+import { emit } from "../output.ts";
 import { parseTimeout } from "../parse.ts";
+import { renderAppStatus, renderList, renderStatus } from "../render/container.ts";
 import type { Ctx, Verb } from "../types.ts";
 
 const machine = { name: "NAME", complete: "machine" } as const;
@@ -35,7 +36,7 @@ Refuses while the container is running (power it off first), and holds the machi
 lock meanwhile so that nothing starts it. Private users are off, so files keep their
 owners and only what is changed is copied into the instance.`,
     mutates: true,
-    run: async (ctx) => configure(nameOf(ctx), ctx.args.slice(1)),
+    run: async (ctx) => configure(ctx.r, nameOf(ctx), ctx.args.slice(1)),
   },
   {
     name: "disable",
@@ -46,7 +47,7 @@ owners and only what is changed is copied into the instance.`,
 It does not stop a running container.`,
     mutates: true,
     run: async (ctx) => {
-      await setEnabled(nameOf(ctx), false);
+      await setEnabled(ctx.r, nameOf(ctx), false);
       return 0;
     },
   },
@@ -60,7 +61,7 @@ machines.target, and at boot systemd mounts the current instance before starting
 It does not start the container now (boxctl start NAME does).`,
     mutates: true,
     run: async (ctx) => {
-      await setEnabled(nameOf(ctx), true);
+      await setEnabled(ctx.r, nameOf(ctx), true);
       return 0;
     },
   },
@@ -78,7 +79,7 @@ listed as usual, and the exit status is 1.`,
     mutates: false,
     reads: true,
     run: async (ctx) => {
-      const { entries, unreadable } = await gatherList();
+      const { entries, unreadable } = await gatherList(ctx.r);
       emit(
         ctx.opts,
         () => ({ machines: entries }),
@@ -95,7 +96,7 @@ listed as usual, and the exit status is 1.`,
     summary: "Open a TTY login session in the container.",
     details: `Runs machinectl login NAME. Press ^] three times within a second to leave.`,
     mutates: false,
-    run: async (ctx) => login(nameOf(ctx)),
+    run: async (ctx) => login(ctx.r, nameOf(ctx)),
   },
   {
     name: "shell",
@@ -106,7 +107,7 @@ listed as usual, and the exit status is 1.`,
 boxctl's standard input and output, and exits with CMD's own exit status. Without CMD,
 opens a root shell (machinectl shell NAME). Options after CMD belong to CMD.`,
     mutates: true,
-    run: async (ctx) => shell(nameOf(ctx), ctx.args.slice(1)),
+    run: async (ctx) => shell(ctx.r, nameOf(ctx), ctx.args.slice(1)),
   },
   {
     name: "poweroff",
@@ -119,7 +120,7 @@ cleanly, and returns once the unit is inactive. With --no-block it only asks
     options: { ...noBlock },
     mutates: true,
     run: async (ctx) => {
-      await poweroff(nameOf(ctx), { noBlock: ctx.opts["no-block"] === true });
+      await poweroff(ctx.r, nameOf(ctx), { noBlock: ctx.opts["no-block"] === true });
       return 0;
     },
   },
@@ -141,7 +142,7 @@ booted. A stopped container is just started.`,
     options: { ...timeout },
     mutates: true,
     run: async (ctx) => {
-      await restart(nameOf(ctx), { timeoutMs: parseTimeout(ctx.opts.timeout, "restart") });
+      await restart(ctx.r, nameOf(ctx), { timeoutMs: parseTimeout(ctx.opts.timeout, "restart") });
       return 0;
     },
   },
@@ -156,7 +157,7 @@ it returns as soon as the unit has started.`,
     options: { ...noBlock, ...timeout },
     mutates: true,
     run: async (ctx) => {
-      await start(nameOf(ctx), {
+      await start(ctx.r, nameOf(ctx), {
         noBlock: ctx.opts["no-block"] === true,
         timeoutMs: parseTimeout(ctx.opts.timeout, "start"),
       });
@@ -176,7 +177,7 @@ container runs or not.`,
     mutates: false,
     reads: true,
     run: async (ctx) => {
-      const s = await gatherStatus(nameOf(ctx));
+      const s = await gatherStatus(ctx.r, nameOf(ctx));
       emit(
         ctx.opts,
         () => ({ ...s }),
@@ -195,7 +196,7 @@ chance to flush or close their files, so data they were writing can be lost or c
 Use poweroff unless the container no longer responds to it.`,
     mutates: true,
     run: async (ctx) => {
-      await terminate(nameOf(ctx));
+      await terminate(ctx.r, nameOf(ctx));
       return 0;
     },
   },
@@ -219,7 +220,7 @@ container is not running).`,
     reads: true,
     run: async (ctx) => {
       const services = typeof ctx.opts.services === "string" ? ctx.opts.services : undefined;
-      const { doc, error } = await gatherAppStatus(nameOf(ctx), services);
+      const { doc, error } = await gatherAppStatus(ctx.r, nameOf(ctx), services);
       emit(
         ctx.opts,
         () => ({ ...doc }),
@@ -245,7 +246,7 @@ container is not running).`,
 in the machine's machine.json, replacing the list it had. Without UNIT, clears the list.`,
     mutates: true,
     run: async (ctx) => {
-      await setServices(nameOf(ctx), ctx.args.slice(1));
+      await setServices(ctx.r, nameOf(ctx), ctx.args.slice(1));
       return 0;
     },
   },

@@ -1,6 +1,8 @@
-import { deleteImage, listImages, renderImages } from "../../images/list.ts";
-import { DEFAULT_MAX_SIZE, stageImage } from "../../images/stage.ts";
-import { emit } from "../../output.ts";
+import { humanBytes } from "../../base/format.ts";
+import { deleteImage, listImages } from "../../ops/images.ts";
+import { DEFAULT_MAX_SIZE, stageImage } from "../../ops/stage-image.ts";
+import { done, emit } from "../output.ts";
+import { renderImages } from "../render/images.ts";
 import type { Verb } from "../types.ts";
 
 const str = (x: unknown) => (typeof x === "string" ? x : undefined);
@@ -46,15 +48,24 @@ tree at once (exit 130), and a stage that was killed is cleaned up by the next r
       quiet: { type: "boolean", short: "q", help: "Show no progress line and no summary." },
     },
     mutates: true,
-    run: (ctx) =>
-      stageImage({
+    scripted: true,
+    run: async (ctx) => {
+      const staged = await stageImage(ctx.r, {
         path: ctx.args[0] as string,
         name: str(ctx.opts.name),
         sha256: str(ctx.opts.sha256),
         maxSize: str(ctx.opts["max-size"]),
         force: ctx.opts.force === true,
         quiet: ctx.opts.quiet === true,
-      }),
+      });
+      if (!staged || (ctx.opts.quiet === true && !ctx.opts.json)) return 0;
+      const { meta, seconds } = staged;
+      return done(
+        ctx,
+        { changed: true, image: meta },
+        `staged ${meta.name}: ${meta.os ?? "no OS release"}, ${humanBytes(meta.size)} in ${seconds.toFixed(1)}s`,
+      );
+    },
   },
   {
     name: "list-images",
@@ -91,6 +102,10 @@ store is busy"), unless --wait is given.`,
       wait: { type: "boolean", help: "If a cutover is running, wait for it to finish." },
     },
     mutates: true,
-    run: (ctx) => deleteImage(ctx.args[0] as string, { wait: ctx.opts.wait === true }),
+    scripted: true,
+    run: async (ctx) => {
+      await deleteImage(ctx.r, ctx.args[0] as string, { wait: ctx.opts.wait === true });
+      return done(ctx, { changed: true, image: ctx.args[0] }, `deleted image ${ctx.args[0]}`);
+    },
   },
 ];

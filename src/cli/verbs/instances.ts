@@ -1,12 +1,15 @@
-import { UsageError } from "../../errors.ts";
-import { cutover, fallback } from "../../instances/cutover.ts";
-import { deleteInstance } from "../../instances/delete.ts";
-import { diff } from "../../instances/diff.ts";
-import { history } from "../../instances/history.ts";
-import { recoverCommand } from "../../instances/recover-verb.ts";
-import { reset } from "../../instances/reset.ts";
+import { BoxError, UsageError } from "../../base/errors.ts";
+import { deleteInstance } from "../../ops/delete-instance.ts";
+import { gatherDiff } from "../../ops/diff.ts";
+import { recoverCommand } from "../../ops/guard.ts";
+import { gatherHistory } from "../../ops/history.ts";
+import { reset } from "../../ops/reset.ts";
+import { cutover, fallback, type SwitchResult } from "../../ops/switch.ts";
+import { describe, instanceRef } from "../../store/machine.ts";
+import { done, emit } from "../output.ts";
 import { parseTimeout } from "../parse.ts";
-import type { Opts, Verb } from "../types.ts";
+import { renderDiff, renderHistory } from "../render/instances.ts";
+import type { Ctx, Opts, Verb } from "../types.ts";
 
 const str = (o: Opts, k: string) => (typeof o[k] === "string" ? (o[k] as string) : undefined);
 function gen(o: Opts, k = "instance"): number | undefined {
@@ -20,19 +23,39 @@ function gen(o: Opts, k = "instance"): number | undefined {
   return Number(s);
 }
 
+/** A switch that succeeded, for people and for --json (docs/json.md). */
+const switched = (ctx: Ctx, s: SwitchResult) =>
+  done(
+    ctx,
+    {
+      machine: s.machine,
+      changed: true,
+      result: "ok",
+      target: instanceRef(s.current),
+      current: instanceRef(s.current),
+      fallback: instanceRef(s.fallback),
+      running: true,
+    },
+    `${s.machine} is running on ${describe(s.current)}${s.fallback ? `; fallback: ${describe(s.fallback)}` : ""}`,
+  );
+
 const machine = { name: "NAME", complete: "machine" } as const;
 const image = { name: "IMAGE", complete: "image" } as const;
 const lockWait = {
   wait: { type: "boolean", help: "If another boxctl command holds the machine, wait for it." },
 } as const;
 
-/** How long to wait for a boot, and what else must pass, after cutover or fallback. */
-const bootOptions = {
+const timeout = {
   timeout: {
     type: "string",
     arg: "S",
-    help: "Seconds to wait for the container to boot (default 90).",
+    help: "Seconds to wait for the container to boot, also on the way back (default 90).",
   },
+} as const;
+
+/** How long to wait for a boot, and what else must pass, after cutover or fallback. */
+const bootOptions = {
+  ...timeout,
   check: {
     type: "string",
     arg: "CMD",
@@ -73,12 +96,16 @@ NAME completes the cutover if the new instance had already booted, or else rolls
       ...bootOptions,
     },
     mutates: true,
-    run: ({ args: [name, img], opts }) =>
-      cutover(name as string, img as string, {
-        wait: opts.wait === true,
-        timeoutMs: parseTimeout(opts.timeout, "cutover-instance"),
-        check: str(opts, "check"),
-      }),
+    scripted: true,
+    run: async (ctx) => {
+      const [name, img] = ctx.args as [string, string];
+      const res = await cutover(ctx.r, name, img, {
+        wait: ctx.opts.wait === true,
+        timeoutMs: parseTimeout(ctx.opts.timeout, "cutover-instance"),
+        check: str(ctx.opts, "check"),
+      });
+      return switched(ctx, res);
+    },
   },
   {
     name: "fallback-instance",
@@ -97,12 +124,15 @@ as for cutover-instance.`,
       ...bootOptions,
     },
     mutates: true,
-    run: ({ args: [name], opts }) =>
-      fallback(name as string, {
-        wait: opts.wait === true,
-        timeoutMs: parseTimeout(opts.timeout, "fallback-instance"),
-        check: str(opts, "check"),
-      }),
+    scripted: true,
+    run: async (ctx) => {
+      const res = await fallback(ctx.r, ctx.args[0] as string, {
+        wait: ctx.opts.wait === true,
+        timeoutMs: parseTimeout(ctx.opts.timeout, "fallback-instance"),
+        check: str(ctx.opts, "check"),
+      });
+      return switched(ctx, res);
+    },
   },
   {
     name: "reset",
@@ -116,15 +146,26 @@ Once it has begun, Ctrl-C or SIGTERM does not stop a reset half-way: it runs to 
     options: {
       yes: { type: "boolean", short: "y", help: "Do not ask for confirmation." },
       instance: { type: "string", arg: "GEN", help: "Reset this generation of IMAGE instead." },
+      ...timeout,
       ...lockWait,
     },
     mutates: true,
-    run: ({ args: [name, img], opts }) =>
-      reset(name as string, img as string, {
-        yes: opts.yes === true,
-        wait: opts.wait === true,
-        instance: gen(opts),
-      }),
+    scripted: true,
+    run: async (ctx) => {
+      const [name, img] = ctx.args as [string, string];
+      const inst = await reset(ctx.r, name, img, {
+        yes: ctx.opts.yes === true,
+        wait: ctx.opts.wait === true,
+        instance: gen(ctx.opts),
+        timeoutMs: parseTimeout(ctx.opts.timeout, "reset"),
+      });
+      if (!inst) throw new BoxError("nothing reset", "answer y to reset, or add --yes");
+      return done(
+        ctx,
+        { machine: name, changed: true, instance: instanceRef(inst) },
+        `${name}: ${describe(inst)} is reset to its image`,
+      );
+    },
   },
   {
     name: "delete-instance",
@@ -138,11 +179,27 @@ The current instance is refused. If it is the fallback, NAME has no fallback aft
       ...lockWait,
     },
     mutates: true,
-    run: ({ args: [name, img], opts }) =>
-      deleteInstance(name as string, img as string, {
-        wait: opts.wait === true,
-        instance: gen(opts),
-      }),
+    scripted: true,
+    run: async (ctx) => {
+      const [name, img] = ctx.args as [string, string];
+      const res = await deleteInstance(ctx.r, name, img, {
+        wait: ctx.opts.wait === true,
+        instance: gen(ctx.opts),
+      });
+      return done(
+        ctx,
+        {
+          machine: name,
+          changed: true,
+          instance: instanceRef(res.instance),
+          wasFallback: res.wasFallback,
+        },
+        `${name}: deleted ${describe(res.instance)}`,
+        ...(res.wasFallback
+          ? [`${name}: it was the fallback; ${name} has no fallback instance now`]
+          : []),
+      );
+    },
   },
   {
     name: "recover",
@@ -153,9 +210,13 @@ The current instance is refused. If it is the fallback, NAME has no fallback aft
 An operation interrupted before the new instance had booted is rolled back to the
 instance that was current before; one interrupted later is completed. Either way the
 container is started. A reset or delete-instance that was interrupted is completed.`,
-    options: { ...lockWait },
+    options: { ...timeout, ...lockWait },
     mutates: true,
-    run: ({ args: [name], opts }) => recoverCommand(name as string, { wait: opts.wait === true }),
+    run: ({ args: [name], opts, r }) =>
+      recoverCommand(r, name as string, {
+        wait: opts.wait === true,
+        timeoutMs: parseTimeout(opts.timeout, "recover"),
+      }),
   },
   {
     name: "history",
@@ -166,7 +227,16 @@ container is started. A reset or delete-instance that was interrupted is complet
 the size of its changes (disk usage of its upper dir). JSON schema: docs/json.md.`,
     mutates: false,
     reads: true,
-    run: ({ args: [name], opts }) => history(name as string, opts),
+    run: async ({ args: [name], opts, r }) => {
+      const { doc, warning } = await gatherHistory(r, name as string);
+      if (warning) process.stderr.write(`boxctl: warning: ${warning}\n`);
+      emit(
+        opts,
+        () => ({ ...doc }),
+        (legend) => renderHistory(doc, legend),
+      );
+      return 0;
+    },
   },
   {
     name: "diff",
@@ -185,6 +255,14 @@ image has). OverlayFS bookkeeping is not reported. Needs getfattr (package attr)
     },
     mutates: false,
     reads: true,
-    run: ({ args: [name], opts }) => diff(name as string, gen(opts), opts),
+    run: async ({ args: [name], opts, r }) => {
+      const doc = await gatherDiff(r, name as string, gen(opts));
+      emit(
+        opts,
+        () => ({ ...doc }),
+        (legend) => renderDiff(doc, legend),
+      );
+      return 0;
+    },
   },
 ];

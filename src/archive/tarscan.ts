@@ -1,0 +1,304 @@
+// A streaming checker for tar headers. stage-image runs every byte that it
+// hands to GNU tar through TarScanner.push() first, so a hostile entry is
+// refused before tar has seen it, let alone written anything. The scanner
+// looks only at header blocks and steps over file data by arithmetic.
+//
+// It is deliberately stricter than tar: anything it cannot account for
+// exactly (a bad checksum, data on a symlink, a multi-volume header) is
+// refused, because a header that tar and this scanner read differently is
+// how hidden entries get past a checker.
+import { printable } from "../base/errors.ts";
+
+export class TarViolation extends Error {
+  constructor(
+    message: string,
+    readonly entry?: string,
+  ) {
+    super(message);
+    this.name = "TarViolation";
+  }
+}
+
+const BLOCK = 512;
+const ZERO = Buffer.alloc(BLOCK);
+/** Long names, long link targets and pax records are held in memory; real ones are tiny. */
+const MAX_META = 16 * 1024 * 1024;
+
+const padded = (n: number) => Math.ceil(n / BLOCK) * BLOCK;
+
+/** Reads a numeric header field: octal text, or GNU base-256 for big values. */
+export function numeric(b: Uint8Array, off: number, len: number): number {
+  const first = b[off] ?? 0;
+  if (first & 0x80) {
+    if (first & 0x40) return Number.NaN; // negative: never valid for a size
+    let n = first & 0x3f;
+    for (let i = 1; i < len; i++) n = n * 256 + (b[off + i] ?? 0);
+    return n;
+  }
+  let n = 0;
+  let seen = false;
+  for (let i = off; i < off + len; i++) {
+    const c = b[i] ?? 0;
+    if (c === 0 || (c === 0x20 && seen)) break;
+    if (c === 0x20) continue;
+    if (c < 0x30 || c > 0x37) return Number.NaN;
+    n = n * 8 + (c - 0x30);
+    seen = true;
+  }
+  return n;
+}
+
+function text(b: Buffer, off: number, len: number): string {
+  let end = off;
+  while (end < off + len && b[end] !== 0) end++;
+  return b.toString("utf8", off, end);
+}
+
+/** True if the header's checksum matches (tar accepts the unsigned or the signed sum). */
+export function checksumOk(b: Uint8Array): boolean {
+  const want = numeric(b, 148, 8);
+  let unsigned = 8 * 0x20;
+  for (let i = 0; i < 148; i++) unsigned += b[i] as number;
+  for (let i = 156; i < BLOCK; i++) unsigned += b[i] as number;
+  if (want === unsigned) return true;
+  let signed = 8 * 0x20;
+  for (let i = 0; i < BLOCK; i++) {
+    if (i >= 148 && i < 156) continue;
+    const c = b[i] as number;
+    signed += c > 127 ? c - 256 : c;
+  }
+  return want === signed;
+}
+
+/**
+ * Splits an entry path into components. Refuses absolute paths and '..'
+ * anywhere; '.' and empty components (a//b, trailing /) are dropped, as
+ * the kernel would.
+ */
+export function pathParts(path: string, what: string, entry: string): string[] {
+  // The common case, a plain relative path, needs no normalising.
+  if (/^[^/.][^/]*(?:\/[^/.][^/]*)*$/.test(path)) return path.split("/");
+  const shown = printable(entry);
+  if (path === "") throw new TarViolation(`entry with an empty ${what}`, entry);
+  if (path.startsWith("/"))
+    throw new TarViolation(`entry '${shown}' has an absolute ${what} '${printable(path)}'`, entry);
+  const parts = path.split("/").filter((p) => p !== "" && p !== ".");
+  if (parts.includes(".."))
+    throw new TarViolation(
+      `entry '${shown}' has a '..' component in its ${what} '${printable(path)}'`,
+      entry,
+    );
+  return parts;
+}
+
+/** Parses pax extended header records ("LEN key=value\n"). */
+export function parsePax(buf: Buffer): Record<string, string> {
+  const out: Record<string, string> = {};
+  let pos = 0;
+  while (pos < buf.length) {
+    if (buf[pos] === 0) break;
+    const sp = buf.indexOf(0x20, pos);
+    const len = Number(buf.toString("latin1", pos, sp));
+    if (sp < 0 || !Number.isInteger(len) || len <= sp - pos || pos + len > buf.length)
+      throw new TarViolation(`corrupt pax header record at byte ${pos} of a pax header`);
+    const rec = buf.subarray(sp + 1, pos + len - 1);
+    const eq = rec.indexOf(0x3d);
+    if (eq < 0) throw new TarViolation("corrupt pax header record (no '=')");
+    out[rec.toString("utf8", 0, eq)] = rec.toString("utf8", eq + 1);
+    pos += len;
+  }
+  return out;
+}
+
+type Collect = { kind: number; buf: Buffer; fill: number; size: number };
+
+export class TarScanner {
+  /** Bytes seen so far. */
+  offset = 0;
+  /** Headers of real entries (not long-name or pax records). */
+  entries = 0;
+  /** Sum of the file data sizes: what the unpacked tree holds. */
+  dataBytes = 0;
+  /** The end-of-archive marker was seen; tar reads nothing after it. */
+  ended = false;
+
+  private skip = 0;
+  private hdr = Buffer.alloc(BLOCK);
+  private hdrFill = 0;
+  private collect: Collect | null = null;
+  /** Old GNU sparse: extension blocks follow, then this much data. */
+  private sparseData: number | null = null;
+  private longName: string | undefined;
+  private longLink: string | undefined;
+  private pax: Record<string, string> = {};
+  private last = "";
+  private readonly symlinks = new Set<string>();
+  private readonly nondirs = new Set<string>();
+
+  /** Checks a chunk of the stream; throws TarViolation before returning if it holds a bad header. */
+  push(chunk: Buffer): void {
+    const n = chunk.length;
+    let i = 0;
+    while (i < n && !this.ended) {
+      if (this.skip > 0) {
+        const k = Math.min(this.skip, n - i);
+        this.skip -= k;
+        i += k;
+      } else if (this.collect) {
+        const c = this.collect;
+        const k = Math.min(c.size - c.fill, n - i);
+        chunk.copy(c.buf, c.fill, i, i + k);
+        c.fill += k;
+        i += k;
+        if (c.fill === c.size) {
+          this.collect = null;
+          this.skip = padded(c.size) - c.size;
+          this.meta(c.kind, c.buf);
+        }
+      } else if (this.hdrFill === 0 && n - i >= BLOCK) {
+        this.block(chunk.subarray(i, i + BLOCK), this.offset + i);
+        i += BLOCK;
+      } else {
+        const k = Math.min(BLOCK - this.hdrFill, n - i);
+        chunk.copy(this.hdr, this.hdrFill, i, i + k);
+        this.hdrFill += k;
+        i += k;
+        if (this.hdrFill === BLOCK) {
+          this.hdrFill = 0;
+          this.block(this.hdr, this.offset + i - BLOCK);
+        }
+      }
+    }
+    this.offset += n;
+  }
+
+  /**
+   * Steps over up to max bytes of file data without reading them (for a
+   * scanner that reads a file at header offsets only); returns how many.
+   */
+  skipData(max: number): number {
+    const k = Math.min(this.skip, max);
+    this.skip -= k;
+    this.offset += k;
+    return k;
+  }
+
+  /** Called at the end of the stream: an archive cut off inside an entry is an error. */
+  finish(): void {
+    if (this.entries === 0) throw new TarViolation("the archive holds no entries");
+    if (this.ended) return;
+    if (this.skip > 0 || this.collect || this.hdrFill > 0 || this.sparseData !== null) {
+      const where = this.last ? ` inside entry '${printable(this.last)}'` : "";
+      throw new TarViolation(`the archive is truncated${where} (at byte ${this.offset})`);
+    }
+  }
+
+  private block(b: Buffer, at: number): void {
+    if (this.sparseData !== null) {
+      // Old GNU sparse headers continue in extension blocks before the data.
+      if (b[504] === 0) {
+        this.skip = this.sparseData;
+        this.sparseData = null;
+      }
+      return;
+    }
+    if (b[0] === 0 && b.equals(ZERO)) {
+      this.ended = true;
+      return;
+    }
+    if (!checksumOk(b)) {
+      const after = this.last ? ` after entry '${printable(this.last)}'` : "";
+      throw new TarViolation(`corrupt tar header${after} (bad checksum near byte ${at})`);
+    }
+    const type = b[156] ?? 0;
+    // "ustar\0" is POSIX (with a name prefix field); GNU writes "ustar  \0".
+    const posix = b[262] === 0 && b[257] === 0x75;
+    let name = text(b, 0, 100);
+    if (posix && b[345] !== 0) name = `${text(b, 345, 155)}/${name}`;
+    let size = numeric(b, 124, 12);
+    if (!Number.isFinite(size)) throw new TarViolation(`corrupt size in the header of '${name}'`);
+    if (type === 0x4c || type === 0x4b || type === 0x78 || type === 0x67) {
+      // L, K: GNU long name or link target; x, g: pax records.
+      if (size > MAX_META)
+        throw new TarViolation(`a ${String.fromCharCode(type)} header of ${size} bytes is too big`);
+      if (size === 0) return;
+      this.collect = { kind: type, buf: Buffer.alloc(size), fill: 0, size };
+      return;
+    }
+    const pax = this.pax;
+    if (this.longName !== undefined) name = this.longName;
+    if (pax.path !== undefined) name = pax.path;
+    if (pax["GNU.sparse.name"] !== undefined) name = pax["GNU.sparse.name"];
+    let link = this.longLink ?? text(b, 157, 100);
+    if (pax.linkpath !== undefined) link = pax.linkpath;
+    if (pax.size !== undefined) size = Number(pax.size);
+    this.longName = undefined;
+    this.longLink = undefined;
+    this.pax = {};
+    this.last = name;
+    this.entries++;
+    this.entry(type, name, link, size);
+    if (type === 0x53 && b[482] !== 0) this.sparseData = padded(size);
+    else this.skip = padded(size);
+  }
+
+  private meta(kind: number, buf: Buffer): void {
+    if (kind === 0x4c) this.longName = text(buf, 0, buf.length);
+    else if (kind === 0x4b) this.longLink = text(buf, 0, buf.length);
+    else if (kind === 0x78) Object.assign(this.pax, parsePax(buf));
+    else {
+      const g = parsePax(buf);
+      if (g.path !== undefined || g.linkpath !== undefined)
+        throw new TarViolation("a pax global header sets a path for every entry; refused");
+    }
+  }
+
+  private entry(type: number, name: string, link: string, size: number): void {
+    const shown = printable(name);
+    const parts = pathParts(name, "path", name);
+    const key = parts.join("/");
+    this.throughSymlink(parts, name, "is written through");
+    const ch = String.fromCharCode(type);
+    if (ch === "M" || ch === "N")
+      throw new TarViolation(`entry '${shown}' is a multi-volume or old GNU header; refused`, name);
+    // These types carry no data; a size on them would make tar and this
+    // scanner disagree about where the next header is.
+    if ("123456".includes(ch) && size !== 0)
+      throw new TarViolation(`entry '${shown}' (type ${ch}) claims ${size} bytes of data`, name);
+    if (key === "" && ch !== "5")
+      throw new TarViolation(`entry '${shown}' replaces the root`, name);
+    const plainDir = (ch === "0" || type === 0) && name.endsWith("/");
+    if (ch === "5" || ch === "D" || plainDir) {
+      if (this.symlinks.has(key))
+        throw new TarViolation(`directory '${shown}' would be made through the symlink`, name);
+      return;
+    }
+    if (ch === "1") {
+      const target = pathParts(link, "hardlink target", name);
+      this.throughSymlink(target, name, "is a hardlink through");
+      if (!this.nondirs.has(target.join("/")))
+        throw new TarViolation(
+          `hardlink '${shown}' points to '${printable(link)}', which is not earlier in the archive (outside it)`,
+          name,
+        );
+    } else if (ch === "2") {
+      this.symlinks.add(key);
+    } else if (ch !== "3" && ch !== "4" && ch !== "6") {
+      this.dataBytes += size;
+    }
+    this.nondirs.add(key);
+  }
+
+  private throughSymlink(parts: string[], name: string, verb: string): void {
+    if (this.symlinks.size === 0) return;
+    let prefix = "";
+    for (let j = 0; j < parts.length - 1; j++) {
+      prefix = j === 0 ? (parts[0] as string) : `${prefix}/${parts[j]}`;
+      if (this.symlinks.has(prefix))
+        throw new TarViolation(
+          `entry '${printable(name)}' ${verb} the symlink '${printable(prefix)}' (a write outside the image)`,
+          name,
+        );
+    }
+  }
+}

@@ -1,0 +1,58 @@
+// Where boxctl keeps things. It writes nowhere else: its store, the
+// machines' mount points, systemd's configuration directories and /run.
+import { join } from "node:path";
+
+/**
+ * The five roots. BOXCTL_STORE moves the store (benchmarks use it); unit
+ * tests move all five into a temporary directory with relocate().
+ */
+const roots = {
+  store: process.env.BOXCTL_STORE ?? "/var/lib/boxctl",
+  machines: "/var/lib/machines",
+  units: "/etc/systemd/system",
+  nspawn: "/etc/systemd/nspawn",
+  run: "/run/boxctl",
+};
+
+/** For tests: every path boxctl uses, under dir. */
+export function relocate(dir: string): void {
+  roots.store = join(dir, "var/lib/boxctl");
+  roots.machines = join(dir, "var/lib/machines");
+  roots.units = join(dir, "etc/systemd/system");
+  roots.nspawn = join(dir, "etc/systemd/nspawn");
+  roots.run = join(dir, "run/boxctl");
+}
+
+export const paths = {
+  store: () => roots.store,
+  images: () => join(roots.store, "images"),
+  image: (image: string) => join(roots.store, "images", image),
+  /** The read-only tree that instances use as their overlay lower layer. */
+  imageRoot: (image: string) => join(roots.store, "images", image, "rootfs"),
+  imageMeta: (image: string) => join(roots.store, "images", image, "image.json"),
+  /** Unpacking happens here, on the same file system, then is renamed into images/. */
+  staging: () => join(roots.store, "staging"),
+
+  machines: () => join(roots.store, "machines"),
+  machine: (name: string) => join(roots.store, "machines", name),
+  machineState: (name: string) => join(roots.store, "machines", name, "machine.json"),
+  /** The journal of an operation in progress; present only while one runs or after a crash. */
+  intent: (name: string) => join(roots.store, "machines", name, "intent.json"),
+  instance: (name: string, gen: number) =>
+    join(roots.store, "machines", name, "instances", String(gen)),
+  upper: (name: string, gen: number) =>
+    join(roots.store, "machines", name, "instances", String(gen), "upper"),
+  work: (name: string, gen: number) =>
+    join(roots.store, "machines", name, "instances", String(gen), "work"),
+
+  /** Kernel (flock) locks, one per machine; tmpfs, so a reboot clears them. */
+  lock: (name: string) => join(roots.run, "lock", `${name}.lock`),
+  /** Shared by cutovers, exclusive for delete-image; outside lock/ so no machine name can clash. */
+  storeLock: () => join(roots.run, "images.lock"),
+
+  /** The container's root as systemd-nspawn@.service and machinectl expect it. */
+  machineRoot: (name: string) => join(roots.machines, name),
+  nspawnDir: () => roots.nspawn,
+  nspawnFile: (name: string) => join(roots.nspawn, `${name}.nspawn`),
+  unitDir: () => roots.units,
+};

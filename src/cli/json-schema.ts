@@ -1,0 +1,60 @@
+// The --json documents of status, list and app-status, as valibot schemas:
+// docs/json.md describes them and the tests check real output against them.
+// strictObject: a field added without updating these (and the docs) fails the tests.
+import * as v from "valibot";
+import { InstanceSchema, OperationSchema } from "../store/machine.ts";
+
+const State = v.picklist(["running", "starting", "stopping", "stopped", "failed", "unknown"]);
+const Iso = v.pipe(v.string(), v.isoTimestamp());
+
+export const StatusJson = v.strictObject({
+  version: v.literal(1),
+  name: v.string(),
+  state: State,
+  enabled: v.boolean(),
+  unit: v.strictObject({
+    name: v.string(),
+    activeState: v.string(),
+    subState: v.string(),
+    result: v.string(),
+    unitFileState: v.string(),
+    since: v.nullable(Iso),
+  }),
+  current: v.nullable(InstanceSchema),
+  fallback: v.nullable(InstanceSchema),
+  mount: v.strictObject({
+    path: v.string(),
+    unit: v.string(),
+    mounted: v.boolean(),
+    instance: v.nullable(v.number()),
+  }),
+  changes: v.nullable(v.strictObject({ path: v.string(), bytes: v.nullable(v.number()) })),
+  lastOperation: v.nullable(OperationSchema),
+  services: v.array(v.string()),
+});
+
+export const ListJson = v.strictObject({
+  version: v.literal(1),
+  machines: v.array(
+    v.strictObject({
+      name: v.string(),
+      managed: v.boolean(),
+      state: State,
+      enabled: v.nullable(v.boolean()),
+      image: v.nullable(v.string()),
+      generation: v.nullable(v.number()),
+      fallback: v.nullable(v.strictObject({ generation: v.number(), image: v.string() })),
+      class: v.nullable(v.string()),
+      service: v.nullable(v.string()),
+      error: v.nullable(v.string()),
+    }),
+  ),
+});
+
+export const AppStatusJson = v.strictObject({
+  version: v.literal(1),
+  name: v.string(),
+  reachable: v.boolean(),
+  allActive: v.boolean(),
+  services: v.array(v.strictObject({ unit: v.string(), state: v.string(), active: v.boolean() })),
+});

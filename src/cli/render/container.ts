@@ -1,0 +1,93 @@
+// Tables for the container verbs' data: status, list, app-status.
+import { ago, humanBytes } from "../../base/format.ts";
+import type { AppStatusDoc } from "../../ops/app-status.ts";
+import type { ListEntry } from "../../ops/list.ts";
+import type { StatusDoc } from "../../ops/status.ts";
+import type { Instance, Operation } from "../../store/machine.ts";
+import { color, renderTable } from "../output.ts";
+
+export function paintState(state: string): string {
+  if (state === "running") return color.green(state);
+  if (state === "failed") return color.red(state);
+  if (state === "starting" || state === "stopping") return color.yellow(state);
+  return state;
+}
+
+function describeInstance(i: Instance | null): string {
+  if (!i) return "-";
+  return `generation ${i.gen}, image ${i.image}, created ${i.created}`;
+}
+
+function describeOperation(op: Operation | null, now: number): string {
+  if (!op) return "-";
+  const when = op.finished ?? op.started;
+  const result = op.result === "ok" ? op.result : color.yellow(op.result);
+  return `${op.verb} ${result}, ${ago(when, now)} (${when})${op.message ? `: ${op.message}` : ""}`;
+}
+
+export function renderStatus(s: StatusDoc, legend: boolean, now = Date.now()): string {
+  const u = s.unit;
+  const mount = !s.mount.mounted
+    ? `${s.mount.path} not mounted`
+    : s.mount.instance === null
+      ? color.yellow(`${s.mount.path} mounted, but not from one of this machine's instances`)
+      : s.mount.instance === s.current?.gen
+        ? `${s.mount.path} mounted (generation ${s.mount.instance})`
+        : color.yellow(`${s.mount.path} mounted from generation ${s.mount.instance}, not current`);
+  const rows: string[][] = [
+    [
+      "State:",
+      `${paintState(s.state)}${s.state === "running" && u.since ? ` since ${u.since}` : ""}`,
+    ],
+    ["Boot:", s.enabled ? "enabled (starts with the host)" : "disabled"],
+    [
+      "Unit:",
+      `${u.name} ${u.activeState} (${u.subState})${u.result !== "success" ? `, result ${u.result}` : ""}`,
+    ],
+    ["Current:", describeInstance(s.current)],
+    ["Fallback:", describeInstance(s.fallback)],
+    ["Mount:", mount],
+    [
+      "Changes:",
+      s.changes
+        ? `${s.changes.bytes === null ? "?" : humanBytes(s.changes.bytes)} in ${s.changes.path}`
+        : "-",
+    ],
+    ["Last op:", describeOperation(s.lastOperation, now)],
+    ["Services:", s.services.length ? s.services.join(", ") : "- (see boxctl set-services)"],
+  ];
+  const body = renderTable(["", ""], rows, { legend: false })
+    .split("\n")
+    .map((l) => (l ? `  ${l}` : l))
+    .join("\n");
+  return legend ? `${color.bold(s.name)} (managed by boxctl)\n${body}` : body;
+}
+
+export function renderList(entries: ListEntry[], legend: boolean): string {
+  const rows = entries.map((e) => [
+    e.name,
+    paintState(e.state),
+    e.enabled === null ? "-" : e.enabled ? "enabled" : "disabled",
+    e.error ? "(unreadable)" : (e.image ?? "-"),
+    e.generation === null ? "-" : String(e.generation),
+    e.fallback ? `${e.fallback.generation} (${e.fallback.image})` : "-",
+    e.managed ? "boxctl" : (e.service ?? "-"),
+  ]);
+  const managed = entries.filter((e) => e.managed).length;
+  return renderTable(["MACHINE", "STATE", "BOOT", "IMAGE", "GEN", "FALLBACK", "MANAGER"], rows, {
+    legend,
+    footer: `${entries.length} machine${entries.length === 1 ? "" : "s"} listed (${managed} managed by boxctl).`,
+  });
+}
+
+export function renderAppStatus(doc: AppStatusDoc, legend: boolean): string {
+  const rows = doc.services.map((s) => [
+    s.unit,
+    s.active ? color.green(s.state) : color.red(s.state),
+  ]);
+  const active = doc.services.filter((s) => s.active).length;
+  return renderTable(["UNIT", "STATE"], rows, {
+    legend,
+    footer: `${active} of ${doc.services.length} active in ${doc.name}.`,
+  });
+}

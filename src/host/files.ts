@@ -1,0 +1,144 @@
+// Files boxctl writes itself. State files are versioned JSON, written
+// atomically: temp file, fsync, rename, fsync of the directory, so a reader
+// sees the old file or the new one, never a torn one, even across a power
+// cut. Trees go with one `rm -rf --one-file-system`, the same command that
+// --dry-run prints. Every change goes through the runner.
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
+import { basename, dirname, join } from "node:path";
+import * as v from "valibot";
+import { BoxError } from "../base/errors.ts";
+import { type Runner, showCommand } from "./runner.ts";
+
+export function fsyncDir(dir: string): void {
+  const fd = openSync(dir, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * durable: false still replaces the file atomically (a killed boxctl
+ * leaves the old or the new one) but skips the fsyncs, for files written
+ * inside the downtime window whose loss after a power cut is handled.
+ */
+export function writeFileAtomic(
+  r: Runner,
+  path: string,
+  text: string,
+  o: { mode?: number; durable?: boolean; quiet?: boolean } = {},
+): void {
+  const write = () => {
+    const durable = o.durable ?? true;
+    const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
+    const fd = openSync(tmp, "w", o.mode ?? 0o644);
+    try {
+      writeSync(fd, text);
+      if (durable) fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+    if (durable) fsyncDir(dirname(path));
+  };
+  // The operation journal is rewritten after every step; it is not news.
+  if (o.quiet) {
+    if (!r.dryRun) write();
+    return;
+  }
+  r.effect(`write ${showCommand([path])}`, write);
+}
+
+export function writeJsonAtomic(
+  r: Runner,
+  path: string,
+  data: unknown,
+  o: { durable?: boolean; quiet?: boolean } = {},
+): void {
+  writeFileAtomic(r, path, `${JSON.stringify(data, null, 2)}\n`, o);
+}
+
+export function removeFileDurably(r: Runner, path: string, o: { quiet?: boolean } = {}): void {
+  const remove = () => {
+    if (!existsSync(path)) return;
+    unlinkSync(path);
+    fsyncDir(dirname(path));
+  };
+  if (o.quiet) {
+    if (!r.dryRun) remove();
+    return;
+  }
+  r.effect(`remove ${showCommand([path])}`, remove);
+}
+
+export function makeDir(r: Runner, path: string, mode: number): void {
+  r.effect(`mkdir -m ${mode.toString(8)} ${showCommand([path])}`, () =>
+    mkdirSync(path, { recursive: true, mode }),
+  );
+}
+
+export function renameDurably(r: Runner, from: string, to: string): void {
+  r.effect(`mv ${showCommand([from, to])}`, () => {
+    renameSync(from, to);
+    fsyncDir(dirname(to));
+  });
+}
+
+/**
+ * Removes a tree, never crossing into another file system (a mount left
+ * inside an upper dir stays untouched). The one way boxctl deletes trees:
+ * reset, delete-instance, delete-image and staging debris.
+ */
+export async function removeTree(r: Runner, path: string): Promise<void> {
+  if (r.dryRun || existsSync(path))
+    await r.run(["rm", "-rf", "--one-file-system", "--", path], { mutates: true });
+}
+
+/**
+ * Reads a state file and checks it against its schema. A file that is
+ * corrupt or hand-edited into an invalid shape is an error naming the
+ * file, never silently ignored. A missing file is null.
+ */
+export function readJson<S extends v.GenericSchema>(
+  path: string,
+  schema: S,
+): v.InferOutput<S> | null {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw e;
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    throw corrupt(path, `it is not valid JSON (${(e as Error).message})`);
+  }
+  const r = v.safeParse(schema, data);
+  if (!r.success) {
+    const issue = r.issues[0];
+    const where = issue ? v.getDotPath(issue) : null;
+    throw corrupt(path, `${where ? `field '${where}': ` : ""}${issue?.message ?? "invalid"}`);
+  }
+  return r.output;
+}
+
+function corrupt(path: string, why: string): BoxError {
+  return new BoxError(
+    `state file ${path} is corrupt: ${why}`,
+    "restore it from a backup, or fix it by hand; boxctl will not guess what it should say",
+  );
+}

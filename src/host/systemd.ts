@@ -1,0 +1,263 @@
+// The systemd adapter: everything boxctl asks of systemctl, machinectl and
+// systemd-run, through the runner it is given. Containers run under the
+// stock systemd-nspawn@.service, so plain machinectl keeps working on them.
+import { BoxError } from "../base/errors.ts";
+import type { Runner } from "./runner.ts";
+
+export const nspawnUnit = (name: string) => `systemd-nspawn@${name}.service`;
+
+/** systemd-escape --path, for the unit that mounts a path. */
+export function escapePath(path: string): string {
+  const trimmed = path.replace(/\/+/g, "/").replace(/^\/|\/$/g, "");
+  if (trimmed === "") return "-";
+  let out = "";
+  for (const [i, ch] of [...Buffer.from(trimmed, "utf8")].entries()) {
+    const c = String.fromCharCode(ch);
+    if (c === "/") out += "-";
+    else if (/[A-Za-z0-9:_]/.test(c) || (c === "." && i > 0)) out += c;
+    else out += `\\x${ch.toString(16).padStart(2, "0")}`;
+  }
+  return out;
+}
+
+export const mountUnitName = (path: string) => `${escapePath(path)}.mount`;
+
+export const UNIT_PROPS = [
+  "Id",
+  "LoadState",
+  "ActiveState",
+  "SubState",
+  "Result",
+  "UnitFileState",
+  "ActiveEnterTimestamp",
+  "Job",
+  "StatusText",
+] as const;
+
+export interface UnitInfo {
+  id: string;
+  loadState: string;
+  activeState: string;
+  subState: string;
+  result: string;
+  unitFileState: string;
+  /** ISO time the unit last became active, or null. */
+  since: string | null;
+  /** The id of the job queued or running for the unit, "" if none. */
+  job: string;
+  /** What the unit's process last reported with sd_notify STATUS=. */
+  statusText: string;
+}
+
+/** Parses `systemctl show --timestamp=unix` output: blocks separated by blank lines, keyed by Id. */
+export function parseShow(text: string): Map<string, UnitInfo> {
+  const out = new Map<string, UnitInfo>();
+  for (const block of text.split(/\n\s*\n/)) {
+    const p: Record<string, string> = {};
+    for (const line of block.split("\n")) {
+      const i = line.indexOf("=");
+      if (i > 0) p[line.slice(0, i)] = line.slice(i + 1);
+    }
+    if (!p.Id) continue;
+    const ts = /^@(\d+)/.exec(p.ActiveEnterTimestamp ?? "");
+    out.set(p.Id, {
+      id: p.Id,
+      loadState: p.LoadState ?? "unknown",
+      activeState: p.ActiveState ?? "unknown",
+      subState: p.SubState ?? "unknown",
+      result: p.Result ?? "unknown",
+      unitFileState: p.UnitFileState ?? "",
+      since: ts && Number(ts[1]) > 0 ? new Date(Number(ts[1]) * 1000).toISOString() : null,
+      job: p.Job ?? "",
+      statusText: p.StatusText ?? "",
+    });
+  }
+  return out;
+}
+
+export function unknownUnit(id: string): UnitInfo {
+  return {
+    id,
+    loadState: "unknown",
+    activeState: "unknown",
+    subState: "unknown",
+    result: "unknown",
+    unitFileState: "",
+    since: null,
+    job: "",
+    statusText: "",
+  };
+}
+
+export async function showUnits(r: Runner, units: string[]): Promise<Map<string, UnitInfo>> {
+  if (units.length === 0) return new Map();
+  const res = await r.run(
+    ["systemctl", "show", "--timestamp=unix", "-p", UNIT_PROPS.join(","), "--", ...units],
+    { check: false },
+  );
+  return parseShow(res.stdout);
+}
+
+/** One unit's state; unknown fields if systemctl could not tell. */
+export async function unitInfo(r: Runner, unit: string): Promise<UnitInfo> {
+  return (await showUnits(r, [unit])).get(unit) ?? unknownUnit(unit);
+}
+
+const isUp = (u: UnitInfo) => ["active", "activating", "reloading"].includes(u.activeState);
+
+/** Up, or about to be: a job for it is queued (systemd starts it once its mount is done). */
+export const isUpOrQueued = (u: UnitInfo) => isUp(u) || u.job !== "";
+
+export async function isRunning(r: Runner, name: string): Promise<boolean> {
+  return isUp(await unitInfo(r, nspawnUnit(name)));
+}
+
+/** The container must be running for what comes next (login, shell). */
+export async function requireRunning(r: Runner, name: string): Promise<void> {
+  if (!(await isRunning(r, name))) {
+    throw new BoxError(`container ${name} is not running`, `start it first: boxctl start ${name}`);
+  }
+}
+
+export function daemonReload(r: Runner): Promise<unknown> {
+  return r.run(["systemctl", "daemon-reload"], { mutates: true });
+}
+
+/**
+ * Clears systemd's start rate limit (5 starts in 10 s by default) and a
+ * failed state: an operator's explicit start, cutover or fallback must not
+ * be refused because the container restarted often lately.
+ */
+export async function resetFailed(r: Runner, ...units: string[]): Promise<void> {
+  await r.run(["systemctl", "reset-failed", ...units], { mutates: true, check: false });
+}
+
+/**
+ * Starts (or restarts) the container; returns when nspawn has started it,
+ * not when it has booted. A failure is retried once after a second: the
+ * kernel frees a stopped container's network namespace, and with it its
+ * ve-NAME link, asynchronously, and nspawn fails with "File exists" if it
+ * is quick. root is the container's mount point, whose unit is reset too.
+ */
+export async function startMachine(
+  r: Runner,
+  name: string,
+  root: string,
+  verb: "start" | "restart" = "start",
+): Promise<void> {
+  try {
+    await r.run(["systemctl", verb, nspawnUnit(name)], { mutates: true });
+  } catch {
+    await r.sleep(1000);
+    await resetFailed(r, nspawnUnit(name), mountUnitName(root));
+    try {
+      await r.run(["systemctl", "start", nspawnUnit(name)], { mutates: true });
+    } catch (e) {
+      throw await withJournal(r, nspawnUnit(name), e);
+    }
+  }
+}
+
+/** A failed start, with what nspawn itself said last: systemctl only says "see journalctl". */
+async function withJournal(r: Runner, unit: string, e: unknown): Promise<unknown> {
+  if (!(e instanceof BoxError)) return e;
+  const j = await r.run(["journalctl", "-u", unit, "-n", "8", "--no-pager", "-o", "cat"], {
+    check: false,
+  });
+  const said = j.stdout.trim().split("\n").join("\n    ");
+  return said ? new BoxError(`${e.message}\n  ${unit} said:\n    ${said}`, e.hint, e.exitCode) : e;
+}
+
+/**
+ * A clean shutdown that returns only once the unit is inactive. `systemctl
+ * stop` waits for the job, unlike `machinectl poweroff`, which only signals.
+ */
+export async function stopMachine(r: Runner, name: string): Promise<void> {
+  await r.run(["systemctl", "stop", nspawnUnit(name)], { mutates: true });
+}
+
+/** Asks for a clean shutdown and returns at once. */
+export function requestPoweroff(r: Runner, name: string): Promise<unknown> {
+  return r.run(["machinectl", "poweroff", name], { mutates: true });
+}
+
+export async function terminateMachine(r: Runner, name: string): Promise<void> {
+  await r.run(["machinectl", "terminate", name], { mutates: true });
+  await resetFailed(r, nspawnUnit(name));
+}
+
+/** Through machinectl, so that `machinectl enable` and `boxctl enable` are the same switch. */
+export async function setEnabled(r: Runner, name: string, enabled: boolean): Promise<void> {
+  await r.run(["machinectl", enabled ? "enable" : "disable", name], { mutates: true });
+}
+
+/** Runs argv inside the running container and passes back its exit status. */
+export function runInMachineArgv(name: string, argv: readonly string[]): string[] {
+  return ["systemd-run", "-M", name, "--wait", "--pipe", "--quiet", "--", ...argv];
+}
+
+export function runInMachine(r: Runner, name: string, argv: string[], timeoutMs?: number) {
+  return r.run(runInMachineArgv(name, argv), {
+    check: false,
+    ...(timeoutMs ? { timeoutMs } : {}),
+  });
+}
+
+/** A TTY login session in the container (machinectl login), handed the terminal. */
+export function loginToMachine(r: Runner, name: string) {
+  return r.run(["machinectl", "login", name], { interactive: true, check: false });
+}
+
+/**
+ * With a command: systemd-run, because machinectl shell does not return the
+ * command's exit status. Without one: machinectl shell, for a login shell.
+ */
+export function shellInMachine(r: Runner, name: string, cmd: string[]) {
+  const argv = cmd.length > 0 ? runInMachineArgv(name, cmd) : ["machinectl", "shell", name];
+  return r.run(argv, { interactive: true, mutates: true, check: false });
+}
+
+/**
+ * Runs systemd-nspawn on the mounted instance without booting it. Without
+ * private users, so files keep their owners and nothing is copied up that
+ * was not changed; --settings=no so that the .nspawn file's boot-time
+ * settings (network, binds) do not apply to a maintenance shell.
+ */
+export function configureArgv(
+  root: string,
+  name: string,
+  cmd: string[],
+  stdinIsTTY: boolean,
+): string[] {
+  return [
+    "systemd-nspawn",
+    "--quiet",
+    `--directory=${root}`,
+    `--machine=${name}`,
+    "--settings=no",
+    "--private-users=no",
+    // Without a terminal, a pipe console lets a script feed the command its input.
+    ...(stdinIsTTY ? [] : ["--console=pipe"]),
+    ...(cmd.length > 0 ? ["--", ...cmd] : []),
+  ];
+}
+
+/** Asks every listed unit inside the container whether it is active (one systemctl). */
+export function isActiveInMachine(r: Runner, name: string, units: string[]) {
+  return r.run(["systemctl", "-M", name, "is-active", "--", ...units], { check: false });
+}
+
+/** Mounts a path through its mount unit (the generated one, for a machine's root). */
+export function startMount(r: Runner, path: string): Promise<unknown> {
+  return r.run(["systemctl", "start", mountUnitName(path)], { mutates: true });
+}
+
+/** Stops a mount unit; the caller checks the mount table for the outcome. */
+export function stopMountUnit(r: Runner, path: string) {
+  return r.run(["systemctl", "stop", mountUnitName(path)], { mutates: true, check: false });
+}
+
+/** umount(8) of one path; with check false the caller reads the outcome from the mount table. */
+export function umount(r: Runner, path: string, check = false) {
+  return r.run(["umount", path], { mutates: true, check });
+}

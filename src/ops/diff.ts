@@ -1,0 +1,165 @@
+// diff NAME [--instance GEN]: what an instance changed against its image,
+// read from its upper dir. Whiteouts (char device 0:0) and opaque dirs
+// (trusted.overlay.opaque=y) are deletions; the other trusted.overlay.*
+// attributes are the kernel's bookkeeping and are not reported.
+import { lstatSync, readdirSync, type Stats } from "node:fs";
+import { join } from "node:path";
+import { BoxError } from "../base/errors.ts";
+import { checkName } from "../base/names.ts";
+import { paths } from "../base/paths.ts";
+import type { Runner } from "../host/runner.ts";
+import { imageExists } from "../store/images.ts";
+import { instanceOf } from "../store/machine.ts";
+import { readableMachine } from "./history.ts";
+
+export interface DiffResult {
+  added: string[];
+  modified: string[];
+  deleted: string[];
+}
+
+function lstatOrNull(p: string): Stats | null {
+  try {
+    return lstatSync(p);
+  } catch {
+    return null;
+  }
+}
+
+const isWhiteout = (st: Stats) => st.isCharacterDevice() && st.rdev === 0;
+
+function everythingUnder(lower: string, rel: string, out: string[]): void {
+  for (const name of readdirSync(join(lower, rel)).sort()) {
+    const p = `${rel}/${name}`;
+    out.push(p);
+    if (lstatOrNull(join(lower, p))?.isDirectory()) everythingUnder(lower, p, out);
+  }
+}
+
+/** Compares an upper dir with its lower dir; opaque holds the opaque dirs' paths ("/etc/x"). */
+export function diffTrees(upper: string, lower: string, opaque: Set<string>): DiffResult {
+  const r: DiffResult = { added: [], modified: [], deleted: [] };
+  const walk = (rel: string) => {
+    const names = readdirSync(join(upper, rel)).sort();
+    if (opaque.has(rel) && lstatOrNull(join(lower, rel))?.isDirectory()) {
+      // An opaque dir hides everything the image has there that the upper does not replace.
+      const kept = new Set(names);
+      for (const name of readdirSync(join(lower, rel)).sort()) {
+        if (kept.has(name)) continue;
+        const p = `${rel}/${name}`;
+        r.deleted.push(p);
+        if (lstatOrNull(join(lower, p))?.isDirectory()) everythingUnder(lower, p, r.deleted);
+      }
+    }
+    for (const name of names) {
+      const p = `${rel}/${name}`;
+      const st = lstatSync(join(upper, p));
+      const below = lstatOrNull(join(lower, p));
+      if (isWhiteout(st)) {
+        if (!below) continue;
+        r.deleted.push(p);
+        if (below.isDirectory()) everythingUnder(lower, p, r.deleted);
+        continue;
+      }
+      if (!below) r.added.push(p);
+      else if (!st.isDirectory() || !below.isDirectory()) r.modified.push(p);
+      else if (st.mode !== below.mode || st.uid !== below.uid || st.gid !== below.gid)
+        r.modified.push(p);
+      if (st.isDirectory()) walk(p);
+    }
+  };
+  walk("");
+  for (const k of ["added", "modified", "deleted"] as const) r[k].sort();
+  return r;
+}
+
+/** Undoes getfattr's octal escapes (\012 for a newline, UTF-8 bytes one by one). */
+export function unescapeGetfattr(s: string): string {
+  const bytes: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    const m = /^\\([0-7]{3})/.exec(s.slice(i, i + 4));
+    if (m?.[1]) {
+      bytes.push(Number.parseInt(m[1], 8));
+      i += 3;
+    } else if (s.slice(i, i + 2) === "\\\\") {
+      bytes.push(0x5c);
+      i += 1;
+    } else bytes.push(...Buffer.from(s[i] as string, "utf8"));
+  }
+  return Buffer.from(bytes).toString("utf8");
+}
+
+/** Parses `getfattr -d` output into the paths (relative to root) of opaque dirs. */
+export function parseOpaque(out: string, root: string): Set<string> {
+  const set = new Set<string>();
+  let file = "";
+  for (const line of out.split("\n")) {
+    if (line.startsWith("# file: ")) file = unescapeGetfattr(line.slice(8));
+    else if (line === 'trusted.overlay.opaque="y"' && file.startsWith(root))
+      set.add(file.slice(root.length).replace(/\/$/, ""));
+  }
+  return set;
+}
+
+async function opaqueDirs(r: Runner, upper: string): Promise<Set<string>> {
+  const argv = [
+    "getfattr",
+    "-R",
+    "-P",
+    "--absolute-names",
+    "-m",
+    "^trusted\\.overlay\\.opaque$",
+    "-d",
+    upper,
+  ];
+  let res: Awaited<ReturnType<Runner["run"]>>;
+  try {
+    res = await r.run(argv, { check: false });
+  } catch (e) {
+    throw new BoxError(
+      `diff needs getfattr to find opaque directories: ${(e as Error).message}`,
+      "install it: apt-get install attr",
+    );
+  }
+  if (res.code !== 0 && !res.stdout)
+    throw new BoxError(
+      `getfattr failed on ${upper}: ${res.stderr.trim()}`,
+      "run boxctl diff as root",
+    );
+  return parseOpaque(res.stdout, upper);
+}
+
+export interface DiffDoc extends DiffResult {
+  machine: string;
+  gen: number;
+  image: string;
+}
+
+export async function gatherDiff(
+  r: Runner,
+  name: string,
+  gen: number | undefined,
+): Promise<DiffDoc> {
+  checkName("machine", name);
+  const m = readableMachine(name);
+  const inst = instanceOf(m, gen ?? m.current);
+  if (!inst) {
+    throw new BoxError(
+      gen === undefined ? `${name} has no current instance` : `${name} has no instance ${gen}`,
+      `see its instances with: boxctl history ${name}`,
+    );
+  }
+  if (process.getuid?.() !== 0)
+    throw new BoxError(
+      "diff reads the kernel's overlay attributes (trusted.*) and needs root",
+      `run it as root: sudo boxctl diff ${name}`,
+    );
+  if (!imageExists(inst.image))
+    throw new BoxError(
+      `instance ${inst.gen}'s image '${inst.image}' is missing, so there is nothing to compare with`,
+      "stage that image again under the same name",
+    );
+  const upper = paths.upper(name, inst.gen);
+  const d = diffTrees(upper, paths.imageRoot(inst.image), await opaqueDirs(r, upper));
+  return { machine: name, gen: inst.gen, image: inst.image, ...d };
+}

@@ -1,0 +1,128 @@
+// list-images and delete-image: what is staged, who uses it, and removing
+// an image nobody uses.
+
+import { join } from "node:path";
+import { BoxError } from "../base/errors.ts";
+import { checkName } from "../base/names.ts";
+import { paths } from "../base/paths.ts";
+import { makeDir, removeTree, renameDurably } from "../host/files.ts";
+import { withImageStoreLock } from "../host/lock.ts";
+import type { Runner } from "../host/runner.ts";
+import {
+  type ImageMeta,
+  imageExists,
+  listImageNames,
+  loadImage,
+  stagingEntry,
+  sweepStaging,
+} from "../store/images.ts";
+import {
+  type Instance,
+  instanceOf,
+  listMachineNames,
+  loadMachine,
+  type MachineState,
+} from "../store/machine.ts";
+
+export interface Use {
+  machine: string;
+  gen: number;
+  /** current, fallback, or other (kept, but neither). */
+  role: "current" | "fallback" | "other";
+}
+
+export interface ImageRow extends ImageMeta {
+  usedBy: Use[];
+}
+
+export interface InstanceRef {
+  gen: number;
+  image: string;
+}
+
+export interface MachineRow {
+  name: string;
+  current: InstanceRef | null;
+  fallback: InstanceRef | null;
+}
+
+function ref(i: Instance | undefined): InstanceRef | null {
+  return i ? { gen: i.gen, image: i.image } : null;
+}
+
+function machines(): MachineState[] {
+  return listMachineNames()
+    .map((n) => loadMachine(n))
+    .filter((m): m is MachineState => m !== null);
+}
+
+export function usesOf(image: string, ms: MachineState[] = machines()): Use[] {
+  const out: Use[] = [];
+  for (const m of ms) {
+    for (const i of m.instances) {
+      if (i.image !== image) continue;
+      const role = i.gen === m.current ? "current" : i.gen === m.fallback ? "fallback" : "other";
+      out.push({ machine: m.name, gen: i.gen, role });
+    }
+  }
+  return out;
+}
+
+export function gather(): { images: ImageRow[]; machines: MachineRow[] } {
+  const ms = machines();
+  const images: ImageRow[] = [];
+  for (const name of listImageNames()) {
+    const meta = loadImage(name);
+    if (meta) images.push({ ...meta, usedBy: usesOf(name, ms) });
+  }
+  return {
+    images,
+    machines: ms.map((m) => ({
+      name: m.name,
+      current: ref(instanceOf(m, m.current)),
+      fallback: ref(instanceOf(m, m.fallback)),
+    })),
+  };
+}
+
+export function listImages(): ReturnType<typeof gather> {
+  sweepStaging();
+  return gather();
+}
+
+export async function deleteImage(
+  r: Runner,
+  name: string,
+  opts: { wait?: boolean } = {},
+): Promise<void> {
+  checkName("image", name);
+  return withImageStoreLock(r, "delete-image", { shared: false, wait: opts.wait === true }, () =>
+    deleteUnlocked(r, name),
+  );
+}
+
+async function deleteUnlocked(r: Runner, name: string): Promise<void> {
+  sweepStaging();
+  if (!imageExists(name)) {
+    const names = listImageNames();
+    throw new BoxError(
+      `image '${name}' is not staged`,
+      names.length ? `staged images: ${names.join(", ")}` : "there are no staged images",
+    );
+  }
+  const uses = usesOf(name);
+  if (uses.length) {
+    const who = uses.map((u) => `${u.machine} (gen ${u.gen}, ${u.role})`).join(", ");
+    const first = uses[0] as Use;
+    throw new BoxError(
+      `image '${name}' is in use by ${who}`,
+      `delete those instances first, e.g. boxctl delete-instance ${first.machine} ${name}`,
+    );
+  }
+  const trash = join(paths.staging(), `${stagingEntry(name)}deleted`);
+  // One rename makes the image vanish whole; the slow removal happens after,
+  // and if it is interrupted the next run finishes it (sweepStaging).
+  makeDir(r, paths.staging(), 0o700);
+  renameDurably(r, paths.image(name), trash);
+  await removeTree(r, trash);
+}

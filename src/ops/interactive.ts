@@ -1,0 +1,43 @@
+// login, shell and configure hand the terminal to a systemd tool and pass
+// its exit status back.
+import { BoxError } from "../base/errors.ts";
+import { paths } from "../base/paths.ts";
+import type { Runner } from "../host/runner.ts";
+import {
+  configureArgv,
+  isRunning,
+  loginToMachine,
+  requireRunning,
+  shellInMachine,
+  startMount,
+} from "../host/systemd.ts";
+import { requireInstance, requireMachine } from "../store/machine.ts";
+import { guarded } from "./guard.ts";
+
+export async function login(r: Runner, name: string): Promise<number> {
+  requireMachine(name);
+  await requireRunning(r, name);
+  return (await loginToMachine(r, name)).code;
+}
+
+/** A command in the running container, or a root shell; its exit status. */
+export async function shell(r: Runner, name: string, cmd: string[]): Promise<number> {
+  requireMachine(name);
+  await r.whenReal(() => requireRunning(r, name));
+  return (await shellInMachine(r, name, cmd)).code;
+}
+
+export async function configure(r: Runner, name: string, cmd: string[]): Promise<number> {
+  requireInstance(name);
+  return guarded(r, name, "configure", {}, async () => {
+    if (await isRunning(r, name)) {
+      throw new BoxError(
+        `container ${name} is running; configure works only on a stopped container`,
+        `power it off first: boxctl poweroff ${name}`,
+      );
+    }
+    await startMount(r, paths.machineRoot(name));
+    const argv = configureArgv(paths.machineRoot(name), name, cmd, Boolean(process.stdin.isTTY));
+    return (await r.run(argv, { interactive: true, mutates: true, check: false })).code;
+  });
+}

@@ -1,0 +1,81 @@
+// start, poweroff, restart, terminate, enable, disable: the stock
+// systemd-nspawn@NAME.service does the work, so machinectl and systemctl
+// see exactly what boxctl did. boxctl adds the waiting a person means.
+import { paths } from "../base/paths.ts";
+import { waitBooted } from "../host/boot.ts";
+import type { Runner } from "../host/runner.ts";
+import {
+  isRunning,
+  nspawnUnit,
+  requestPoweroff,
+  resetFailed,
+  setEnabled as setUnitEnabled,
+  startMachine,
+  startMount,
+  stopMachine,
+  terminateMachine,
+} from "../host/systemd.ts";
+import { requireInstance } from "../store/machine.ts";
+import { guarded } from "./guard.ts";
+
+export interface StartOptions {
+  noBlock?: boolean;
+  timeoutMs: number;
+}
+
+async function bootUp(r: Runner, name: string, o: StartOptions): Promise<void> {
+  const root = paths.machineRoot(name);
+  await startMount(r, root);
+  await startMachine(r, name, root);
+  if (!o.noBlock) await r.whenReal(() => waitBooted(r, name, o.timeoutMs));
+}
+
+export function start(r: Runner, name: string, o: StartOptions): Promise<void> {
+  requireInstance(name);
+  return guarded(r, name, "start", o, () => bootUp(r, name, o));
+}
+
+export function poweroff(r: Runner, name: string, o: { noBlock?: boolean }): Promise<void> {
+  requireInstance(name);
+  return guarded(r, name, "poweroff", {}, async () => {
+    if (o.noBlock) {
+      // machinectl poweroff fails on a machine that is not running; stopped is what was asked.
+      if (await isRunning(r, name)) await requestPoweroff(r, name);
+      return;
+    }
+    await stopMachine(r, name);
+  });
+}
+
+export function restart(r: Runner, name: string, o: StartOptions): Promise<void> {
+  requireInstance(name);
+  return guarded(r, name, "restart", o, async () => {
+    await stopMachine(r, name);
+    await bootUp(r, name, o);
+  });
+}
+
+export function terminate(r: Runner, name: string): Promise<void> {
+  requireInstance(name);
+  return guarded(r, name, "terminate", {}, async () => {
+    if (await r.whenReal(async () => !(await isRunning(r, name)))) {
+      process.stderr.write(`boxctl: container ${name} is not running; nothing to terminate\n`);
+      // A failed unit would keep "failed" in status forever; terminate means "make it stopped".
+      await resetFailed(r, nspawnUnit(name));
+      return;
+    }
+    await terminateMachine(r, name);
+    // machinectl terminate only sends the kill; stop waits for the unit to be gone,
+    // so that a start right after works, and reset-failed keeps "failed" out of status.
+    await stopMachine(r, name);
+    await resetFailed(r, nspawnUnit(name));
+  });
+}
+
+/** Through machinectl, so that `machinectl enable` and `boxctl enable` are the same switch. */
+export function setEnabled(r: Runner, name: string, enabled: boolean): Promise<void> {
+  requireInstance(name);
+  return guarded(r, name, enabled ? "enable" : "disable", {}, () =>
+    setUnitEnabled(r, name, enabled),
+  );
+}

@@ -1,0 +1,80 @@
+// status NAME: one machine's state from its machine.json, its unit (one
+// systemctl show), the mount table and du of its upper layer.
+import { paths } from "../base/paths.ts";
+import { type MountEntry, mountAt, overlayOption } from "../host/mounts.ts";
+import type { Runner } from "../host/runner.ts";
+import { mountUnitName, nspawnUnit, type UnitInfo, unitInfo } from "../host/systemd.ts";
+import { machineState } from "../host/units.ts";
+import { changesSize } from "../store/instances.ts";
+import type { Instance, MachineState, Operation } from "../store/machine.ts";
+import { instanceOf, requireMachine } from "../store/machine.ts";
+
+export interface StatusDoc {
+  name: string;
+  state: string;
+  enabled: boolean;
+  unit: {
+    name: string;
+    activeState: string;
+    subState: string;
+    result: string;
+    unitFileState: string;
+    since: string | null;
+  };
+  current: Instance | null;
+  fallback: Instance | null;
+  mount: {
+    path: string;
+    unit: string;
+    mounted: boolean;
+    /** The generation whose upper layer is mounted there; null if none or not boxctl's. */
+    instance: number | null;
+  };
+  changes: { path: string; bytes: number | null } | null;
+  lastOperation: Operation | null;
+  services: string[];
+}
+
+export function buildStatus(
+  m: MachineState,
+  unit: UnitInfo,
+  mount: MountEntry | null,
+  changeBytes: number | null,
+): StatusDoc {
+  const root = paths.machineRoot(m.name);
+  const upperdir =
+    mount?.fstype === "overlay" ? overlayOption(mount.superOptions, "upperdir") : null;
+  const mountedGen =
+    m.instances.find((i) => upperdir !== null && paths.upper(m.name, i.gen) === upperdir)?.gen ??
+    null;
+  return {
+    name: m.name,
+    state: machineState(unit.activeState),
+    enabled: unit.unitFileState === "enabled" || unit.unitFileState === "enabled-runtime",
+    unit: {
+      name: unit.id,
+      activeState: unit.activeState,
+      subState: unit.subState,
+      result: unit.result,
+      unitFileState: unit.unitFileState,
+      since: unit.since,
+    },
+    current: instanceOf(m, m.current) ?? null,
+    fallback: instanceOf(m, m.fallback) ?? null,
+    mount: { path: root, unit: mountUnitName(root), mounted: mount !== null, instance: mountedGen },
+    changes:
+      m.current === null ? null : { path: paths.upper(m.name, m.current), bytes: changeBytes },
+    lastOperation: m.lastOperation,
+    services: m.services ?? [],
+  };
+}
+
+export async function gatherStatus(r: Runner, name: string): Promise<StatusDoc> {
+  const m = requireMachine(name);
+  const unit = nspawnUnit(name);
+  const [info, bytes] = await Promise.all([
+    unitInfo(r, unit),
+    m.current === null ? Promise.resolve(null) : changesSize(r, name, m.current),
+  ]);
+  return buildStatus(m, info, mountAt(paths.machineRoot(name), r.mountinfo()), bytes);
+}

@@ -1,0 +1,235 @@
+// cutover-instance and fallback-instance: switch a machine's root to
+// another instance, restart the container on it and verify it; on any
+// failure go back to the instance that was current before, on our own.
+import { BoxError, EXIT, printError } from "../base/errors.ts";
+import { checkName } from "../base/names.ts";
+import { paths } from "../base/paths.ts";
+import { bootAndVerify, verifyBooted } from "../host/boot.ts";
+import { withImageStoreLock } from "../host/lock.ts";
+import type { Runner } from "../host/runner.ts";
+import {
+  isRunning,
+  mountUnitName,
+  nspawnUnit,
+  resetFailed,
+  startMachine,
+} from "../host/systemd.ts";
+import { remountLive, remountTo, writeMountUnit, writeSettings } from "../overlay/root.ts";
+import { apply, intentStep, type Plan, type Step } from "../plan/apply.ts";
+import { clearIntent, type Intent, newIntent } from "../plan/intent.ts";
+import type { SwitchStep } from "../plan/steps.ts";
+import { requireImage } from "../store/images.ts";
+import {
+  checkMountPointFree,
+  createInstanceDirs,
+  ensureMountPoint,
+  nextGen,
+} from "../store/instances.ts";
+import {
+  commitSwitch,
+  describe,
+  emptyMachine,
+  type Instance,
+  instanceOf,
+  instanceRef,
+  loadMachine,
+  type MachineState,
+  registerInstance,
+  requireMachine,
+  restoreState,
+} from "../store/machine.ts";
+import { guarded } from "./guard.ts";
+
+export interface SwitchOptions {
+  wait?: boolean;
+  timeoutMs: number;
+  check?: string;
+}
+
+type Verb = "cutover-instance" | "fallback-instance";
+
+/** What a switch achieved; the CLI says it (or nothing, after a dry run). */
+export interface SwitchResult {
+  machine: string;
+  verb: Verb;
+  current: Instance;
+  fallback: Instance | undefined;
+}
+
+/** The plan that takes machine m from its current instance to target (isNew: create it first). */
+export function switchPlan(
+  m: MachineState,
+  intent: Intent,
+  target: Instance,
+  isNew: boolean,
+  opts: SwitchOptions,
+): Plan<SwitchStep> {
+  const name = m.name;
+  const root = paths.machineRoot(name);
+  const old = instanceOf(m, m.current);
+  // Everything that does not need the container stopped is done first,
+  // the new root's mount included, so that the downtime is a plain restart.
+  const steps: Step<SwitchStep>[] = [intentStep("intent")];
+  if (isNew)
+    steps.push({
+      name: "create-instance",
+      what: `create instance ${target.gen} of ${target.image}`,
+      run: async (r) => {
+        createInstanceDirs(r, name, target);
+        // Recorded before the mount point exists, so that no crash leaves
+        // a /var/lib/machines/NAME that boxctl would not recognise.
+        registerInstance(r, m, target);
+        ensureMountPoint(r, name);
+      },
+    });
+  steps.push(
+    {
+      name: "switch-unit",
+      what: `point the mount unit at instance ${target.gen} (it takes effect at the next mount)`,
+      run: async (r) => {
+        writeSettings(r, name);
+        await writeMountUnit(r, name, target);
+        await resetFailed(r, nspawnUnit(name), mountUnitName(root));
+      },
+    },
+    {
+      name: "remount",
+      what: `mount instance ${target.gen} at ${root} on the host, in place of the old one (a running ${name} keeps its own copy of the old root until the restart)`,
+      run: (r) => remountLive(r, name, target),
+      durable: false,
+    },
+    {
+      name: "restart",
+      what: `restart ${name} onto instance ${target.gen} (systemctl restart ${nspawnUnit(name)})`,
+      // Exactly what a sysadmin would type; it also starts a container that
+      // was not running. wait-booted then follows the boot.
+      run: (r) => startMachine(r, name, root, "restart"),
+      durable: false,
+    },
+    {
+      name: "wait-booted",
+      what: `wait until ${name} has booted${opts.check ? " and --check succeeds" : ""} (timeout ${opts.timeoutMs / 1000} s)`,
+      run: (r) => verifyBooted(r, name, opts.timeoutMs, opts.check),
+    },
+    {
+      name: "commit",
+      what: `make instance ${target.gen} current${old ? `, instance ${old.gen} the fallback` : ""}`,
+      run: async (r) =>
+        commitSwitch(r, m, target.gen, old?.gen ?? null, {
+          verb: intent.verb,
+          result: "ok",
+          started: intent.started,
+        }),
+    },
+  );
+  return { machine: name, intent, steps, onStop: "roll-back" };
+}
+
+async function switchTo(
+  r: Runner,
+  verb: Verb,
+  m: MachineState,
+  target: Instance,
+  isNew: boolean,
+  opts: SwitchOptions,
+): Promise<SwitchResult> {
+  const name = m.name;
+  const old = instanceOf(m, m.current);
+  const intent = newIntent(verb, m, target, await isRunning(r, name));
+  try {
+    await apply(r, switchPlan(m, intent, target, isNew, opts));
+  } catch (e) {
+    // A dry run changed nothing, so there is nothing to go back to.
+    if (r.dryRun) throw e;
+    const why = e instanceof BoxError ? e.message : String(e);
+    printError(new BoxError(`${verb} ${name}: ${why}`, e instanceof BoxError ? e.hint : undefined));
+    process.stderr.write(`boxctl: falling back to ${describe(old)}\n`);
+    // For --json: what failed, and where the machine stands now.
+    const where = (result: string, running: boolean) => ({
+      machine: name,
+      changed: true,
+      result,
+      step: intent.step,
+      target: instanceRef(target),
+      current: instanceRef(old),
+      fallback: instanceRef(instanceOf(m, intent.oldFallback)),
+      running,
+    });
+    try {
+      await rollBack(r, m, intent, old, `failed after step '${intent.step}': ${why}`, opts);
+    } catch (e2) {
+      // intent.json stays, so the next boxctl command on NAME tries again.
+      throw new BoxError(
+        `${verb} ${name} failed (${why}), and going back to ${describe(old)} failed too: ${e2 instanceof BoxError ? e2.message : String(e2)}`,
+        `fix the cause, then run: boxctl recover ${name}`,
+        EXIT.failed,
+        where("failed", false),
+      );
+    }
+    const interrupted = e instanceof BoxError && e.exitCode === EXIT.interrupted;
+    throw new BoxError(
+      `${verb} ${name} ${interrupted ? "was interrupted" : "failed"}; ${old ? `${name} is running on ${describe(old)} again` : `${name} is left stopped with no current instance`}`,
+      `instance ${target.gen} is kept for inspection: boxctl diff ${name} --instance ${target.gen}; journalctl -u systemd-nspawn@${name}`,
+      interrupted ? EXIT.interrupted : EXIT.failed,
+      where(interrupted ? "interrupted" : "rolled-back", old !== undefined),
+    );
+  }
+  clearIntent(r, name);
+  return { machine: name, verb, current: target, fallback: old };
+}
+
+/** The automatic fallback: back to the instance that was current before, started. */
+async function rollBack(
+  r: Runner,
+  m: MachineState,
+  intent: Intent,
+  old: Instance | undefined,
+  message: string,
+  opts: SwitchOptions,
+): Promise<void> {
+  await remountTo(r, m.name, old);
+  restoreState(
+    r,
+    m,
+    { current: intent.oldCurrent, fallback: intent.oldFallback },
+    { verb: intent.verb, result: "rolled-back", started: intent.started, message },
+  );
+  clearIntent(r, m.name);
+  // The way back waits as long as the user allowed the way forward.
+  if (old) await bootAndVerify(r, m.name, paths.machineRoot(m.name), opts.timeoutMs);
+}
+
+export async function cutover(r: Runner, name: string, image: string, opts: SwitchOptions) {
+  checkName("machine", name);
+  checkName("image", image);
+  return guarded(r, name, "cutover-instance", opts, () =>
+    withImageStoreLock(r, "cutover-instance", { shared: true, wait: true }, async () => {
+      requireImage(image);
+      const existing = loadMachine(name);
+      if (!existing) checkMountPointFree(name);
+      const m = existing ?? emptyMachine(name);
+      const gen = nextGen(existing, name);
+      const inst: Instance = { gen, image, created: new Date().toISOString(), lastActive: null };
+      return switchTo(r, "cutover-instance", m, inst, true, opts);
+    }),
+  );
+}
+
+export async function fallback(
+  r: Runner,
+  name: string,
+  opts: SwitchOptions,
+): Promise<SwitchResult> {
+  checkName("machine", name);
+  return guarded(r, name, "fallback-instance", opts, async () => {
+    const m = requireMachine(name);
+    const target = instanceOf(m, m.fallback);
+    if (!target) {
+      throw new BoxError(
+        `${name} has no fallback instance`,
+        `a fallback exists after a cutover; see boxctl history ${name}`,
+      );
+    }
+    return switchTo(r, "fallback-instance", m, target, false, opts);
+  });
+}

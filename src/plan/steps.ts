@@ -1,0 +1,34 @@
+// The names of every operation's steps, in order, defined once: the plans
+// are typed by them, recovery decides by them, --dry-run prints them and
+// the crash tests iterate over them (BOXCTL_CRASH_AFTER=STEP).
+
+export const CUTOVER_STEPS = [
+  "intent",
+  "create-instance",
+  "switch-unit",
+  "remount",
+  "restart",
+  "wait-booted",
+  "commit",
+] as const;
+export type SwitchStep = (typeof CUTOVER_STEPS)[number];
+
+/** A fallback is a cutover to an instance that already exists. */
+export const FALLBACK_STEPS = CUTOVER_STEPS.filter(
+  (s): s is Exclude<SwitchStep, "create-instance"> => s !== "create-instance",
+);
+
+/** From this step on an interrupted switch is completed; before it, rolled back. */
+export const COMMIT_FROM: SwitchStep = "wait-booted";
+
+export const RESET_STEPS = ["intent", "stop", "unmount", "discard", "mount", "start"] as const;
+export type ResetStep = (typeof RESET_STEPS)[number];
+
+export const DELETE_STEPS = ["intent", "forget", "remove"] as const;
+export type DeleteStep = (typeof DELETE_STEPS)[number];
+
+/** Whether step came at or after from in the list of steps; false for a step not in it. */
+export function reached(steps: readonly string[], step: string, from: string): boolean {
+  const i = steps.indexOf(step);
+  return i >= 0 && i >= steps.indexOf(from);
+}

@@ -1,0 +1,105 @@
+// Instances on disk: an upper and a work dir per generation, under
+// machines/NAME/instances/GEN. Creating, emptying, measuring and removing
+// them; what is mounted where is overlay/'s business.
+import { chownSync, existsSync, mkdirSync, renameSync, statSync } from "node:fs";
+import { dirname } from "node:path";
+import { BoxError } from "../base/errors.ts";
+import { paths } from "../base/paths.ts";
+import { fsyncDir, makeDir, removeTree } from "../host/files.ts";
+import type { Runner } from "../host/runner.ts";
+import type { Instance, MachineState } from "./machine.ts";
+
+/**
+ * Creates an instance's empty upper and work dirs. The upper dir's root is
+ * the container's /, so it takes the image root's owner and mode; the dirs
+ * above it are root-only, since the upper holds the container's setuid files.
+ */
+export function createInstanceDirs(r: Runner, name: string, inst: Instance): void {
+  makeDir(r, paths.instance(name, inst.gen), 0o700);
+  makeDir(r, paths.work(name, inst.gen), 0o700);
+  const upper = paths.upper(name, inst.gen);
+  r.effect(`mkdir ${upper}, owned and moded like the image's root`, () => {
+    if (existsSync(upper)) return;
+    const root = statSync(paths.imageRoot(inst.image));
+    const tmp = `${upper}.new`;
+    mkdirSync(tmp, { recursive: true, mode: root.mode & 0o7777 });
+    chownSync(tmp, root.uid, root.gid);
+    renameSync(tmp, upper);
+  });
+}
+
+/** Refuses a machine name whose root exists but that boxctl does not manage. */
+export function checkMountPointFree(name: string): void {
+  const root = paths.machineRoot(name);
+  if (existsSync(root)) {
+    throw new BoxError(
+      `${root} already exists and boxctl does not manage it`,
+      `pick another machine name, or remove it with: machinectl remove ${name}`,
+    );
+  }
+}
+
+export function ensureMountPoint(r: Runner, name: string): void {
+  makeDir(r, paths.machineRoot(name), 0o700);
+}
+
+/** Bytes the instance's changes take on disk (du of its upper dir); null if unreadable. */
+export async function changesSize(r: Runner, name: string, gen: number): Promise<number | null> {
+  const res = await r.run(["du", "-s", "-B1", "-x", paths.upper(name, gen)], { check: false });
+  const n = Number.parseInt(res.stdout, 10);
+  return res.code === 0 && Number.isFinite(n) ? n : null;
+}
+
+export function nextGen(m: MachineState | null, name: string): number {
+  let gen = Math.max(0, ...(m?.instances.map((i) => i.gen) ?? []));
+  // A directory left by a crash before it was recorded still counts as taken.
+  while (existsSync(paths.instance(name, gen + 1))) gen++;
+  return gen + 1;
+}
+
+/**
+ * Replaces the upper and work dirs with empty ones by renames, so that a
+ * crash leaves either the old dir or the new one in place, never a half-
+ * emptied one. Safe to run again after a crash part-way through.
+ */
+export async function discardChanges(r: Runner, name: string, inst: Instance): Promise<void> {
+  const upper = paths.upper(name, inst.gen);
+  const work = paths.work(name, inst.gen);
+  for (const dir of [upper, work]) {
+    const fresh = `${dir}.new`;
+    if (!existsSync(dir) && existsSync(fresh)) {
+      r.effect(`mv ${fresh} ${dir}`, () => {
+        renameSync(fresh, dir);
+        fsyncDir(dirname(dir));
+      });
+      continue;
+    }
+    await removeTree(r, fresh);
+    r.effect(`replace ${dir} by an empty ${fresh}, keeping the old one as ${dir}.discarded`, () => {
+      const root = statSync(paths.imageRoot(inst.image));
+      const [mode, uid, gid] =
+        dir === upper ? [root.mode & 0o7777, root.uid, root.gid] : [0o700, 0, 0];
+      mkdirSync(fresh, { mode });
+      chownSync(fresh, uid, gid);
+    });
+    await removeTree(r, `${dir}.discarded`);
+    r.effect(`mv ${dir} ${dir}.discarded; mv ${fresh} ${dir}`, () => {
+      renameSync(dir, `${dir}.discarded`);
+      renameSync(fresh, dir);
+      fsyncDir(dirname(dir));
+    });
+  }
+  await purgeDiscarded(r, name, inst);
+}
+
+/** Removes what discardChanges set aside. */
+export async function purgeDiscarded(r: Runner, name: string, inst: Instance): Promise<void> {
+  for (const dir of [paths.upper(name, inst.gen), paths.work(name, inst.gen)]) {
+    await removeTree(r, `${dir}.discarded`);
+    await removeTree(r, `${dir}.new`);
+  }
+}
+
+export async function removeInstanceDirs(r: Runner, name: string, gen: number): Promise<void> {
+  await removeTree(r, paths.instance(name, gen));
+}

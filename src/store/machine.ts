@@ -1,0 +1,182 @@
+// The machine record, machine.json: which instances a machine has, which
+// is current, which is the fallback, and how the last operation ended. One
+// file per machine, versioned, in the store; and the state changes that
+// operations make to it.
+import { existsSync, readdirSync } from "node:fs";
+import * as v from "valibot";
+import { BoxError } from "../base/errors.ts";
+import { checkName } from "../base/names.ts";
+import { paths } from "../base/paths.ts";
+import { readJson, writeJsonAtomic } from "../host/files.ts";
+import type { Runner } from "../host/runner.ts";
+
+export const STATE_VERSION = 1;
+
+const Iso = v.pipe(v.string(), v.isoTimestamp());
+
+export const InstanceSchema = v.object({
+  gen: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  image: v.string(),
+  created: Iso,
+  lastActive: v.nullable(Iso),
+});
+
+export const OperationSchema = v.object({
+  verb: v.string(),
+  started: Iso,
+  finished: v.nullable(Iso),
+  /** ok, failed (nothing changed), rolled-back (automatic fallback), recovered. */
+  result: v.picklist(["running", "ok", "failed", "rolled-back", "recovered"]),
+  message: v.optional(v.string()),
+});
+
+export const MachineSchema = v.object({
+  version: v.literal(STATE_VERSION),
+  name: v.string(),
+  current: v.nullable(v.number()),
+  fallback: v.nullable(v.number()),
+  instances: v.array(InstanceSchema),
+  lastOperation: v.nullable(OperationSchema),
+  /** Units that app-status checks inside the container. */
+  services: v.optional(v.array(v.string())),
+});
+
+export type Instance = v.InferOutput<typeof InstanceSchema>;
+export type Operation = v.InferOutput<typeof OperationSchema>;
+export type MachineState = v.InferOutput<typeof MachineSchema>;
+
+export function emptyMachine(name: string): MachineState {
+  return {
+    version: STATE_VERSION,
+    name,
+    current: null,
+    fallback: null,
+    instances: [],
+    lastOperation: null,
+  };
+}
+
+export function loadMachine(name: string): MachineState | null {
+  return readJson(paths.machineState(name), MachineSchema);
+}
+
+/** The state of a machine boxctl manages; a clear error for any other name. */
+export function requireMachine(name: string): MachineState {
+  checkName("machine", name);
+  const m = loadMachine(name);
+  if (!m) {
+    throw new BoxError(
+      `machine '${name}' is not managed by boxctl`,
+      existsSync(paths.machineRoot(name))
+        ? `it exists in /var/lib/machines but boxctl did not create it; use machinectl for it`
+        : `create it with: boxctl cutover-instance ${name} IMAGE (see boxctl list-images)`,
+    );
+  }
+  return m;
+}
+
+export function saveMachine(r: Runner, m: MachineState): void {
+  writeJsonAtomic(r, paths.machineState(m.name), m);
+}
+
+export function listMachineNames(): string[] {
+  try {
+    return readdirSync(paths.machines())
+      .filter((n) => existsSync(paths.machineState(n)))
+      .sort();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw e;
+  }
+}
+
+export function instanceOf(m: MachineState, gen: number | null): Instance | undefined {
+  return gen === null ? undefined : m.instances.find((i) => i.gen === gen);
+}
+
+/** A managed machine with a current instance, or a clear error. */
+export function requireInstance(name: string): { machine: MachineState; instance: Instance } {
+  const machine = requireMachine(name);
+  const instance = instanceOf(machine, machine.current);
+  if (!instance) {
+    throw new BoxError(
+      `machine '${name}' has no current instance`,
+      `give it one with: boxctl cutover-instance ${name} IMAGE (see boxctl list-images)`,
+    );
+  }
+  return { machine, instance };
+}
+
+/** The newest instance of image (or generation gen of it); what "NAME's instance of IMAGE" means. */
+export function instanceOfImage(m: MachineState, image: string, gen?: number): Instance {
+  const all = m.instances.filter((i) => i.image === image);
+  const inst = gen === undefined ? all[all.length - 1] : all.find((i) => i.gen === gen);
+  if (!inst) {
+    throw new BoxError(
+      gen === undefined
+        ? `${m.name} has no instance of image '${image}'`
+        : `${m.name} has no instance ${gen} of image '${image}'`,
+      `see its instances with: boxctl history ${m.name}`,
+    );
+  }
+  return inst;
+}
+
+/** An instance as the JSON documents name it. */
+export function instanceRef(inst: Instance | undefined): { gen: number; image: string } | null {
+  return inst ? { gen: inst.gen, image: inst.image } : null;
+}
+
+export function describe(inst: Instance | undefined): string {
+  return inst ? `instance ${inst.gen} (${inst.image})` : "no instance";
+}
+
+export function registerInstance(r: Runner, m: MachineState, inst: Instance): void {
+  if (!m.instances.some((i) => i.gen === inst.gen)) m.instances.push(inst);
+  m.instances.sort((a, b) => a.gen - b.gen);
+  saveMachine(r, m);
+}
+
+/** Drops an instance from the record; true if it was the fallback, which then is none. */
+export function forgetInstance(r: Runner, m: MachineState, gen: number): boolean {
+  const wasFallback = m.fallback === gen;
+  m.instances = m.instances.filter((i) => i.gen !== gen);
+  if (wasFallback) m.fallback = null;
+  saveMachine(r, m);
+  return wasFallback;
+}
+
+/** The state after a switch to target: the instance it left becomes the fallback. */
+export function commitSwitch(
+  r: Runner,
+  m: MachineState,
+  target: number,
+  left: number | null,
+  op: { verb: string; result: "ok" | "recovered"; started: string; message?: string },
+): void {
+  const now = new Date().toISOString();
+  m.current = target;
+  m.fallback = left;
+  for (const i of m.instances) if (i.gen === target || i.gen === left) i.lastActive = now;
+  m.lastOperation = {
+    verb: op.verb,
+    started: op.started,
+    finished: now,
+    result: op.result,
+    ...(op.message ? { message: op.message } : {}),
+  };
+  saveMachine(r, m);
+}
+
+/** The state after a failed switch: as it was before, with the failure recorded. */
+export function restoreState(
+  r: Runner,
+  m: MachineState,
+  old: { current: number | null; fallback: number | null },
+  op: { verb: string; result: "rolled-back" | "recovered"; started: string; message: string },
+): void {
+  m.current = old.current;
+  m.fallback = old.fallback;
+  m.lastOperation = { ...op, finished: new Date().toISOString() };
+  saveMachine(r, m);
+}

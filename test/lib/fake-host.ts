@@ -1,0 +1,247 @@
+// A fake host for unit tests of the operations: a Runner that records
+// every command and answers it the way systemd, the kernel and coreutils
+// would on a real host, from a little state of its own (mounts, units).
+// Files are real, under a temporary root (paths.relocate): the operations
+// write their state, units and instance dirs there, and this host reads
+// the mount unit files they write to know what `systemctl start X.mount`
+// mounts. Time does not pass: sleep() returns at once.
+import type { ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { paths, relocate } from "../../src/base/paths.ts";
+import type { Runner, RunOptions, RunResult } from "../../src/host/runner.ts";
+
+interface Unit {
+  active: "active" | "inactive" | "failed";
+  statusText: string;
+}
+
+export interface Call {
+  argv: string[];
+  timeoutMs?: number;
+}
+
+export class FakeHost implements Runner {
+  readonly dryRun: boolean;
+  /** Every command, in order, with the timeout it was given. */
+  readonly calls: Call[] = [];
+  /** Every change made by boxctl itself (effect), in order. */
+  readonly effects: string[] = [];
+  /** Mount point -> the upper dir of the overlay mounted there. */
+  readonly mounts = new Map<string, string>();
+  readonly units = new Map<string, Unit>();
+  /** Upper dirs whose container does not boot (a broken image). */
+  readonly failsToBoot = new Set<string>();
+  /** Mount points that a process on the host keeps busy. */
+  readonly busy = new Set<string>();
+  /** The exit status of --check commands. */
+  checkExit = 0;
+
+  constructor(o: { dryRun?: boolean } = {}) {
+    this.dryRun = o.dryRun ?? false;
+  }
+
+  /** Commands as one string each, for assertions on order. */
+  get commands(): string[] {
+    return this.calls.map((c) => c.argv.join(" "));
+  }
+
+  private unit(id: string): Unit {
+    let u = this.units.get(id);
+    if (!u) {
+      u = { active: "inactive", statusText: "" };
+      this.units.set(id, u);
+    }
+    return u;
+  }
+
+  private ok(stdout = ""): RunResult {
+    return { code: 0, stdout, stderr: "" };
+  }
+
+  /** What a mount unit file written by boxctl says: its mount point and upper dir. */
+  private mountUnit(unit: string): { where: string; upper: string } {
+    let text = "";
+    try {
+      text = readFileSync(join(paths.unitDir(), unit), "utf8");
+    } catch {
+      // No unit file: nothing is mounted by it.
+    }
+    const where = /^Where=(.*)$/m.exec(text)?.[1] ?? "";
+    const upper = /upperdir=([^,\n]*)/.exec(text)?.[1] ?? "";
+    return { where, upper };
+  }
+
+  private systemctl(args: string[]): RunResult {
+    const [verb, ...rest] = args;
+    const units = rest.filter((a) => !a.startsWith("-"));
+    switch (verb) {
+      case "daemon-reload":
+      case "reset-failed":
+        return this.ok();
+      case "show":
+        return this.ok(units.map((u) => this.show(u)).join("\n\n"));
+      case "start":
+      case "restart":
+        for (const u of units) this.start(u);
+        return this.ok();
+      case "stop":
+        for (const u of units) this.stop(u);
+        return this.ok();
+      default:
+        throw new Error(`fake host: systemctl ${verb} is not simulated`);
+    }
+  }
+
+  private show(id: string): string {
+    const u = this.unit(id);
+    // systemd follows the mount table: a unit is active while its path is mounted.
+    if (id.endsWith(".mount"))
+      u.active = this.mounts.has(this.mountUnit(id).where) ? "active" : "inactive";
+    return [
+      `Id=${id}`,
+      "LoadState=loaded",
+      `ActiveState=${u.active}`,
+      `SubState=${u.active === "active" ? "running" : "dead"}`,
+      "Result=success",
+      "UnitFileState=disabled",
+      "ActiveEnterTimestamp=",
+      "Job=",
+      `StatusText=${u.statusText}`,
+    ].join("\n");
+  }
+
+  private start(id: string): void {
+    if (id.endsWith(".mount")) {
+      const { where, upper } = this.mountUnit(id);
+      if (!this.mounts.has(where)) this.mounts.set(where, upper);
+      this.unit(id).active = "active";
+      return;
+    }
+    // systemd-nspawn@NAME.service: a restart boots whatever is mounted now.
+    const name = /^systemd-nspawn@(.*)\.service$/.exec(id)?.[1] ?? "";
+    const upper = this.mounts.get(paths.machineRoot(name)) ?? "";
+    const boots = upper !== "" && !this.failsToBoot.has(upper);
+    this.units.set(
+      id,
+      boots
+        ? { active: "active", statusText: "Container running: Ready." }
+        : { active: "failed", statusText: "" },
+    );
+  }
+
+  private stop(id: string): void {
+    if (id.endsWith(".mount")) {
+      this.mounts.delete(this.mountUnit(id).where);
+    }
+    this.unit(id).active = "inactive";
+  }
+
+  private inMachine(argv: string[]): RunResult {
+    const name = argv[2] ?? "";
+    const cmd = argv.slice(argv.indexOf("--") + 1);
+    if (this.unit(`systemd-nspawn@${name}.service`).active !== "active")
+      return { code: 1, stdout: "", stderr: "Failed to connect to bus" };
+    if (cmd[0] === "systemctl" && cmd[1] === "is-system-running") return this.ok("running\n");
+    if (cmd[0] === "/bin/sh") return { code: this.checkExit, stdout: "", stderr: "check said no" };
+    throw new Error(`fake host: ${cmd.join(" ")} inside a machine is not simulated`);
+  }
+
+  async run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+    const a = [...argv];
+    this.calls.push({ argv: a, ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) });
+    if (this.dryRun && opts.mutates) return this.ok();
+    const res = this.answer(a);
+    if (res.code !== 0 && (opts.check ?? true))
+      throw new Error(`fake host: '${a.join(" ")}' failed: ${res.stderr}`);
+    return res;
+  }
+
+  private answer(a: string[]): RunResult {
+    switch (a[0]) {
+      case "systemctl":
+        return this.systemctl(a.slice(1));
+      case "systemd-run":
+        return this.inMachine(a);
+      case "umount": {
+        const where = a[1] ?? "";
+        if (this.busy.has(where))
+          return { code: 32, stdout: "", stderr: `umount: ${where}: target is busy.` };
+        this.mounts.delete(where);
+        return this.ok();
+      }
+      case "rm":
+        rmSync(a[a.length - 1] ?? "/nonexistent", { recursive: true, force: true });
+        return this.ok();
+      case "du":
+        return this.ok(`4096\t${a[a.length - 1]}\n`);
+      case "flock":
+      case "machinectl":
+        return this.ok();
+      default:
+        throw new Error(`fake host: ${a.join(" ")} is not simulated`);
+    }
+  }
+
+  spawn(argv: readonly string[]): ChildProcess {
+    throw new Error(`fake host: cannot stream ${argv.join(" ")}`);
+  }
+
+  effect<T>(what: string, fn: () => T): T | undefined {
+    this.effects.push(what);
+    return this.dryRun ? undefined : fn();
+  }
+
+  whenReal<T>(fn: () => T): T | undefined {
+    return this.dryRun ? undefined : fn();
+  }
+
+  readonly notes: string[] = [];
+  note(msg: string): void {
+    this.notes.push(msg);
+  }
+
+  async sleep(): Promise<void> {}
+
+  mountinfo(): string {
+    let id = 100;
+    return [...this.mounts]
+      .map(
+        ([where, upper]) =>
+          `${id++} 1 0:${id} / ${where} rw,relatime - overlay overlay rw,lowerdir=/x,upperdir=${upper},workdir=/y`,
+      )
+      .join("\n");
+  }
+}
+
+const roots: string[] = [];
+process.on("exit", () => {
+  for (const dir of roots) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh temporary root holding the given staged images (empty rootfs, valid image.json). */
+export function tempRoot(images: string[]): string {
+  // On tmpfs where there is one: the operations fsync every state file.
+  const dir = mkdtempSync(join(existsSync("/dev/shm") ? "/dev/shm" : tmpdir(), "boxctl-ops-"));
+  roots.push(dir);
+  relocate(dir);
+  // Present on every systemd host; boxctl creates only its own directories.
+  mkdirSync(paths.unitDir(), { recursive: true });
+  for (const image of images) {
+    mkdirSync(paths.imageRoot(image), { recursive: true, mode: 0o755 });
+    writeFileSync(
+      paths.imageMeta(image),
+      JSON.stringify({
+        version: 1,
+        name: image,
+        os: "Debian GNU/Linux 12 (bookworm)",
+        size: 0,
+        staged: new Date().toISOString(),
+        sha256: "0".repeat(64),
+        source: `${image}.tar`,
+      }),
+    );
+  }
+  return dir;
+}

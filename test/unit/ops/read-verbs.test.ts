@@ -1,0 +1,211 @@
+// The read verbs' data and tables: status, list, app-status, diff. Their
+// JSON is checked against docs/json.md's schemas.
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { BoxError, UsageError } from "../../../src/base/errors.ts";
+import { renderAppStatus, renderList, renderStatus } from "../../../src/cli/render/container.ts";
+import { parseShow } from "../../../src/host/systemd.ts";
+import { parseListUnits, parseMachinectlList, wantedUnits } from "../../../src/host/units.ts";
+import { buildAppStatus, parseUnits } from "../../../src/ops/app-status.ts";
+import { diffTrees, parseOpaque, unescapeGetfattr } from "../../../src/ops/diff.ts";
+import { buildList } from "../../../src/ops/list.ts";
+import { buildStatus } from "../../../src/ops/status.ts";
+import type { MachineState } from "../../../src/store/machine.ts";
+import { SHOW } from "../../lib/systemd.ts";
+
+const machine = (name: string, extra: Partial<MachineState> = {}): MachineState => ({
+  version: 1,
+  name,
+  current: 2,
+  fallback: 1,
+  instances: [
+    { gen: 1, image: "foo-0.1", created: "2026-11-01T00:00:00.000Z", lastActive: null },
+    { gen: 2, image: "foo-0.2", created: "2026-11-02T00:00:00.000Z", lastActive: null },
+  ],
+  lastOperation: {
+    verb: "cutover-instance",
+    started: "2026-11-02T00:00:00.000Z",
+    finished: "2026-11-02T00:00:05.000Z",
+    result: "ok",
+  },
+  ...extra,
+});
+
+describe("status", () => {
+  const unit = parseShow(SHOW).get("systemd-nspawn@a.service");
+  assert.ok(unit);
+  it("builds the documented document", () => {
+    const upper = "/var/lib/boxctl/machines/a/instances/2/upper";
+    const s = buildStatus(
+      machine("a", { services: ["nginx"] }),
+      unit,
+      { fstype: "overlay", source: "overlay", superOptions: `lowerdir=/x,upperdir=${upper}` },
+      4096,
+    );
+    assert.equal(s.state, "running");
+    assert.equal(s.enabled, true);
+    assert.equal(s.current?.image, "foo-0.2");
+    assert.equal(s.fallback?.gen, 1);
+    assert.deepEqual(s.mount, {
+      path: "/var/lib/machines/a",
+      unit: "var-lib-machines-a.mount",
+      mounted: true,
+      instance: 2,
+    });
+    assert.deepEqual(s.changes, { path: upper, bytes: 4096 });
+    assert.equal(s.lastOperation?.verb, "cutover-instance");
+    assert.deepEqual(s.services, ["nginx"]);
+  });
+  it("renders a legend line that --no-legend drops", () => {
+    const s = buildStatus(machine("a"), unit, null, null);
+    const text = renderStatus(s, true, Date.parse("2026-11-02T00:10:05.000Z"));
+    assert.match(text, /^a \(managed by boxctl\)\n/);
+    assert.match(text, /State: +running/);
+    assert.match(text, /Mount: +\/var\/lib\/machines\/a not mounted/);
+    assert.match(text, /Last op: +cutover-instance ok, 10min ago/);
+    assert.doesNotMatch(renderStatus(s, false), /managed by boxctl/);
+  });
+});
+
+describe("list", () => {
+  const units = parseListUnits(
+    '[{"unit":"systemd-nspawn@a.service","load":"loaded","active":"active","sub":"running"},' +
+      '{"unit":"systemd-nspawn@b.service","load":"loaded","active":"failed","sub":"failed"}]',
+  );
+  const entries = buildList(
+    [machine("b"), machine("a"), machine("c")],
+    units,
+    parseMachinectlList(
+      '[{"machine":"a","class":"container","service":"systemd-nspawn"},{"machine":"zz","class":"container","service":"systemd-nspawn"}]',
+    ),
+    new Set(["systemd-nspawn@b.service"]),
+  );
+  it("lists managed machines with state and image, then other running ones", () => {
+    assert.deepEqual(
+      entries.map((e) => [e.name, e.managed, e.state, e.enabled, e.image, e.generation]),
+      [
+        ["a", true, "running", false, "foo-0.2", 2],
+        ["b", true, "failed", true, "foo-0.2", 2],
+        ["c", true, "stopped", false, "foo-0.2", 2],
+        ["zz", false, "running", null, null, null],
+      ],
+    );
+    assert.ok(entries.every((e) => e.error === null));
+  });
+  it("keeps a managed machine with an unreadable state file as managed, with the reason", () => {
+    const bad = buildList(
+      [machine("b")],
+      units,
+      parseMachinectlList('[{"machine":"a","class":"container","service":"systemd-nspawn"}]'),
+      new Set(),
+      [{ name: "a", error: new BoxError("state file /x/a/machine.json is corrupt") }],
+    );
+    assert.deepEqual(
+      bad.map((e) => [e.name, e.managed, e.state, e.image, e.error]),
+      [
+        ["a", true, "running", null, "state file /x/a/machine.json is corrupt"],
+        ["b", true, "failed", "foo-0.2", null],
+      ],
+    );
+    assert.match(renderList(bad, false), /^a +running +disabled +\(unreadable\)/);
+  });
+  it("finds enabled units in .wants directories", () => {
+    const dir = mkdtempSync(join(tmpdir(), "wants-"));
+    mkdirSync(join(dir, "machines.target.wants"));
+    symlinkSync("/dev/null", join(dir, "machines.target.wants", "systemd-nspawn@x.service"));
+    writeFileSync(join(dir, "other.wants"), "");
+    assert.deepEqual([...wantedUnits(dir)], ["systemd-nspawn@x.service"]);
+    assert.deepEqual([...wantedUnits(join(dir, "missing"))], []);
+    rmSync(dir, { recursive: true });
+  });
+  it("aligns the table under a legend, with a footer", () => {
+    const t = renderList(entries, true).split("\n");
+    assert.match(t[0] ?? "", /^MACHINE +STATE +BOOT +IMAGE +GEN +FALLBACK +MANAGER$/);
+    assert.equal(t[1]?.indexOf("running"), t[0]?.indexOf("STATE"));
+    assert.match(renderList(entries, true), /4 machines listed \(3 managed by boxctl\)/);
+    const bare = renderList(entries, false);
+    assert.doesNotMatch(bare, /MACHINE|listed/);
+    assert.equal(bare.trim().split("\n").length, 4);
+  });
+});
+
+describe("app-status", () => {
+  it("pairs is-active lines with units", () => {
+    const d = buildAppStatus("a", ["nginx", "x.socket"], "active\ninactive\n");
+    assert.equal(d.reachable, true);
+    assert.equal(d.allActive, false);
+    assert.deepEqual(d.services, [
+      { unit: "nginx.service", state: "active", active: true },
+      { unit: "x.socket", state: "inactive", active: false },
+    ]);
+    assert.match(renderAppStatus(d, true), /1 of 2 active in a\./);
+  });
+  it("marks every unit unknown when the container cannot be asked", () => {
+    const d = buildAppStatus("a", ["nginx"], "");
+    assert.equal(d.reachable, false);
+    assert.equal(d.services[0]?.state, "unknown");
+  });
+  it("accepts unit names and refuses options or junk", () => {
+    assert.deepEqual(parseUnits(["a,b.service", "c@1.service"]), ["a", "b.service", "c@1.service"]);
+    assert.throws(() => parseUnits(["--all"]), UsageError);
+    assert.throws(() => parseUnits(["a;b"]), UsageError);
+  });
+});
+
+describe("documented JSON schemas", () => {
+  it("match what the builders produce", async () => {
+    const v = await import("valibot");
+    const { AppStatusJson, ListJson, StatusJson } = await import("../../../src/cli/json-schema.ts");
+    const unit = parseShow(SHOW).get("systemd-nspawn@a.service");
+    assert.ok(unit);
+    const status = { version: 1, ...buildStatus(machine("a"), unit, null, 1) };
+    assert.ok(v.safeParse(StatusJson, status).success);
+    assert.ok(!v.safeParse(StatusJson, { ...status, extra: 1 }).success);
+    const machines = buildList(
+      [machine("a")],
+      new Map(),
+      [{ name: "z", class: "container", service: "x", os: "", osVersion: "" }],
+      new Set(),
+    );
+    assert.ok(v.safeParse(ListJson, { version: 1, machines }).success);
+    const app = { version: 1, ...buildAppStatus("a", ["x"], "active\n") };
+    assert.ok(v.safeParse(AppStatusJson, app).success);
+  });
+});
+
+describe("diff", () => {
+  it("undoes getfattr's escapes", () => {
+    assert.equal(unescapeGetfattr("/a\\012b"), "/a\nb");
+    assert.equal(unescapeGetfattr("/caf\\303\\251"), "/café");
+    assert.equal(unescapeGetfattr("/x\\\\y"), "/x\\y");
+  });
+  it("finds opaque dirs in getfattr -d output", () => {
+    const out = `# file: /u/usr/share/doc/apt\ntrusted.overlay.opaque="y"\n\n# file: /u/etc\ntrusted.overlay.opaque="x"\n\n`;
+    assert.deepEqual([...parseOpaque(out, "/u")], ["/usr/share/doc/apt"]);
+  });
+  it("classifies added, modified and opaque-deleted paths", () => {
+    const t = mkdtempSync(join(tmpdir(), "bx-diff-"));
+    try {
+      const lower = join(t, "lower");
+      const upper = join(t, "upper");
+      for (const d of ["etc", "opt/old/sub", "srv"]) mkdirSync(join(lower, d), { recursive: true });
+      writeFileSync(join(lower, "etc/hostname"), "a\n");
+      writeFileSync(join(lower, "opt/old/sub/f"), "x");
+      writeFileSync(join(lower, "opt/old/g"), "x");
+      for (const d of ["etc", "opt/old", "new/dir"]) mkdirSync(join(upper, d), { recursive: true });
+      writeFileSync(join(upper, "etc/hostname"), "b\n");
+      writeFileSync(join(upper, "opt/old/g"), "y");
+      writeFileSync(join(upper, "new/dir/file"), "z");
+      symlinkSync("dir", join(upper, "new/link"));
+      const d = diffTrees(upper, lower, new Set(["/opt/old"]));
+      assert.deepEqual(d.added, ["/new", "/new/dir", "/new/dir/file", "/new/link"]);
+      assert.deepEqual(d.modified, ["/etc/hostname", "/opt/old/g"]);
+      assert.deepEqual(d.deleted, ["/opt/old/sub", "/opt/old/sub/f"]);
+    } finally {
+      rmSync(t, { recursive: true, force: true });
+    }
+  });
+});

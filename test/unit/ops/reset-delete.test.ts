@@ -1,0 +1,66 @@
+// reset and delete-instance against a fake host.
+import assert from "node:assert/strict";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { beforeEach, describe, it } from "node:test";
+import { paths } from "../../../src/base/paths.ts";
+import { deleteInstance } from "../../../src/ops/delete-instance.ts";
+import { reset } from "../../../src/ops/reset.ts";
+import { cutover } from "../../../src/ops/switch.ts";
+import { loadMachine } from "../../../src/store/machine.ts";
+import { FakeHost, tempRoot } from "../../lib/fake-host.ts";
+
+const M = "app1";
+const opts = { timeoutMs: 15_000 };
+
+describe("reset and delete-instance", () => {
+  let h: FakeHost;
+  beforeEach(async () => {
+    tempRoot(["foo-0.1", "foo-0.2"]);
+    h = new FakeHost();
+    await cutover(h, M, "foo-0.1", opts);
+    writeFileSync(`${paths.upper(M, 1)}/a`, "1\n");
+    await cutover(h, M, "foo-0.2", opts);
+    writeFileSync(`${paths.upper(M, 2)}/b`, "2\n");
+    h.calls.length = 0;
+  });
+
+  it("reset of the running current instance stops, empties, mounts and starts it again", async () => {
+    await reset(h, M, "foo-0.2", { yes: true, ...opts });
+    assert.deepEqual(readdirSync(paths.upper(M, 2)), []);
+    assert.ok(existsSync(`${paths.upper(M, 1)}/a`), "other instances keep their changes");
+    const c = h.commands;
+    const stop = c.indexOf(`systemctl stop systemd-nspawn@${M}.service`);
+    const rm = c.findIndex(
+      (x) => x.startsWith("rm -rf --one-file-system --") && x.endsWith("upper.discarded"),
+    );
+    const start = c.lastIndexOf(`systemctl start systemd-nspawn@${M}.service`);
+    assert.ok(stop >= 0 && rm > stop && start > rm, c.join("\n"));
+    assert.equal(h.units.get(`systemd-nspawn@${M}.service`)?.active, "active");
+    // Its boot wait takes the user's --timeout.
+    for (const w of h.calls.filter((x) => x.argv.includes("is-system-running")))
+      assert.ok((w.timeoutMs ?? 0) <= opts.timeoutMs);
+  });
+
+  it("reset of a kept instance changes nothing that runs", async () => {
+    await reset(h, M, "foo-0.1", { yes: true, ...opts });
+    assert.deepEqual(readdirSync(paths.upper(M, 1)), []);
+    assert.ok(!h.commands.some((x) => x.includes("systemd-nspawn@")), h.commands.join("\n"));
+  });
+
+  it("delete-instance removes the fallback with one rm and forgets it", async () => {
+    await deleteInstance(h, M, "foo-0.1", {});
+    assert.ok(h.commands.includes(`rm -rf --one-file-system -- ${paths.instance(M, 1)}`));
+    assert.equal(existsSync(paths.instance(M, 1)), false);
+    const m = loadMachine(M);
+    assert.deepEqual([m?.current, m?.fallback, m?.instances.length], [2, null, 1]);
+  });
+
+  it("delete-instance refuses the current instance and changes nothing", async () => {
+    await assert.rejects(
+      deleteInstance(h, M, "foo-0.2", {}),
+      /boxctl never deletes the current instance/,
+    );
+    assert.ok(existsSync(paths.instance(M, 2)));
+    assert.equal(h.commands.filter((x) => x.startsWith("rm ")).length, 0);
+  });
+});

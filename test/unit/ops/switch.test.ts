@@ -1,0 +1,155 @@
+// cutover-instance and fallback-instance, run against a fake host: the
+// commands in their order, the files they leave, and the automatic
+// fallback, in milliseconds. The system tests do the same on real systemd.
+import assert from "node:assert/strict";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { beforeEach, describe, it } from "node:test";
+import { paths } from "../../../src/base/paths.ts";
+import { cutover, fallback } from "../../../src/ops/switch.ts";
+import { CUTOVER_STEPS } from "../../../src/plan/steps.ts";
+import { loadMachine } from "../../../src/store/machine.ts";
+import { FakeHost, tempRoot } from "../../lib/fake-host.ts";
+
+const M = "web1";
+const opts = { timeoutMs: 20_000 };
+const machine = () => {
+  const m = loadMachine(M);
+  assert.ok(m, "machine.json exists");
+  return m;
+};
+const mountedUpper = (h: FakeHost) => h.mounts.get(paths.machineRoot(M));
+const nspawn = `systemd-nspawn@${M}.service`;
+
+describe("cutover-instance and fallback-instance", () => {
+  let h: FakeHost;
+  beforeEach(() => {
+    tempRoot(["foo-0.1", "foo-0.2", "broken"]);
+    h = new FakeHost();
+  });
+
+  it("creates a new machine on its first cutover and boots it", async () => {
+    await cutover(h, M, "foo-0.1", opts);
+    const m = machine();
+    assert.equal(m.current, 1);
+    assert.equal(m.fallback, null);
+    assert.equal(m.lastOperation?.result, "ok");
+    assert.equal(mountedUpper(h), paths.upper(M, 1));
+    assert.equal(h.units.get(nspawn)?.active, "active");
+    assert.ok(existsSync(paths.upper(M, 1)));
+    assert.match(readFileSync(paths.nspawnFile(M), "utf8"), /^PrivateUsers=no$/m);
+    assert.equal(existsSync(paths.intent(M)), false, "no intent left behind");
+  });
+
+  it("mounts the new instance before the restart, and keeps the old one as fallback", async () => {
+    await cutover(h, M, "foo-0.1", opts);
+    writeFileSync(join1(), "changed in gen 1\n");
+    h.calls.length = 0;
+    await cutover(h, M, "foo-0.2", opts);
+    const order = [
+      (c: string) => c.startsWith("umount "),
+      (c: string) => c.startsWith("systemctl start ") && c.endsWith("-var-lib-machines-web1.mount"),
+      (c: string) => c === `systemctl restart ${nspawn}`,
+    ].map((is) => h.commands.findIndex(is));
+    assert.ok(
+      order.every((i) => i >= 0),
+      h.commands.join("\n"),
+    );
+    assert.deepEqual(
+      [...order].sort((a, b) => a - b),
+      order,
+      "umount, mount, then restart",
+    );
+    const m = machine();
+    assert.deepEqual([m.current, m.fallback], [2, 1]);
+    assert.equal(mountedUpper(h), paths.upper(M, 2));
+    assert.equal(
+      readFileSync(join1(), "utf8"),
+      "changed in gen 1\n",
+      "the old instance is untouched",
+    );
+  });
+
+  it("fallback-instance swaps current and fallback, twice over", async () => {
+    await cutover(h, M, "foo-0.1", opts);
+    await cutover(h, M, "foo-0.2", opts);
+    await fallback(h, M, opts);
+    assert.deepEqual([machine().current, machine().fallback], [1, 2]);
+    assert.equal(mountedUpper(h), paths.upper(M, 1));
+    await fallback(h, M, opts);
+    assert.deepEqual([machine().current, machine().fallback], [2, 1]);
+  });
+
+  it("falls back on its own when the new instance does not boot, within the user's --timeout", async () => {
+    await cutover(h, M, "foo-0.1", opts);
+    h.failsToBoot.add(paths.upper(M, 2));
+    h.calls.length = 0;
+    await assert.rejects(
+      cutover(h, M, "broken", opts),
+      /cutover-instance web1 failed; web1 is running on instance 1 \(foo-0\.1\) again/,
+    );
+    const m = machine();
+    assert.deepEqual([m.current, m.fallback], [1, null]);
+    assert.equal(m.lastOperation?.result, "rolled-back");
+    assert.match(m.lastOperation?.message ?? "", /after step 'restart'.*stopped while booting/);
+    assert.equal(mountedUpper(h), paths.upper(M, 1));
+    assert.equal(h.units.get(nspawn)?.active, "active");
+    assert.ok(
+      m.instances.some((i) => i.gen === 2),
+      "the failed instance is kept",
+    );
+    // The way back waited as long as the user allowed, not a fixed 90 s.
+    const waits = h.calls.filter((c) => c.argv.includes("is-system-running"));
+    assert.ok(waits.length > 0);
+    for (const w of waits) assert.ok((w.timeoutMs ?? 0) <= opts.timeoutMs, String(w.timeoutMs));
+    assert.equal(existsSync(paths.intent(M)), false);
+  });
+
+  it("falls back when --check fails inside the new instance", async () => {
+    await cutover(h, M, "foo-0.1", opts);
+    h.checkExit = 3;
+    await assert.rejects(cutover(h, M, "foo-0.2", { ...opts, check: "false" }), /failed/);
+    assert.equal(machine().current, 1);
+    assert.match(
+      machine().lastOperation?.message ?? "",
+      /--check 'false' failed inside web1 \(exit 3\)/,
+    );
+  });
+
+  it("refuses a busy root before the container was ever stopped", async () => {
+    await cutover(h, M, "foo-0.1", opts);
+    h.busy.add(paths.machineRoot(M));
+    h.calls.length = 0;
+    await assert.rejects(cutover(h, M, "foo-0.2", opts), /failed/);
+    const firstStop = h.commands.indexOf(`systemctl stop ${nspawn}`);
+    const firstUmount = h.commands.findIndex((c) => c.startsWith("umount"));
+    assert.ok(firstUmount >= 0 && (firstStop < 0 || firstStop > firstUmount));
+    assert.equal(machine().current, 1);
+  });
+
+  it("leaves a new machine stopped with no current instance when its first cutover fails", async () => {
+    h.failsToBoot.add(paths.upper(M, 1));
+    await assert.rejects(
+      cutover(h, M, "broken", opts),
+      /web1 is left stopped with no current instance/,
+    );
+    assert.equal(machine().current, null);
+    assert.equal(mountedUpper(h), undefined);
+  });
+
+  it("--dry-run prints the plan's steps and changes nothing", async () => {
+    await cutover(h, M, "foo-0.1", opts);
+    const before = readFileSync(paths.machineState(M), "utf8");
+    const dry = new FakeHost({ dryRun: true });
+    for (const [k, v] of h.mounts) dry.mounts.set(k, v);
+    await cutover(dry, M, "foo-0.2", opts);
+    const shown = dry.notes.map((n) => n.split(": ")[1]);
+    assert.deepEqual(shown, [...CUTOVER_STEPS]);
+    assert.equal(readFileSync(paths.machineState(M), "utf8"), before);
+    assert.equal(existsSync(paths.instance(M, 2)), false);
+    assert.ok(dry.commands.includes(`systemctl restart ${nspawn}`));
+  });
+
+  function join1(): string {
+    return `${paths.upper(M, 1)}/marker`;
+  }
+});
