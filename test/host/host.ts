@@ -8,9 +8,37 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { HOSTS, mountRoot, removeHost, sweepStaleHosts, unmountRoot } from "./roots.ts";
 
-export type Suite = "bookworm" | "trixie";
-export const SUITES: Suite[] = ["bookworm", "trixie"];
-export const SYSTEMD_VERSION: Record<Suite, number> = { bookworm: 252, trixie: 257 };
+export type Suite = "bookworm" | "trixie" | "sid";
+/** Every suite a test host can be built from (test/host/cache.sh host-SUITE). */
+export const ALL_SUITES: Suite[] = ["bookworm", "trixie", "sid"];
+/**
+ * The suites the system tests run on: $BOXCTL_TEST_SUITES (names separated
+ * by spaces or commas), by default bookworm and trixie. cache.sh reads the
+ * same variable, with the same default, to know which hosts to build.
+ */
+export const SUITES: Suite[] = parseSuites(process.env.BOXCTL_TEST_SUITES);
+/**
+ * systemd's major version on each suite's host when its cache was built;
+ * sid moves, so a test that depends on the exact number asks the host
+ * (TestHost.systemdVersion()).
+ */
+export const SYSTEMD_VERSION: Record<Suite, number> = { bookworm: 252, trixie: 257, sid: 262 };
+/**
+ * Suites whose systemd (256 and later) refuses to boot on the legacy cgroup
+ * hierarchy this machine has: their outer systemd-nspawn gets
+ * SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1, which gives the container cgroup v2.
+ */
+const UNIFIED: ReadonlySet<Suite> = new Set<Suite>(["sid"]);
+
+export function parseSuites(value: string | undefined): Suite[] {
+  if (!value?.trim()) return ["bookworm", "trixie"];
+  const names = value.split(/[\s,]+/).filter(Boolean);
+  for (const n of names) {
+    if (!(ALL_SUITES as string[]).includes(n))
+      throw new Error(`BOXCTL_TEST_SUITES: unknown suite '${n}' (known: ${ALL_SUITES.join(", ")})`);
+  }
+  return [...new Set(names)] as Suite[];
+}
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -86,7 +114,12 @@ export class TestHost {
         `--bind-ro=${join(repo, "dist")}:/opt/boxctl`,
         `--bind-ro=${cachePath("guest-bookworm")}/images:/srv/images`,
       ],
-      { stdio: ["ignore", log, log] },
+      {
+        stdio: ["ignore", log, log],
+        env: UNIFIED.has(this.suite)
+          ? { ...process.env, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY: "1" }
+          : process.env,
+      },
     );
     const deadline = Date.now() + 60_000;
     while (!this.initPid) {
@@ -189,6 +222,14 @@ export class TestHost {
       if (Date.now() > deadline) throw new Error(`${machine} did not boot: '${state}' ${r.stderr}`);
       await sleep(250);
     }
+  }
+
+  /** The major version of the host's systemd, from systemctl --version. */
+  async systemdVersion(): Promise<number> {
+    const out = await this.sh(["systemctl", "--version"]);
+    const m = /^systemd (\d+)/.exec(out);
+    if (!m) throw new Error(`${this.name}: systemctl --version says '${out.split("\n")[0]}'`);
+    return Number(m[1]);
   }
 
   readFile(path: string): string {
