@@ -11,6 +11,8 @@
 # (default /var/cache/boxctl-test), one directory per target named by a hash
 # of the recipe. A target is built in a .partial directory and renamed into
 # place only when complete, so an interrupted build is simply rebuilt.
+# Targets of another recipe (another branch's test/host/) are removed once
+# they are two days old and no test host is mounted on them.
 #
 #   cache.sh [TARGET...]      build what is missing (default: the guest and
 #                             a host per suite in $BOXCTL_TEST_SUITES, which
@@ -95,7 +97,6 @@ build() {
       bash "$here/recipe.sh" guest bookworm "$tmp/root" &&
         echo "cache.sh-stage: making images/foo-0.1.tar and foo-0.2.tar" &&
         guest_images "$tmp/root" "$tmp/images" ;;
-    *) echo "cache.sh: unknown target '$target'" >&2; exit 2 ;;
   esac 2>&1 | progress "$target" "$tmp.log" || {
     echo "cache.sh: $target: FAILED after $((SECONDS - start))s; the log is $tmp.log, it ends:" >&2
     tail -n 5 "$tmp.log" | sed 's/^/    /' >&2
@@ -103,6 +104,7 @@ build() {
   }
   mv "$tmp.log" "$tmp/build.log"
   mv -T "$tmp" "$final"
+  touch "$final"
   echo "cache.sh: $target: built in $((SECONDS - start))s -> $final" >&2
 }
 
@@ -111,10 +113,20 @@ mkdir -p "$cache"
 # One builder at a time per cache; a second waits rather than racing.
 exec 9>"$cache/.lock"
 flock -n 9 || { echo "cache.sh: waiting for another cache.sh to finish building in $cache" >&2; flock 9; }
-# Drop what an older recipe built, and anything an interrupted run left.
+# Drop what an interrupted run left, and what another recipe built once it
+# is two days old and no mount (a test host's overlay) uses it: developers
+# whose test/host/ differ may share one cache, and one run must not pull the
+# root from under another's hosts.
 for d in "$cache"/*; do
   [[ -d $d ]] || continue
-  case $d in *-"$recipe_hash") ;; *) rm -rf "$d" ;; esac
+  case $d in
+    *-"$recipe_hash") continue ;;
+    *.partial) ;;
+    *)
+      grep -qF "$d/" /proc/self/mountinfo && continue
+      [[ -n $(find "$d" -maxdepth 0 -mmin -2880) ]] && continue ;;
+  esac
+  rm -rf "$d"
 done
 targets=("$@")
 if ((${#targets[@]} == 0)); then
@@ -122,7 +134,13 @@ if ((${#targets[@]} == 0)); then
   targets+=(guest-bookworm)
 fi
 missing=()
-for t in "${targets[@]}"; do [[ -d $(path_of "$t") ]] || missing+=("$t"); done
+for t in "${targets[@]}"; do
+  case $t in
+    host-bookworm|host-trixie|host-sid|guest-bookworm) ;;
+    *) echo "cache.sh: unknown target '$t' (known: host-bookworm host-trixie host-sid guest-bookworm)" >&2; exit 2 ;;
+  esac
+  [[ -d $(path_of "$t") ]] || missing+=("$t")
+done
 ((${#missing[@]} == 0)) && exit 0
 echo "cache.sh: building ${missing[*]} in $cache (once; a few minutes, in parallel)" >&2
 pids=()
