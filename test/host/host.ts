@@ -13,8 +13,9 @@ export type Suite = "bookworm" | "trixie" | "sid";
 export const ALL_SUITES: Suite[] = ["bookworm", "trixie", "sid"];
 /**
  * The suites the system tests run on: $BOXCTL_TEST_SUITES (names separated
- * by spaces or commas), by default bookworm and trixie. cache.sh reads the
- * same variable, with the same default, to know which hosts to build.
+ * by spaces, e.g. "bookworm trixie sid"), by default bookworm and trixie.
+ * cache.sh reads the same variable, with the same default, to know which
+ * hosts to build.
  */
 export const SUITES: Suite[] = parseSuites(process.env.BOXCTL_TEST_SUITES);
 /**
@@ -32,10 +33,10 @@ const UNIFIED: ReadonlySet<Suite> = new Set<Suite>(["sid"]);
 
 export function parseSuites(value: string | undefined): Suite[] {
   if (!value?.trim()) return ["bookworm", "trixie"];
-  const names = value.split(/[\s,]+/).filter(Boolean);
+  const names = value.split(/\s+/).filter(Boolean);
   for (const n of names) {
     if (!(ALL_SUITES as string[]).includes(n))
-      throw new Error(`BOXCTL_TEST_SUITES: unknown suite '${n}' (known: ${ALL_SUITES.join(", ")})`);
+      throw new Error(`BOXCTL_TEST_SUITES: unknown suite '${n}' (known: ${ALL_SUITES.join(" ")})`);
   }
   return [...new Set(names)] as Suite[];
 }
