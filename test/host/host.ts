@@ -24,6 +24,14 @@ export const SUITES: Suite[] = parseSuites(process.env.BOXCTL_TEST_SUITES);
  * (TestHost.systemdVersion()).
  */
 export const SYSTEMD_VERSION: Record<Suite, number> = { bookworm: 252, trixie: 257, sid: 262 };
+/** The major version of each suite's nodejs package (sid: when its cache was built). */
+export const NODE_MAJOR: Record<Suite, number> = { bookworm: 18, trixie: 20, sid: 24 };
+/** PRETTY_NAME of each host's os-release (sid's changes with each Debian release). */
+export const OS_PRETTY_NAME: Record<Suite, string> = {
+  bookworm: "Debian GNU/Linux 12 (bookworm)",
+  trixie: "Debian GNU/Linux 13 (trixie)",
+  sid: "Debian GNU/Linux forky/sid",
+};
 /**
  * Suites whose systemd (256 and later) refuses to boot on the legacy cgroup
  * hierarchy this machine has: their outer systemd-nspawn gets
