@@ -15,9 +15,46 @@ import {
   unmountRoot,
 } from "./roots.ts";
 
-export type Suite = "bookworm" | "trixie";
-export const SUITES: Suite[] = ["bookworm", "trixie"];
-export const SYSTEMD_VERSION: Record<Suite, number> = { bookworm: 252, trixie: 257 };
+export type Suite = "bookworm" | "trixie" | "sid";
+/** Every suite a test host can be built from (test/host/cache.sh host-SUITE). */
+export const ALL_SUITES: Suite[] = ["bookworm", "trixie", "sid"];
+/**
+ * The suites the system tests run on: $BOXCTL_TEST_SUITES (names separated
+ * by spaces, e.g. "bookworm trixie sid"), by default bookworm and trixie.
+ * cache.sh reads the same variable, with the same default, to know which
+ * hosts to build.
+ */
+export const SUITES: Suite[] = parseSuites(process.env.BOXCTL_TEST_SUITES);
+/**
+ * systemd's major version on each suite's host when its cache was built;
+ * sid moves, so a test that depends on the exact number asks the host
+ * (TestHost.systemdVersion()).
+ */
+export const SYSTEMD_VERSION: Record<Suite, number> = { bookworm: 252, trixie: 257, sid: 262 };
+/** The major version of each suite's nodejs package (sid: when its cache was built). */
+export const NODE_MAJOR: Record<Suite, number> = { bookworm: 18, trixie: 20, sid: 24 };
+/** PRETTY_NAME of each host's os-release (sid's changes with each Debian release). */
+export const OS_PRETTY_NAME: Record<Suite, string> = {
+  bookworm: "Debian GNU/Linux 12 (bookworm)",
+  trixie: "Debian GNU/Linux 13 (trixie)",
+  sid: "Debian GNU/Linux forky/sid",
+};
+/**
+ * Suites whose systemd (256 and later) refuses to boot on the legacy cgroup
+ * hierarchy this machine has: their outer systemd-nspawn gets
+ * SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1, which gives the container cgroup v2.
+ */
+const UNIFIED: ReadonlySet<Suite> = new Set<Suite>(["sid"]);
+
+export function parseSuites(value: string | undefined): Suite[] {
+  if (!value?.trim()) return ["bookworm", "trixie"];
+  const names = value.split(/\s+/).filter(Boolean);
+  for (const n of names) {
+    if (!(ALL_SUITES as string[]).includes(n))
+      throw new Error(`BOXCTL_TEST_SUITES: unknown suite '${n}' (known: ${ALL_SUITES.join(" ")})`);
+  }
+  return [...new Set(names)] as Suite[];
+}
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -101,7 +138,14 @@ export class TestHost {
         `--bind-ro=${join(repo, "dist")}:/opt/boxctl`,
         `--bind-ro=${cachePath("guest-bookworm")}/images:/srv/images`,
       ],
-      { stdio: ["ignore", log, log], env: { ...process.env, BX_CGROUPS: cgroups.join(" ") } },
+      {
+        stdio: ["ignore", log, log],
+        env: {
+          ...process.env,
+          BX_CGROUPS: cgroups.join(" "),
+          ...(UNIFIED.has(this.suite) ? { SYSTEMD_NSPAWN_UNIFIED_HIERARCHY: "1" } : {}),
+        },
+      },
     );
     const deadline = Date.now() + 60_000;
     while (!this.initPid) {
@@ -204,6 +248,14 @@ export class TestHost {
       if (Date.now() > deadline) throw new Error(`${machine} did not boot: '${state}' ${r.stderr}`);
       await sleep(250);
     }
+  }
+
+  /** The major version of the host's systemd, from systemctl --version. */
+  async systemdVersion(): Promise<number> {
+    const out = await this.sh(["systemctl", "--version"]);
+    const m = /^systemd (\d+)/.exec(out);
+    if (!m) throw new Error(`${this.name}: systemctl --version says '${out.split("\n")[0]}'`);
+    return Number(m[1]);
   }
 
   readFile(path: string): string {

@@ -3,7 +3,7 @@
 # The cache key is the sha256 of this file plus the target name, so any
 # change to the recipe below rebuilds what depends on it.
 #
-#   recipe.sh host bookworm|trixie DIR   a test host (systemd + node)
+#   recipe.sh host bookworm|trixie|sid DIR   a test host (systemd + node)
 #   recipe.sh guest bookworm DIR         a minimal bootable guest tree
 set -euo pipefail
 
@@ -17,6 +17,7 @@ case $kind in
 esac
 
 debootstrap --variant=minbase --include="$pkgs" "$suite" "$dir" >&2
+echo "cache.sh-stage: finishing" >&2
 
 # A German locale with its translations, so that the tests can check that
 # boxctl never depends on a tool's English message (it runs them in C).
