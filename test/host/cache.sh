@@ -16,7 +16,7 @@
 #
 #   cache.sh [TARGET...]      build what is missing (default: the guest and
 #                             a host per suite in $BOXCTL_TEST_SUITES, which
-#                             defaults to "bookworm trixie")
+#                             defaults to "bookworm trixie sid")
 #   cache.sh --path TARGET    print the directory of a built target
 #
 # A build says on stderr what it is doing, a line per stage and target
@@ -130,7 +130,7 @@ for d in "$cache"/*; do
 done
 targets=("$@")
 if ((${#targets[@]} == 0)); then
-  for s in ${BOXCTL_TEST_SUITES:-bookworm trixie}; do targets+=("host-$s"); done
+  for s in ${BOXCTL_TEST_SUITES:-bookworm trixie sid}; do targets+=("host-$s"); done
   targets+=(guest-bookworm)
 fi
 missing=()

@@ -2,7 +2,7 @@
 // test hosts really run systemd, machinectl and a nested container.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { cachePath, SUITES, SYSTEMD_VERSION, TestHost } from "../host/host.ts";
+import { cachePath, NODE_MAJOR, SUITES, SYSTEMD_VERSION, TestHost } from "../host/host.ts";
 
 for (const suite of SUITES) {
   describe(`foundation on ${suite}`, () => {
@@ -23,7 +23,7 @@ for (const suite of SUITES) {
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /^boxctl \d+\.\d+\.\d+/);
       const node = await host.sh(["node", "--version"]);
-      assert.match(node, suite === "bookworm" ? /^v18\./ : /^v20\./);
+      assert.match(node, new RegExp(`^v${NODE_MAJOR[suite]}\\.`));
     });
 
     it("has --help for every verb, and usage errors exit 2", async () => {

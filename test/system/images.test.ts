@@ -6,13 +6,13 @@
 // file's test hosts instead of booting their own.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { SUITES, TestHost } from "../host/host.ts";
+import { OS_PRETTY_NAME, STAGING_SUITES, TestHost } from "../host/host.ts";
 import { imagesCtx, STORE, T } from "./images-helpers.ts";
 import { hostileCorpus } from "./images-hostile.ts";
 import { listAndDelete } from "./images-list.ts";
 import { stagingRuns } from "./images-run.ts";
 
-for (const suite of SUITES) {
+for (const suite of STAGING_SUITES) {
   describe(`images on ${suite}`, () => {
     let host: TestHost;
     const ctx = imagesCtx(() => host);
@@ -78,8 +78,7 @@ for (const suite of SUITES) {
     });
 
     it("stages gzip, zstd, xz and bzip2 archives, recognised by content", async () => {
-      const os =
-        suite === "bookworm" ? "Debian GNU/Linux 12 (bookworm)" : "Debian GNU/Linux 13 (trixie)";
+      const os = OS_PRETTY_NAME[suite];
       const cases: [string, string, string][] = [
         ["mini-gz.tar.gz", "mini-gz", os],
         ["foo-zst.tar.zst", "foo-zst", "Debian GNU/Linux 12 (bookworm)"],
