@@ -45,6 +45,11 @@ export const paths = {
   work: (name: string, gen: number) =>
     join(roots.store, "machines", name, "instances", String(gen), "work"),
 
+  /** The script that mounts a private-users instance's idmapped view of its image. */
+  viewScript: () => join(roots.store, "libexec", "idmap-view.pl"),
+  /** Where that view is mounted: on /run, so that no backup or du walks an image again per instance. */
+  view: (name: string, gen: number) => join(roots.run, "views", name, String(gen)),
+
   /** Kernel (flock) locks, one per machine; tmpfs, so a reboot clears them. */
   lock: (name: string) => join(roots.run, "lock", `${name}.lock`),
   /** Shared by cutovers, exclusive for delete-image; outside lock/ so no machine name can clash. */

@@ -218,16 +218,19 @@ export function shellInMachine(r: Runner, name: string, cmd: string[]) {
 }
 
 /**
- * Runs systemd-nspawn on the mounted instance without booting it. Without
- * private users, so files keep their owners and nothing is copied up that
- * was not changed; --settings=no so that the .nspawn file's boot-time
- * settings (network, binds) do not apply to a maintenance shell.
+ * Runs systemd-nspawn on the mounted instance without booting it, in the
+ * instance's own user namespace (uidBase: its range, never chowned) or in
+ * none for an instance without private users, so that files keep their
+ * owners and nothing is copied up that was not changed; --settings=no so
+ * that the .nspawn file's boot-time settings (network, binds) do not apply
+ * to a maintenance shell.
  */
 export function configureArgv(
   root: string,
   name: string,
   cmd: string[],
   stdinIsTTY: boolean,
+  uidBase: number | null = null,
 ): string[] {
   return [
     "systemd-nspawn",
@@ -235,7 +238,9 @@ export function configureArgv(
     `--directory=${root}`,
     `--machine=${name}`,
     "--settings=no",
-    "--private-users=no",
+    ...(uidBase === null
+      ? ["--private-users=no"]
+      : [`--private-users=${uidBase}:65536`, "--private-users-ownership=off"]),
     // Without a terminal, a pipe console lets a script feed the command its input.
     ...(stdinIsTTY ? [] : ["--console=pipe"]),
     ...(cmd.length > 0 ? ["--", ...cmd] : []),

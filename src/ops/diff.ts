@@ -36,8 +36,17 @@ function everythingUnder(lower: string, rel: string, out: string[]): void {
   }
 }
 
-/** Compares an upper dir with its lower dir; opaque holds the opaque dirs' paths ("/etc/x"). */
-export function diffTrees(upper: string, lower: string, opaque: Set<string>): DiffResult {
+/**
+ * Compares an upper dir with its lower dir; opaque holds the opaque dirs'
+ * paths ("/etc/x"). uidShift: a private-users instance's files are owned
+ * BASE+N on disk, where its image says N; a change of owner is one of N.
+ */
+export function diffTrees(
+  upper: string,
+  lower: string,
+  opaque: Set<string>,
+  uidShift = 0,
+): DiffResult {
   const r: DiffResult = { added: [], modified: [], deleted: [] };
   const walk = (rel: string) => {
     const names = readdirSync(join(upper, rel)).sort();
@@ -63,7 +72,11 @@ export function diffTrees(upper: string, lower: string, opaque: Set<string>): Di
       }
       if (!below) r.added.push(p);
       else if (!st.isDirectory() || !below.isDirectory()) r.modified.push(p);
-      else if (st.mode !== below.mode || st.uid !== below.uid || st.gid !== below.gid)
+      else if (
+        st.mode !== below.mode ||
+        st.uid - uidShift !== below.uid ||
+        st.gid - uidShift !== below.gid
+      )
         r.modified.push(p);
       if (st.isDirectory()) walk(p);
     }
@@ -160,6 +173,7 @@ export async function gatherDiff(
       "stage that image again under the same name",
     );
   const upper = paths.upper(name, inst.gen);
-  const d = diffTrees(upper, paths.imageRoot(inst.image), await opaqueDirs(r, upper));
+  const opaque = await opaqueDirs(r, upper);
+  const d = diffTrees(upper, paths.imageRoot(inst.image), opaque, inst.uidBase ?? 0);
   return { machine: name, gen: inst.gen, image: inst.image, ...d };
 }

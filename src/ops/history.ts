@@ -33,6 +33,7 @@ export async function gatherHistory(
   const instances = await Promise.all(
     m.instances.map(async (i) => ({
       ...i,
+      uidBase: i.uidBase ?? null,
       changesBytes: await changesSize(r, name, i.gen),
       current: i.gen === m.current,
       fallback: i.gen === m.fallback,

@@ -28,7 +28,7 @@ export async function shell(r: Runner, name: string, cmd: string[]): Promise<num
 }
 
 export async function configure(r: Runner, name: string, cmd: string[]): Promise<number> {
-  requireInstance(name);
+  const { instance } = requireInstance(name);
   return guarded(r, name, "configure", {}, async () => {
     if (await isRunning(r, name)) {
       throw new BoxError(
@@ -37,7 +37,8 @@ export async function configure(r: Runner, name: string, cmd: string[]): Promise
       );
     }
     await startMount(r, paths.machineRoot(name));
-    const argv = configureArgv(paths.machineRoot(name), name, cmd, Boolean(process.stdin.isTTY));
+    const tty = Boolean(process.stdin.isTTY);
+    const argv = configureArgv(paths.machineRoot(name), name, cmd, tty, instance.uidBase ?? null);
     return (await r.run(argv, { interactive: true, mutates: true, check: false })).code;
   });
 }

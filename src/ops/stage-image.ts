@@ -35,6 +35,7 @@ import {
   stagingEntry,
   sweepStaging,
 } from "../store/images.ts";
+import { machineIdFacts, sharedMachineIds } from "../store/machine-id.ts";
 
 /** The default bound on the unpacked tar stream of one image. */
 export const DEFAULT_MAX_SIZE = "64G";
@@ -247,6 +248,13 @@ async function stageFrom(r: Runner, req: StageRequest, s: Source): Promise<Stage
       sha256: res.sha256,
       source: fromStdin ? "-" : basename(req.path),
     };
+    const ids = sharedMachineIds(machineIdFacts(rootfs));
+    if (ids.length) {
+      meta.sharedMachineIds = ids;
+      process.stderr.write(
+        `boxctl: note: ${name} carries a machine ID (${ids.join(", ")}); every machine made from it would share it, so boxctl gives each new instance its own\n`,
+      );
+    }
     writeJsonAtomic(r, join(stageDir, "image.json"), meta);
     // Only root may look inside an image: its tree has world-writable
     // directories (tmp/) that instances share.

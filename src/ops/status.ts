@@ -5,6 +5,7 @@ import { type MountEntry, mountAt, overlayOption } from "../host/mounts.ts";
 import type { Runner } from "../host/runner.ts";
 import { mountUnitName, nspawnUnit, type UnitInfo, unitInfo } from "../host/systemd.ts";
 import { machineState } from "../host/units.ts";
+import { UID_RANGE } from "../overlay/views.ts";
 import { changesSize } from "../store/instances.ts";
 import type { Instance, MachineState, Operation } from "../store/machine.ts";
 import { instanceOf, requireMachine } from "../store/machine.ts";
@@ -31,6 +32,8 @@ export interface StatusDoc {
     instance: number | null;
   };
   changes: { path: string; bytes: number | null } | null;
+  /** The current instance's uid range on the host; null: root inside is root outside. */
+  privateUsers: { base: number; size: 65536 } | null;
   lastOperation: Operation | null;
   services: string[];
 }
@@ -47,6 +50,7 @@ export function buildStatus(
   const mountedGen =
     m.instances.find((i) => upperdir !== null && paths.upper(m.name, i.gen) === upperdir)?.gen ??
     null;
+  const cur = instanceOf(m, m.current);
   return {
     name: m.name,
     state: machineState(unit.activeState),
@@ -59,11 +63,12 @@ export function buildStatus(
       unitFileState: unit.unitFileState,
       since: unit.since,
     },
-    current: instanceOf(m, m.current) ?? null,
+    current: cur ?? null,
     fallback: instanceOf(m, m.fallback) ?? null,
     mount: { path: root, unit: mountUnitName(root), mounted: mount !== null, instance: mountedGen },
     changes:
       m.current === null ? null : { path: paths.upper(m.name, m.current), bytes: changeBytes },
+    privateUsers: cur?.uidBase ? { base: cur.uidBase, size: UID_RANGE } : null,
     lastOperation: m.lastOperation,
     services: m.services ?? [],
   };

@@ -14,7 +14,9 @@ import {
   resetFailed,
   startMachine,
 } from "../host/systemd.ts";
-import { remountLive, remountTo, writeMountUnit, writeSettings } from "../overlay/root.ts";
+import { remountLive, remountTo } from "../overlay/root.ts";
+import { pickBase } from "../overlay/views.ts";
+import { writeRootUnits } from "../overlay/wiring.ts";
 import { apply, intentStep, type Plan, type Step } from "../plan/apply.ts";
 import { clearIntent, type Intent, newIntent } from "../plan/intent.ts";
 import type { SwitchStep } from "../plan/steps.ts";
@@ -37,6 +39,7 @@ import {
   registerInstance,
   requireMachine,
   restoreState,
+  takenBases,
 } from "../store/machine.ts";
 import { guarded } from "./guard.ts";
 
@@ -44,6 +47,8 @@ export interface SwitchOptions {
   wait?: boolean;
   timeoutMs: number;
   check?: string;
+  /** cutover-instance --private-users: for this and the machine's next cutovers. */
+  privateUsers?: boolean;
 }
 
 type Verb = "cutover-instance" | "fallback-instance";
@@ -87,8 +92,7 @@ export function switchPlan(
       name: "switch-unit",
       what: `point the mount unit at instance ${target.gen} (it takes effect at the next mount)`,
       run: async (r) => {
-        writeSettings(r, name);
-        await writeMountUnit(r, name, target);
+        await writeRootUnits(r, name, target);
         await resetFailed(r, nspawnUnit(name), mountUnitName(root));
       },
     },
@@ -209,7 +213,14 @@ export async function cutover(r: Runner, name: string, image: string, opts: Swit
       if (!existing) checkMountPointFree(name);
       const m = existing ?? emptyMachine(name);
       const gen = nextGen(existing, name);
-      const inst: Instance = { gen, image, created: new Date().toISOString(), lastActive: null };
+      // A new instance gets the machine's uid range (allocated once, kept:
+      // an upper dir is tied to its range) unless private users are off.
+      if (opts.privateUsers !== undefined) m.privateUsers = opts.privateUsers;
+      const uidBase =
+        (m.privateUsers ?? true) ? (m.uidBase ?? (await pickBase(r, takenBases()))) : null;
+      if (uidBase !== null) m.uidBase = uidBase;
+      const created = new Date().toISOString();
+      const inst: Instance = { gen, image, created, lastActive: null, uidBase };
       return switchTo(r, "cutover-instance", m, inst, true, opts);
     }),
   );

@@ -3,15 +3,11 @@
 // Switching the root between instances is the shared core of cutover,
 // fallback, reset and recovery; every function here is idempotent, so
 // that recovery can run it again after a crash.
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { BoxError } from "../base/errors.ts";
 import { paths } from "../base/paths.ts";
-import { makeDir, removeFileDurably, writeFileAtomic } from "../host/files.ts";
 import { mountAt, overlayOption } from "../host/mounts.ts";
 import type { Runner } from "../host/runner.ts";
 import {
-  daemonReload,
   mountUnitName,
   resetFailed,
   startMount,
@@ -22,51 +18,7 @@ import {
 } from "../host/systemd.ts";
 import { removeInstanceDirs } from "../store/instances.ts";
 import type { Instance } from "../store/machine.ts";
-import { mountUnitText, nspawnSettingsText, type OverlaySpec } from "./units.ts";
-
-export const mountUnitPath = (name: string) =>
-  join(paths.unitDir(), mountUnitName(paths.machineRoot(name)));
-
-export function overlaySpec(name: string, inst: Instance): OverlaySpec {
-  return {
-    machine: name,
-    gen: inst.gen,
-    image: inst.image,
-    where: paths.machineRoot(name),
-    lower: paths.imageRoot(inst.image),
-    upper: paths.upper(name, inst.gen),
-    work: paths.work(name, inst.gen),
-  };
-}
-
-function readOrNull(path: string): string | null {
-  try {
-    return readFileSync(path, "utf8");
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw e;
-  }
-}
-
-/** Puts boxctl's setting into NAME.nspawn, keeping every line the user wrote. */
-export function writeSettings(r: Runner, name: string): void {
-  const old = readOrNull(paths.nspawnFile(name));
-  const text = nspawnSettingsText(old);
-  if (text === old) return;
-  makeDir(r, paths.nspawnDir(), 0o755);
-  writeFileAtomic(r, paths.nspawnFile(name), text);
-}
-
-/** Points the mount unit at inst (or removes it for none) and reloads systemd. */
-export async function writeMountUnit(r: Runner, name: string, inst: Instance | undefined) {
-  if (inst) writeFileAtomic(r, mountUnitPath(name), mountUnitText(overlaySpec(name, inst)));
-  else removeFileDurably(r, mountUnitPath(name));
-  await daemonReload(r);
-}
-
-export function mountUnitMatches(name: string, inst: Instance | undefined): boolean {
-  return readOrNull(mountUnitPath(name)) === (inst ? mountUnitText(overlaySpec(name, inst)) : null);
-}
+import { removeViewUnit, rootUnitsMatch, writeRootUnits } from "./wiring.ts";
 
 /** The upper dir of the overlay mounted at the machine's root now: null if nothing is mounted, "" if it is not an overlay. */
 export function mountedUpper(r: Runner, name: string): string | null {
@@ -109,13 +61,13 @@ export async function remountTo(r: Runner, name: string, inst: Instance | undefi
   const want = inst ? paths.upper(name, inst.gen) : null;
   const have = mountedUpper(r, name);
   if (have === want) {
-    // The right instance is mounted; only the unit file may need putting back.
-    if (!mountUnitMatches(name, inst)) await writeMountUnit(r, name, inst);
+    // The right instance is mounted; only the unit files may need putting back.
+    if (!rootUnitsMatch(name, inst)) await writeRootUnits(r, name, inst);
     return;
   }
   await stopMachine(r, name);
   if (have !== null) await stopMount(r, name);
-  await writeMountUnit(r, name, inst);
+  await writeRootUnits(r, name, inst);
   await resetFailed(r, mountUnitName(paths.machineRoot(name)));
   if (inst) await startMount(r, paths.machineRoot(name));
 }
@@ -207,4 +159,5 @@ export async function removeInstance(r: Runner, name: string, gen: number): Prom
     );
   }
   await removeInstanceDirs(r, name, gen);
+  removeViewUnit(r, name, gen);
 }

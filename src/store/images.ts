@@ -22,6 +22,8 @@ export const ImageSchema = v.object({
   sha256: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/)),
   /** The file's base name, or "-" for standard input. */
   source: v.string(),
+  /** Machine IDs the image carries, which boxctl keeps out of every instance (machine-id.ts). */
+  sharedMachineIds: v.optional(v.array(v.string())),
 });
 
 export type ImageMeta = v.InferOutput<typeof ImageSchema>;

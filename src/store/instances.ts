@@ -1,13 +1,14 @@
 // Instances on disk: an upper and a work dir per generation, under
 // machines/NAME/instances/GEN. Creating, emptying, measuring and removing
 // them; what is mounted where is overlay/'s business.
-import { chownSync, existsSync, mkdirSync, renameSync, statSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { BoxError } from "../base/errors.ts";
 import { paths } from "../base/paths.ts";
 import { fsyncDir, makeDir, removeTree } from "../host/files.ts";
 import type { Runner } from "../host/runner.ts";
 import type { Instance, MachineState } from "./machine.ts";
+import { machineIdFacts, machineIdSeed, sharedMachineIds, writeSeed } from "./machine-id.ts";
 
 /**
  * Creates an instance's empty upper and work dirs. The upper dir's root is
@@ -18,14 +19,32 @@ export function createInstanceDirs(r: Runner, name: string, inst: Instance): voi
   makeDir(r, paths.instance(name, inst.gen), 0o700);
   makeDir(r, paths.work(name, inst.gen), 0o700);
   const upper = paths.upper(name, inst.gen);
-  r.effect(`mkdir ${upper}, owned and moded like the image's root`, () => {
+  r.effect(`mkdir ${upper}, owned and moded like the image's root${shiftNote(inst)}`, () => {
     if (existsSync(upper)) return;
-    const root = statSync(paths.imageRoot(inst.image));
     const tmp = `${upper}.new`;
-    mkdirSync(tmp, { recursive: true, mode: root.mode & 0o7777 });
-    chownSync(tmp, root.uid, root.gid);
+    rmSync(tmp, { recursive: true, force: true });
+    freshUpper(tmp, inst);
     renameSync(tmp, upper);
   });
+}
+
+const shiftNote = (inst: Instance) =>
+  inst.uidBase ? `, its uids shifted to ${inst.uidBase} (private users)` : "";
+
+/**
+ * An empty upper dir for inst at dir: the container's /, so owned and
+ * moded like the image's root (its uids shifted into a private-users
+ * instance's range), holding only what gives the machine its own machine
+ * ID when the image carries one (machine-id.ts).
+ */
+function freshUpper(dir: string, inst: Instance): void {
+  const image = paths.imageRoot(inst.image);
+  const root = statSync(image);
+  const shift = inst.uidBase ?? 0;
+  mkdirSync(dir, { mode: root.mode & 0o7777 });
+  chmodSync(dir, root.mode & 0o7777);
+  chownSync(dir, root.uid + shift, root.gid + shift);
+  writeSeed(dir, image, machineIdSeed(sharedMachineIds(machineIdFacts(image))), shift);
 }
 
 /** Refuses a machine name whose root exists but that boxctl does not manage. */
@@ -76,11 +95,8 @@ export async function discardChanges(r: Runner, name: string, inst: Instance): P
     }
     await removeTree(r, fresh);
     r.effect(`replace ${dir} by an empty ${fresh}, keeping the old one as ${dir}.discarded`, () => {
-      const root = statSync(paths.imageRoot(inst.image));
-      const [mode, uid, gid] =
-        dir === upper ? [root.mode & 0o7777, root.uid, root.gid] : [0o700, 0, 0];
-      mkdirSync(fresh, { mode });
-      chownSync(fresh, uid, gid);
+      if (dir === upper) freshUpper(fresh, inst);
+      else mkdirSync(fresh, { mode: 0o700 });
     });
     await removeTree(r, `${dir}.discarded`);
     r.effect(`mv ${dir} ${dir}.discarded; mv ${fresh} ${dir}`, () => {

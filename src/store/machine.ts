@@ -14,11 +14,20 @@ export const STATE_VERSION = 1;
 
 const Iso = v.pipe(v.string(), v.isoTimestamp());
 
+const Base = v.pipe(v.number(), v.integer(), v.minValue(1));
+
 export const InstanceSchema = v.object({
   gen: v.pipe(v.number(), v.integer(), v.minValue(1)),
   image: v.string(),
   created: Iso,
   lastActive: v.nullable(Iso),
+  /**
+   * The first uid of the instance's private user namespace (its files are
+   * owned BASE+N on the host); null or absent: no user namespace, files
+   * owned as in the image (an instance made before private users, or with
+   * --private-users no).
+   */
+  uidBase: v.optional(v.nullable(Base)),
 });
 
 export const OperationSchema = v.object({
@@ -39,6 +48,10 @@ export const MachineSchema = v.object({
   lastOperation: v.nullable(OperationSchema),
   /** Units that app-status checks inside the container. */
   services: v.optional(v.array(v.string())),
+  /** The machine's uid range, allocated at its first private-users instance and kept. */
+  uidBase: v.optional(Base),
+  /** Whether new instances get private users (absent: yes); cutover-instance --private-users sets it. */
+  privateUsers: v.optional(v.boolean()),
 });
 
 export type Instance = v.InferOutput<typeof InstanceSchema>;
@@ -88,6 +101,16 @@ export function listMachineNames(): string[] {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
     throw e;
   }
+}
+
+/** The uid bases that boxctl's machines hold. */
+export function takenBases(): number[] {
+  const out: number[] = [];
+  for (const n of listMachineNames()) {
+    const base = loadMachine(n)?.uidBase;
+    if (base !== undefined) out.push(base);
+  }
+  return out;
 }
 
 export function instanceOf(m: MachineState, gen: number | null): Instance | undefined {

@@ -179,6 +179,9 @@ export class FakeHost implements Runner {
       case "flock":
       case "machinectl":
         return this.ok();
+      case "getent":
+        // No user or group has a uid in boxctl's range.
+        return { code: 2, stdout: "", stderr: "" };
       default:
         throw new Error(`fake host: ${a.join(" ")} is not simulated`);
     }

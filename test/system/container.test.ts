@@ -118,7 +118,7 @@ for (const suite of SUITES) {
       assert.equal(await isActive(), "inactive");
       const upper = `/var/lib/boxctl/machines/${M}/instances/1/upper`;
       assert.equal(host.readFile(`${upper}/etc/c5-note`), "configured-offline\n");
-      // No private users: the image's files were not all copied up to be chowned.
+      // Private users without a chown: the image's files were not all copied up.
       const du = Number((await host.sh(["du", "-sm", upper])).split("\t")[0]);
       assert.ok(du < 20, `upper holds ${du} MB after configure`);
     });

@@ -1,9 +1,25 @@
 // overlay/: the mount unit and the .nspawn settings boxctl writes.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { chownSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { BoxError } from "../../src/base/errors.ts";
 import { overlayOption } from "../../src/host/mounts.ts";
 import { mountUnitText, nspawnSettingsText, overlayOptions } from "../../src/overlay/units.ts";
+import {
+  allocateBase,
+  BASE_MAX,
+  BASE_MIN,
+  isBase,
+  UID_RANGE,
+  VIEW_SCRIPT,
+  viewArgv,
+  viewPath,
+  viewUnitName,
+  viewUnitText,
+} from "../../src/overlay/views.ts";
 
 const spec = {
   machine: "system1",
@@ -13,6 +29,16 @@ const spec = {
   lower: "/var/lib/boxctl/images/foo-0.2/rootfs",
   upper: "/var/lib/boxctl/machines/system1/instances/3/upper",
   work: "/var/lib/boxctl/machines/system1/instances/3/work",
+};
+
+const vspec = {
+  machine: "system1",
+  gen: 3,
+  image: "foo-0.2",
+  source: "/var/lib/boxctl/images/foo-0.2/rootfs",
+  view: viewPath("system1", 3),
+  base: 0x70010000,
+  script: "/var/lib/boxctl/libexec/idmap-view.pl",
 };
 
 describe("mount unit", () => {
@@ -42,31 +68,193 @@ describe("mount unit", () => {
   });
 });
 
-describe("nspawn settings", () => {
-  it("creates [Exec] PrivateUsers=no in a new file", () => {
-    assert.match(nspawnSettingsText(null), /^\[Exec\]\n#.*\nPrivateUsers=no\n$/);
+describe("NAME.nspawn", () => {
+  it("writes both settings into an empty file", () => {
+    assert.equal(
+      nspawnSettingsText(null, 0x70000000),
+      "[Exec]\nPrivateUsers=1879048192:65536\n\n[Files]\nPrivateUsersOwnership=off\n",
+    );
   });
-  it("keeps every other line the user wrote", () => {
-    const mine = "# my notes\n[Network]\nVirtualEthernet=no\n\n[Files]\nBind=/srv\n";
-    const out = nspawnSettingsText(mine);
-    assert.ok(out.startsWith(mine), out);
-    assert.match(out, /\n\[Exec\]\n#.*\nPrivateUsers=no\n$/);
+
+  it("replaces today's PrivateUsers=no and keeps the user's lines and comments", () => {
+    const old =
+      "[Exec]\n# boxctl: keep it off.\nPrivateUsers=no\nBoot=yes\n\n[Network]\nVirtualEthernet=no\n";
+    assert.equal(
+      nspawnSettingsText(old, 0x70000000),
+      "[Exec]\n# boxctl: keep it off.\nPrivateUsers=1879048192:65536\nBoot=yes\n\n[Network]\nVirtualEthernet=no\n\n[Files]\nPrivateUsersOwnership=off\n",
+    );
   });
-  it("adds to an existing [Exec] and overrides the user's PrivateUsers", () => {
-    const out = nspawnSettingsText("[Exec]\nBoot=yes\n[Files]\nBind=/srv\n");
-    assert.equal(out.match(/PrivateUsers/g)?.length, 1);
-    assert.match(out, /^\[Exec\]\n#.*\nPrivateUsers=no\nBoot=yes\n\[Files\]\nBind=\/srv\n$/);
-    const over = nspawnSettingsText("[Exec]\nPrivateUsers=pick\nBoot=yes\n");
-    assert.equal(over, "[Exec]\nPrivateUsers=no\nBoot=yes\n");
+
+  it("goes back to PrivateUsers=no for an instance made before private users", () => {
+    const priv = nspawnSettingsText("[Files]\nBind=/srv\n", 0x70000000);
+    assert.equal(
+      nspawnSettingsText(priv, null),
+      "[Files]\nPrivateUsersOwnership=off\nBind=/srv\n\n[Exec]\nPrivateUsers=no\n",
+    );
   });
-  it("leaves a PrivateUsers= of another section alone", () => {
-    const out = nspawnSettingsText("[Files]\nPrivateUsersOwnership=auto\n");
-    assert.match(out, /^\[Files\]\nPrivateUsersOwnership=auto\n\n\[Exec\]/);
+
+  it("keeps one assignment of each key, and is idempotent", () => {
+    const dup =
+      "[Exec]\nPrivateUsers=pick\nPrivateUsers=yes\n[Files]\nPrivateUsersOwnership=chown\n";
+    const once = nspawnSettingsText(dup, 0x70020000);
+    assert.equal(
+      once,
+      "[Exec]\nPrivateUsers=1879179264:65536\n[Files]\nPrivateUsersOwnership=off\n",
+    );
+    assert.equal(nspawnSettingsText(once, 0x70020000), once);
   });
-  it("is idempotent", () => {
-    for (const t of [null, "# x\n", "[Exec]\nBoot=yes\n", "[Network]\nZone=a\n"]) {
-      const once = nspawnSettingsText(t);
-      assert.equal(nspawnSettingsText(once), once);
+
+  it("refuses a base that is not boxctl's", () => {
+    assert.throws(() => nspawnSettingsText(null, 0x00080000), /not one of boxctl's/);
+  });
+});
+
+describe("uid ranges", () => {
+  it("stays between nspawn's pick range and the foreign range, below 2^31", () => {
+    assert.equal(BASE_MIN, 0x6fffffff + 1);
+    assert.equal(BASE_MAX + UID_RANGE - 1, 0x7ffe0000 - 1);
+    assert.ok(BASE_MAX + UID_RANGE < 2 ** 31);
+  });
+
+  it("takes the lowest free base, skipping boxctl's and those NSS knows", () => {
+    assert.equal(allocateBase([]), 0x70000000);
+    assert.equal(allocateBase([0x70000000, 0x70020000]), 0x70010000);
+    assert.equal(
+      allocateBase([0x70000000], (b) => b === 0x70010000),
+      0x70020000,
+    );
+  });
+
+  it("fails when every base is taken", () => {
+    assert.throws(() => allocateBase([], () => true), /no free uid range/);
+  });
+
+  it("accepts only 64K-aligned bases in its own range", () => {
+    assert.ok(isBase(0x70000000));
+    assert.ok(isBase(BASE_MAX));
+    for (const b of [0, 0x00080000, 0x6fff0000, 0x70000001, 0x7ffe0000, BASE_MAX + UID_RANGE, 1.5])
+      assert.ok(!isBase(b), String(b));
+  });
+});
+describe("the view", () => {
+  it("is on /run, one per instance, and one unit per instance", () => {
+    assert.equal(vspec.view, "/run/boxctl/views/system1/3");
+    assert.equal(viewUnitName("system1", 3), "boxctl-view-system1-3.service");
+  });
+
+  it("runs the script with perl-base, with plain argv", () => {
+    assert.deepEqual(viewArgv(vspec), [
+      "/usr/bin/perl",
+      vspec.script,
+      vspec.source,
+      vspec.view,
+      String(0x70010000),
+      "65536",
+    ]);
+  });
+
+  it("refuses paths systemd or a shell would expand, and foreign bases", () => {
+    for (const bad of ["/a b", "/a%i", "/a$X", "relative", "/a/../etc", "/a;b", "/a\nb"])
+      assert.throws(() => viewArgv({ ...vspec, source: bad }), /cannot be used/, bad);
+    assert.throws(() => viewArgv({ ...vspec, base: 0x00080000 }), /not one of boxctl's/);
+  });
+
+  it("is a oneshot service with no default dependencies, unmounted at shutdown", () => {
+    const t = viewUnitText(vspec);
+    for (const line of [
+      "DefaultDependencies=no",
+      "StopWhenUnneeded=yes",
+      "After=local-fs-pre.target",
+      "Before=umount.target",
+      "Conflicts=umount.target",
+      `RequiresMountsFor=${vspec.source} ${vspec.script}`,
+      "Type=oneshot",
+      "RemainAfterExit=yes",
+      `ExecStart=/usr/bin/perl ${vspec.script} ${vspec.source} ${vspec.view} 1879113728 65536`,
+      `ExecStop=/usr/bin/perl ${vspec.script} --umount ${vspec.view}`,
+    ])
+      assert.ok(t.split("\n").includes(line), line);
+    assert.doesNotMatch(t, /^\[Install\]/m);
+  });
+
+  it("is required by, and ordered before, the overlay mount that uses it as lowerdir", () => {
+    const t = mountUnitText({
+      machine: vspec.machine,
+      gen: vspec.gen,
+      image: vspec.image,
+      lower: vspec.source,
+      view: { path: vspec.view, unit: viewUnitName("system1", 3) },
+      where: "/var/lib/machines/system1",
+      upper: "/var/lib/boxctl/machines/system1/instances/3/upper",
+      work: "/var/lib/boxctl/machines/system1/instances/3/work",
+    });
+    const lines = t.split("\n");
+    assert.ok(lines.includes("Requires=boxctl-view-system1-3.service"));
+    assert.ok(lines.includes("After=boxctl-view-system1-3.service"));
+    assert.ok(
+      lines.includes(
+        "Options=lowerdir=/run/boxctl/views/system1/3,upperdir=/var/lib/boxctl/machines/system1/instances/3/upper,workdir=/var/lib/boxctl/machines/system1/instances/3/work",
+      ),
+    );
+    assert.ok(lines.includes("Where=/var/lib/machines/system1"));
+  });
+});
+describe("the view script", () => {
+  const perl = spawnSync("perl", ["-v"]).status === 0;
+
+  it("compiles with perl-base alone", { skip: !perl && "no perl" }, () => {
+    const r = spawnSync("perl", ["-c", "-e", VIEW_SCRIPT], {
+      encoding: "utf8",
+      env: { PERL5LIB: "" },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.doesNotMatch(VIEW_SCRIPT, /^\s*use (?!strict|warnings)/m);
+  });
+
+  it("refuses a wrong command line", { skip: !perl && "no perl" }, () => {
+    const r = spawnSync("perl", ["-e", VIEW_SCRIPT, "/a", "/b", "x", "65536"], {
+      encoding: "utf8",
+    });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /usage/);
+  });
+
+  const root = process.getuid?.() === 0 && perl;
+  it("mounts an idmapped, read-only view (as root)", { skip: !root && "needs root" }, (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "boxctl-idmap-"));
+    const src = join(dir, "src");
+    const view = join(dir, "run/views/m/1");
+    mkdirSync(join(src, "home"), { recursive: true });
+    writeFileSync(join(src, "file"), "x");
+    chownSync(join(src, "home"), 1000, 1000);
+    const script = join(dir, "idmap-view.pl");
+    writeFileSync(script, VIEW_SCRIPT);
+    const r = spawnSync("perl", [script, src, view, String(BASE_MIN), "65536"], {
+      encoding: "utf8",
+    });
+    if (r.status !== 0 && /open_tree|mount_setattr|unshare/.test(r.stderr)) {
+      t.skip(`this kernel or sandbox cannot: ${r.stderr.trim()}`);
+      return;
+    }
+    try {
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(statSync(join(view, "file")).uid, BASE_MIN);
+      assert.equal(statSync(join(view, "home")).gid, BASE_MIN + 1000);
+      assert.equal(statSync(join(src, "file")).uid, 0);
+      assert.equal(statSync(join(dir, "run")).mode & 0o777, 0o700);
+      assert.throws(() => writeFileSync(join(view, "new"), ""), /EROFS/);
+      const again = spawnSync("perl", [script, src, view, String(BASE_MIN), "65536"], {
+        encoding: "utf8",
+      });
+      assert.notEqual(again.status, 0);
+      assert.match(again.stderr, /already a mount point/);
+      const off = spawnSync("perl", [script, "--umount", view], { encoding: "utf8" });
+      assert.equal(off.status, 0, off.stderr);
+      assert.throws(() => statSync(join(view, "file")), /ENOENT/);
+      const twice = spawnSync("perl", [script, "--umount", view], { encoding: "utf8" });
+      assert.equal(twice.status, 0, twice.stderr);
+    } finally {
+      spawnSync("umount", [view]);
     }
   });
 });

@@ -53,6 +53,14 @@ export function renderStatus(s: StatusDoc, legend: boolean, now = Date.now()): s
         ? `${s.changes.bytes === null ? "?" : humanBytes(s.changes.bytes)} in ${s.changes.path}`
         : "-",
     ],
+    [
+      "Users:",
+      s.privateUsers
+        ? `private: root inside is uid ${s.privateUsers.base} on the host (${s.privateUsers.size} uids)`
+        : s.current
+          ? color.yellow("not private: root inside is root on the host (--private-users no)")
+          : "-",
+    ],
     ["Last op:", describeOperation(s.lastOperation, now)],
     ["Services:", s.services.length ? s.services.join(", ") : "- (see boxctl set-services)"],
   ];

@@ -7,13 +7,14 @@ import { color, renderTable } from "../output.ts";
 export function renderHistory(h: HistoryDoc, legend: boolean): string {
   const op = h.lastOperation;
   return renderTable(
-    ["GEN", "IMAGE", "CREATED", "LAST ACTIVE", "CHANGES", "MARK"],
+    ["GEN", "IMAGE", "CREATED", "LAST ACTIVE", "CHANGES", "USERS", "MARK"],
     h.instances.map((r) => [
       String(r.gen),
       r.image,
       r.created.replace(/\.\d+Z$/, "Z"),
       r.current && h.running ? "now" : ago(r.lastActive),
       r.changesBytes === null ? "?" : humanBytes(r.changesBytes),
+      r.uidBase ? `private (${r.uidBase})` : "host root",
       r.current ? color.green("current") : r.fallback ? color.yellow("fallback") : "",
     ]),
     {

@@ -39,6 +39,13 @@ const switched = (ctx: Ctx, s: SwitchResult) =>
     `${s.machine} is running on ${describe(s.current)}${s.fallback ? `; fallback: ${describe(s.fallback)}` : ""}`,
   );
 
+function yesNo(o: Opts, k: string): boolean | undefined {
+  const s = str(o, k);
+  if (s === undefined) return undefined;
+  if (s === "yes" || s === "no") return s === "yes";
+  throw new UsageError(`--${k} wants yes or no, not '${s}'`, `for example: --${k} no`);
+}
+
 const machine = { name: "NAME", complete: "machine" } as const;
 const image = { name: "IMAGE", complete: "image" } as const;
 const lockWait = {
@@ -84,6 +91,15 @@ what failed and exits 1; the failed instance is kept (see boxctl history/diff). 
 first cutover of a new machine there is nothing to go back to: the machine is left
 stopped with no current instance. An image that is not staged changes nothing.
 
+Private users: the new instance runs in the machine's own user namespace. uid 0 inside
+is BASE on the host, one range of 65536 uids that boxctl allocates once per machine (from
+0x70000000 up, outside the range nspawn's -U picks from) and keeps for all its instances.
+Every machine shares the image through an idmapped read-only view of it; only the
+instance's changes are written, owned BASE+N. --private-users no makes root in the
+container root on the host, as boxctl did before: the container can change anything on
+the host it can reach. The machine keeps that choice for its next cutovers; instances made
+before private users keep running without them.
+
 --check CMD is handed to /bin/sh -c inside the container (so it is the container's
 shell that interprets it, as if typed there); a non-zero exit fails the cutover.
 
@@ -94,6 +110,11 @@ If boxctl is killed (crash, kill -9, power cut), the next mutating boxctl comman
 NAME completes the cutover if the new instance had already booted, or else rolls back.`,
     options: {
       ...bootOptions,
+      "private-users": {
+        type: "string",
+        arg: "yes|no",
+        help: "yes (the default): the new instance runs in the machine's own uid range; no: root inside is root on the host. The machine keeps the choice.",
+      },
     },
     mutates: true,
     scripted: true,
@@ -103,6 +124,7 @@ NAME completes the cutover if the new instance had already booted, or else rolls
         wait: ctx.opts.wait === true,
         timeoutMs: parseTimeout(ctx.opts.timeout, "cutover-instance"),
         check: str(ctx.opts, "check"),
+        privateUsers: yesNo(ctx.opts, "private-users"),
       });
       return switched(ctx, res);
     },

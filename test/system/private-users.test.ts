@@ -1,0 +1,143 @@
+// Private users: every new instance runs in its machine's own user
+// namespace over an idmapped view of the shared image. What a user and a
+// security review would check: uids inside and outside, what container root
+// can do to the host, the image left untouched, the cost in disk, two
+// machines on one image, a host reboot, instances made before private users,
+// and each machine's own machine ID.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { SUITES, TestHost } from "../host/host.ts";
+import { isActive, machineJson, ok, STORE, stage, upSince } from "./instances-helpers.ts";
+
+const UPPER = (m: string, gen: number) => `${STORE}/machines/${m}/instances/${gen}/upper`;
+/** Owners, modes, sizes, mtimes and contents of an image, as one checksum. */
+const IMAGE_SUM = `cd ${STORE}/images/foo-0.1/rootfs && { find . -printf '%p %y %U %G %m %s %T@ %l\\n' | sort; find . -type f -print0 | sort -z | xargs -0 sha256sum; } | sha256sum`;
+
+for (const suite of SUITES) {
+  describe(`private users on ${suite}`, () => {
+    let host: TestHost;
+    const inside = (m: string, script: string) => host.inMachine(m, ["sh", "-c", script]);
+    const kib = async (path: string) =>
+      Number((await host.sh(["du", "-s", "-k", path])).split(/\s/)[0]);
+
+    before(async () => {
+      host = await TestHost.boot(suite);
+      await stage(host, "foo-0.1");
+      await stage(host, "foo-0.2");
+      // A root-owned host file, bound read-write into p1 (without idmap).
+      await host.sh(["sh", "-c", "echo host-secret > /srv/hostfile && chmod 0644 /srv/hostfile"]);
+      await host.sh(["mkdir", "-p", "/etc/systemd/nspawn"]);
+      for (const m of ["p1", "old"])
+        await host.sh([
+          "sh",
+          "-c",
+          `printf '[Files]\\nBind=/srv/hostfile:/hostfile\\n' > /etc/systemd/nspawn/${m}.nspawn`,
+        ]);
+    });
+    after(() => host?.destroy());
+
+    it("maps root inside to the machine's own uid range on the host", async () => {
+      ok(await host.boxctl(["cutover-instance", "p1", "foo-0.1"]));
+      const m = JSON.parse(ok(await host.boxctl(["status", "p1", "--json"])).stdout);
+      const base = m.privateUsers.base as number;
+      assert.ok(base >= 0x70000000 && base % 65536 === 0, String(base));
+      assert.equal(
+        (await inside("p1", "cat /proc/self/uid_map")).stdout.trim().split(/\s+/).join(" "),
+        `0 ${base} 65536`,
+      );
+      ok(await inside("p1", "touch /root/made-inside"));
+      assert.equal(
+        (await host.sh(["stat", "-c", "%u:%g", `${UPPER("p1", 1)}/root/made-inside`])).trim(),
+        `${base}:${base}`,
+      );
+      const leader = (
+        await host.sh(["machinectl", "show", "p1", "-p", "Leader", "--value"])
+      ).trim();
+      assert.equal((await host.sh(["ps", "-o", "uid=", "-p", leader])).trim(), String(base));
+      const history = JSON.parse(ok(await host.boxctl(["history", "p1", "--json"])).stdout);
+      assert.equal(history.instances[0].uidBase, base);
+    });
+
+    it("keeps container root from changing a host file, and the image from changing at all", async () => {
+      const sum = await host.sh(["sha256sum", "/srv/hostfile"]);
+      const image = await host.sh(["sh", "-c", IMAGE_SUM]);
+      const w = await inside("p1", "echo owned > /hostfile");
+      assert.notEqual(w.code, 0, "root inside wrote a host root's file");
+      assert.notEqual((await inside("p1", "chown 0:0 /hostfile && chmod 0666 /hostfile")).code, 0);
+      assert.equal(await host.sh(["sha256sum", "/srv/hostfile"]), sum);
+      // Root inside writes and chowns everywhere it can; only its upper dir changes.
+      await inside(
+        "p1",
+        "chown -R 4321:4321 /usr/share/doc /etc; chmod -R u+w /usr/share/doc; echo x > /usr/share/doc/new; rm -f /usr/bin/zcat; true",
+      );
+      assert.equal(await host.sh(["sh", "-c", IMAGE_SUM]), image, "the image on disk changed");
+    });
+
+    it("costs only the changes: two machines on one image, each its own range, one copy of the image", async () => {
+      ok(await host.boxctl(["cutover-instance", "p2", "foo-0.1"]));
+      const [b1, b2] = await Promise.all(
+        ["p1", "p2"].map(async (m) =>
+          JSON.parse((await host.boxctl(["status", m, "--json"])).stdout),
+        ),
+      );
+      assert.notEqual(b1.privateUsers.base, b2.privateUsers.base);
+      assert.equal(await isActive(host, "p1"), true);
+      assert.equal(await isActive(host, "p2"), true);
+      assert.ok((await kib(UPPER("p2", 1))) < 10 * 1024, "p2's first boot copied the image up");
+      const image = await kib(`${STORE}/images/foo-0.1`);
+      const store = await kib(STORE);
+      assert.ok(store < image * 2 + 40 * 1024, `store ${store} KiB for an image of ${image} KiB`);
+      // Each has its own machine ID, though the image carries dbus's.
+      const ids = await Promise.all(
+        ["p1", "p2"].map(
+          async (m) => (await inside(m, "cat /etc/machine-id /var/lib/dbus/machine-id")).stdout,
+        ),
+      );
+      const [a, b] = ids.map((s) => s.trim().split("\n"));
+      assert.equal(a?.[0], a?.[1], "dbus agrees with /etc/machine-id");
+      assert.notEqual(a?.[0], b?.[0]);
+    });
+
+    it("falls back and forth between an instance made without private users and one with", async () => {
+      ok(await host.boxctl(["cutover-instance", "old", "foo-0.1", "--private-users", "no"]));
+      ok(await inside("old", "echo before > /root/legacy"));
+      // Without private users, root inside is root on the host: it can write the host's file.
+      ok(await inside("old", "echo by-old >> /hostfile"));
+      assert.match(await host.sh(["cat", "/srv/hostfile"]), /by-old/);
+      assert.equal(
+        (await host.sh(["stat", "-c", "%u", `${UPPER("old", 1)}/root/legacy`])).trim(),
+        "0",
+      );
+      ok(await host.boxctl(["cutover-instance", "old", "foo-0.2", "--private-users", "yes"]));
+      ok(await inside("old", "echo after > /root/private"));
+      ok(await host.boxctl(["fallback-instance", "old"]));
+      assert.equal((await inside("old", "cat /root/legacy")).stdout, "before\n");
+      assert.equal(
+        (await inside("old", "cat /proc/self/uid_map")).stdout.trim().split(/\s+/).join(" "),
+        "0 0 4294967295",
+      );
+      ok(await host.boxctl(["fallback-instance", "old"]));
+      assert.equal((await inside("old", "cat /root/private")).stdout, "after\n");
+      const m = await machineJson(host, "old");
+      assert.deepEqual([m.current, m.fallback], [2, 1]);
+      const h = ok(await host.boxctl(["history", "old"])).stdout;
+      assert.match(h, /^1\s+foo-0\.1 .* host root\s+fallback$/m);
+      assert.match(h, /^2\s+foo-0\.2 .* private \(\d+\)\s+current$/m);
+    });
+
+    it("brings two enabled private-users machines back on their instances after a host reboot", async () => {
+      ok(await host.exec(["machinectl", "enable", "p1", "p2"]));
+      const up = await upSince(host, "p1");
+      await host.reboot();
+      for (const m of ["p1", "p2"]) await host.waitBooted(m);
+      assert.notEqual(await upSince(host, "p1"), up);
+      assert.equal((await inside("p1", "test -e /root/made-inside && echo yes")).stdout, "yes\n");
+      const base = JSON.parse((await host.boxctl(["status", "p2", "--json"])).stdout).privateUsers
+        .base;
+      assert.equal(
+        (await inside("p2", "cat /proc/self/uid_map")).stdout.trim().split(/\s+/).join(" "),
+        `0 ${base} 65536`,
+      );
+    });
+  });
+}
