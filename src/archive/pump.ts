@@ -195,7 +195,12 @@ export function pump(
     });
     o.input.on("error", (e: NodeJS.ErrnoException) =>
       fail(
-        new BoxError(`cannot read ${o.label}: ${e.message}`, "check the path and its permissions"),
+        e instanceof BoxError
+          ? e
+          : new BoxError(
+              `cannot read ${o.label}: ${e.message}`,
+              "check the path and its permissions",
+            ),
       ),
     );
     o.input.on("end", () => {

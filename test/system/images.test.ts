@@ -11,6 +11,7 @@ import { imagesCtx, STORE, T } from "./images-helpers.ts";
 import { hostileCorpus } from "./images-hostile.ts";
 import { listAndDelete } from "./images-list.ts";
 import { stagingRuns } from "./images-run.ts";
+import { urlStaging } from "./images-url.ts";
 
 for (const suite of STAGING_SUITES) {
   describe(`images on ${suite}`, () => {
@@ -210,5 +211,7 @@ for (const suite of STAGING_SUITES) {
     stagingRuns(ctx);
 
     listAndDelete(ctx);
+
+    urlStaging(ctx);
   });
 }

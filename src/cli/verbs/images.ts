@@ -2,6 +2,7 @@ import { humanBytes } from "../../base/format.ts";
 import { deleteImage, listImages } from "../../ops/images.ts";
 import { DEFAULT_MAX_SIZE, stageImage } from "../../ops/stage-image.ts";
 import { done, emit } from "../output.ts";
+import { parseTimeout } from "../parse.ts";
 import { renderImages } from "../render/images.ts";
 import type { Verb } from "../types.ts";
 
@@ -12,7 +13,7 @@ export const imageVerbs: Verb[] = [
     name: "stage-image",
     group: "image",
     args: [{ name: "PATH", complete: "file" }],
-    summary: "Install a new image from a root-filesystem tarball (or - for stdin).",
+    summary: "Install a new image from a root-filesystem tarball, a URL, or - for stdin.",
     details: `Unpacks PATH, a .tar, .tar.gz, .tar.xz, .tar.zst or .tar.bz2 archive of a root
 filesystem (recognised by content, not by name), into a read-only image in the store.
 The image is named after the file without its archive suffix (foo-0.1.tar.gz gives
@@ -31,7 +32,14 @@ variable BOXCTL_MAX_IMAGE_SIZE), against compression bombs. Ownership (numeric),
 modes, hardlinks, devices, ACLs and xattrs (security.capability, SELinux labels)
 are kept. Unpacking happens in the store's staging/ directory and the image appears
 with one rename, so it is either fully there or absent; Ctrl-C removes the partial
-tree at once (exit 130), and a stage that was killed is cleaned up by the next run.`,
+tree at once (exit 130), and a stage that was killed is cleaned up by the next run.
+
+PATH may be an http:// or https:// URL: the archive is streamed through the same checks
+as a file, never stored first, with the same progress line. A plain http:// URL needs
+--sha256 (anyone on the way could change it). A 404, a refused connection, a server
+silent for --timeout seconds, or a body cut short is refused and leaves nothing behind.
+Staging an image that is staged already, under the same name and with the --sha256
+given, does nothing and says so (exit 0).`,
     options: {
       name: { type: "string", arg: "NAME", help: "Name the image NAME instead of after the file." },
       sha256: {
@@ -46,6 +54,11 @@ tree at once (exit 130), and a stage that was killed is cleaned up by the next r
       },
       force: { type: "boolean", help: "Stage an archive that holds no os-release file." },
       quiet: { type: "boolean", short: "q", help: "Show no progress line and no summary." },
+      timeout: {
+        type: "string",
+        arg: "S",
+        help: "For a URL: seconds the server may stay silent before boxctl gives up (default 30).",
+      },
     },
     mutates: true,
     scripted: true,
@@ -57,9 +70,19 @@ tree at once (exit 130), and a stage that was killed is cleaned up by the next r
         maxSize: str(ctx.opts["max-size"]),
         force: ctx.opts.force === true,
         quiet: ctx.opts.quiet === true,
+        timeoutMs:
+          ctx.opts.timeout === undefined
+            ? undefined
+            : parseTimeout(ctx.opts.timeout, "stage-image"),
       });
       if (!staged || (ctx.opts.quiet === true && !ctx.opts.json)) return 0;
       const { meta, seconds } = staged;
+      if (staged.already)
+        return done(
+          ctx,
+          { changed: false, image: meta },
+          `${meta.name} is staged already, with sha256 ${meta.sha256}; nothing to do`,
+        );
       return done(
         ctx,
         { changed: true, image: meta },

@@ -1,0 +1,209 @@
+// The second half of stage-image: unpack an archive (a file, standard
+// input or a download) into staging/NAME.PID.RANDOM, check it, then rename
+// it into images/NAME in one step. Until that rename nothing is visible; on
+// any failure, or Ctrl-C, the staging directory goes.
+import {
+  chmodSync,
+  createReadStream,
+  mkdirSync,
+  mkdtempSync,
+  readSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  type Stats,
+} from "node:fs";
+import { basename, join } from "node:path";
+import type { Readable } from "node:stream";
+import { detect, MAGIC_BYTES } from "../archive/archive.ts";
+import { isUrl } from "../archive/download.ts";
+import { findLayout, prettyName } from "../archive/layout.ts";
+import { extractFile, hashInBackground, onlyRootWrites, prescan } from "../archive/prescan.ts";
+import { Progress } from "../archive/progress.ts";
+import { bomb, diskFull, INTERRUPTED, pump, tarArgv, violation } from "../archive/pump.ts";
+import { type TarScanner, TarViolation } from "../archive/tarscan.ts";
+import { BoxError } from "../base/errors.ts";
+import { paths } from "../base/paths.ts";
+import { fsyncDir, removeTree, writeJsonAtomic } from "../host/files.ts";
+import { type Runner, showCommand } from "../host/runner.ts";
+import { IMAGE_VERSION, type ImageMeta, stagingEntry } from "../store/images.ts";
+import { machineIdFacts, sharedMachineIds } from "../store/machine-id.ts";
+
+export interface StageRequest {
+  path: string;
+  name?: string;
+  sha256?: string;
+  maxSize?: string;
+  force?: boolean;
+  quiet?: boolean;
+  /** How long a download may stay silent. */
+  timeoutMs?: number;
+}
+
+/** What a stage achieved: the image, and how long it took; null after a dry run. */
+export interface Staged {
+  meta: ImageMeta;
+  seconds: number;
+  /** It was staged already, with the --sha256 given: nothing was done. */
+  already?: boolean;
+}
+
+export function alreadyStaged(name: string): BoxError {
+  return new BoxError(
+    `image '${name}' is already staged`,
+    `delete it first (boxctl delete-image ${name}), or stage this archive under another name with --name NAME`,
+  );
+}
+
+export interface Source {
+  name: string;
+  label: string;
+  want: string | undefined;
+  maxBytes: number;
+  fd: number | undefined;
+  st: Stats | undefined;
+  total: number | undefined;
+  /** A download's body (stage-image URL). */
+  input?: Readable;
+}
+
+/** Unpacks with the fast path when it is safe (prescan.ts), else by streaming (pump.ts). */
+async function unpack(
+  r: Runner,
+  s: Source,
+  dest: string,
+  meter: { bytes: number },
+  ctl: { abort?: (e: Error) => void },
+): Promise<{ sha256: string; dataBytes: number }> {
+  const { fd, st, label } = s;
+  if (fd !== undefined && st) {
+    const head = Buffer.alloc(MAGIC_BYTES);
+    const n = readSync(fd, head, 0, MAGIC_BYTES, 0);
+    if (detect(head.subarray(0, n)) === "tar" && onlyRootWrites(`/proc/self/fd/${fd}`, st)) {
+      if (st.size > s.maxBytes) throw bomb(label, s.maxBytes);
+      const hashing = hashInBackground(fd, label);
+      let scanner: TarScanner;
+      try {
+        scanner = prescan(fd, st.size);
+      } catch (e) {
+        hashing.stop();
+        throw e instanceof TarViolation ? violation(label, e) : e;
+      }
+      const x = await extractFile(r, { fd, size: st.size, label, dest, meter, hashing }, ctl);
+      return { sha256: x.sha256, dataBytes: scanner.dataBytes };
+    }
+  }
+  const input: Readable =
+    s.input ??
+    (fd === undefined
+      ? process.stdin
+      : createReadStream("", { fd, start: 0, autoClose: false, highWaterMark: 1 << 20 }));
+  const res = await pump(r, { input, label, dest, maxBytes: s.maxBytes, meter }, ctl);
+  return { sha256: res.sha256, dataBytes: res.scanner.dataBytes };
+}
+
+export async function stageFrom(r: Runner, req: StageRequest, s: Source): Promise<Staged | null> {
+  const { name, label, want, total } = s;
+  const fromStdin = req.path === "-";
+  // Staging streams the archive through tar, which a dry run cannot do;
+  // it says what it would do instead.
+  if (r.dryRun) {
+    const dir = join(paths.staging(), `${stagingEntry(name)}XXXXXX`);
+    process.stdout.write(
+      `# unpack ${showCommand([label])} into ${dir}/tree, checking each header\n`,
+    );
+    process.stdout.write(`${showCommand(tarArgv(join(dir, "tree")))}\n`);
+    process.stdout.write(`# rename ${dir} ${paths.image(name)}\n`);
+    return null;
+  }
+
+  mkdirSync(paths.staging(), { recursive: true, mode: 0o700 });
+  const stageDir = mkdtempSync(join(paths.staging(), stagingEntry(name)));
+  const tree = join(stageDir, "tree");
+  const progress = new Progress(name, total, !req.quiet && Boolean(process.stderr.isTTY));
+  const ctl: { abort?: (e: Error) => void } = {};
+  let interrupted = false;
+  const onSignal = () => {
+    interrupted = true;
+    ctl.abort?.(INTERRUPTED());
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  // Should the stream ever stall with nothing left to wait for, node would
+  // exit 0 with a half-written tree; make that a loud failure instead.
+  const onStall = () => {
+    // Synchronous: node is about to exit, nothing async runs any more.
+    rmSync(stageDir, { recursive: true, force: true });
+    process.stderr.write("boxctl: internal error: staging stalled; nothing was staged\n");
+    process.exitCode = 1;
+  };
+  process.once("beforeExit", onStall);
+  const started = Date.now();
+  try {
+    mkdirSync(tree, { mode: 0o755 });
+    progress.start();
+    const res = await unpack(r, s, tree, progress.meter, ctl);
+    progress.stop();
+    if (want && res.sha256 !== want)
+      throw new BoxError(
+        `sha256 mismatch for ${label}: it is ${res.sha256}, not ${want}; nothing was staged`,
+        "the file is not the one you meant, or it is damaged: fetch it again",
+      );
+    const rootfs = join(stageDir, "rootfs");
+    const layout = findLayout(tree);
+    if (layout.kind === "inner") {
+      renameSync(join(tree, layout.dir), rootfs);
+      rmdirSync(tree);
+    } else if (layout.kind === "root" || req.force) {
+      renameSync(tree, rootfs);
+    } else {
+      throw new BoxError(
+        `${label} holds no OS: there is no etc/os-release or usr/lib/os-release at its top, nor inside a single top-level directory`,
+        "if it really is a root file system, stage it anyway with --force",
+      );
+    }
+    const meta: ImageMeta = {
+      version: IMAGE_VERSION,
+      name,
+      os: prettyName(rootfs),
+      size: res.dataBytes,
+      staged: new Date().toISOString(),
+      sha256: res.sha256,
+      source: fromStdin ? "-" : isUrl(req.path) ? label : basename(req.path),
+    };
+    const ids = sharedMachineIds(machineIdFacts(rootfs));
+    if (ids.length) {
+      meta.sharedMachineIds = ids;
+      process.stderr.write(
+        `boxctl: note: ${name} carries a machine ID (${ids.join(", ")}); every machine made from it would share it, so boxctl gives each new instance its own\n`,
+      );
+    }
+    writeJsonAtomic(r, join(stageDir, "image.json"), meta);
+    // Only root may look inside an image: its tree has world-writable
+    // directories (tmp/) that instances share.
+    chmodSync(stageDir, 0o700);
+    // tar does not fsync; without this a power cut after the rename could
+    // leave a visible image with missing data.
+    await r.run(["sync", "-f", stageDir]);
+    if (interrupted) throw INTERRUPTED();
+    mkdirSync(paths.images(), { recursive: true, mode: 0o755 });
+    try {
+      renameSync(stageDir, paths.image(name));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "ENOTEMPTY" || code === "EEXIST") throw alreadyStaged(name);
+      throw e;
+    }
+    fsyncDir(paths.images());
+    return { meta, seconds: (Date.now() - started) / 1000 };
+  } catch (e) {
+    progress.stop();
+    await removeTree(r, stageDir);
+    if ((e as NodeJS.ErrnoException).code === "ENOSPC") throw diskFull(paths.staging());
+    throw e;
+  } finally {
+    process.off("beforeExit", onStall);
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
