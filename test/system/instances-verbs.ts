@@ -84,7 +84,7 @@ export function cutoverVerbs(ctx: HostCtx): void {
     it("lists instances with history, as a table and as JSON", async () => {
       const t = ok(await host.boxctl(["history", "system1"]));
       assert.match(t.stdout, /^GEN\s+IMAGE\s+CREATED\s+LAST ACTIVE\s+CHANGES\s+USERS\s+MARK/);
-      assert.match(t.stdout, /^1\s+foo-0\.1\s+\S+\s+now\s+\S+\s+current$/m);
+      assert.match(t.stdout, /^1\s+foo-0\.1\s+\S+\s+now\s+\S+\s+private \(\d+\)\s+current$/m);
       const j = JSON.parse(ok(await host.boxctl(["history", "system1", "--json"])).stdout);
       assert.equal(j.version, 1);
       assert.equal(j.current, 1);
