@@ -67,7 +67,9 @@ fi
 
 # The program: one file, the bundle built as CommonJS (boxctl.cjs), run
 # by Debian's node. Debian 12's node 18 refuses ES module syntax in a file
-# whose name does not end in .mjs, and CommonJS starts about 10 ms sooner.
+# whose name does not end in .mjs, and CommonJS starts a little sooner (3% on
+# Debian 12's node 18, 8 to 11% on Debian 13's node 20). It is one plain file,
+# so it can be copied, and needs no link to a .mjs.
 install -d "$root/usr/bin"
 install -m 0755 "$bundle/boxctl.cjs" "$root/usr/bin/boxctl"
 head -1 "$root/usr/bin/boxctl" | grep -qx '#!/usr/bin/node' ||
