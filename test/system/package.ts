@@ -1,8 +1,10 @@
 // The Debian package, as an admin meets it: installed with apt-get on a host
 // with only Debian's packages (the host fixture installs dist/'s .deb), its
 // man page, its bash completion, its version, the seed's workflow, an
-// upgrade while a machine runs, then remove and purge. One host per stable
-// release; sid installs the same .deb for every other system test.
+// upgrade while a machine runs, then remove and purge. A module, not a
+// *.test.ts file: it runs last on foundation.test.ts's fresh hosts of the
+// stable releases rather than booting hosts of its own (sid installs the
+// same .deb for every other system test).
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -12,14 +14,15 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import * as v from "valibot";
 import { StatusJson } from "../../src/cli/json-schema.ts";
-import { SUITES, TestHost } from "../host/host.ts";
-import { isActive, ok, release, stage } from "./instances-helpers.ts";
+import type { TestHost } from "../host/host.ts";
+import { type HostCtx, isActive, ok, release, stage } from "./instances-helpers.ts";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const N: string = JSON.parse(readFileSync(join(repo, "package.json"), "utf8")).version;
+/** N in a regular expression. */
+const N_RE = N.replace(/\./g, "\\.");
 /** N+1: N with its last number bumped, built by the test itself. */
 const NEXT = N.replace(/(\d+)$/, (d) => String(Number(d) + 1));
-const STABLE = SUITES.filter((s) => s !== "sid");
 
 /** Builds the N+1 package once for every suite, on the controller, as a release would. */
 let next: { dir: string; file: string } | undefined;
@@ -39,26 +42,28 @@ after(() => {
   if (next) rmSync(next.dir, { recursive: true, force: true });
 });
 
-function gitDescribe(): string | undefined {
+/** Whether rev (a git describe, less its -dirty) names a commit of this repository. */
+function isCommit(rev: string): boolean {
   try {
-    return execFileSync("git", ["describe", "--always", "--dirty"], {
+    execFileSync("git", ["rev-parse", "--verify", "--quiet", `${rev}^{commit}`], {
       cwd: repo,
-      encoding: "utf8",
-    }).trim();
+      stdio: "ignore",
+    });
+    return true;
   } catch {
-    return undefined;
+    return false;
   }
 }
 
-for (const suite of STABLE) {
-  describe(`package on ${suite}`, () => {
+/** Leaves boxctl purged: register it last on its host. */
+export function packageTests(ctx: HostCtx): void {
+  describe("the Debian package", () => {
     let host: TestHost;
     let nextDeb = "";
-    before(async () => {
+    before(() => {
+      host = ctx.host;
       nextDeb = buildNext();
-      host = await TestHost.boot(suite);
     });
-    after(() => host?.destroy());
 
     // dpkg-query's own ${field} syntax, not a template: "ii 0.1.0-1".
     // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's format
@@ -85,9 +90,12 @@ for (const suite of STABLE) {
       assert.equal(await pkg(), `ii ${N}-1`);
       assert.equal((await host.sh(["sh", "-c", "command -v boxctl"])).trim(), "/usr/bin/boxctl");
       assert.equal((await host.sh(["head", "-1", "/usr/bin/boxctl"])).trim(), "#!/usr/bin/node");
-      const describe = gitDescribe();
+      // "boxctl 0.1.0 (git 1424dd8)": the git describe of the tree npm run
+      // deb built from (-dirty if it had changes), a commit of this repository.
       const version = (await host.sh(["boxctl", "--version"])).trim();
-      assert.equal(version, describe ? `boxctl ${N} (git ${describe})` : `boxctl ${N}`);
+      const m = new RegExp(`^boxctl ${N_RE} \\(git (\\S+?)(-dirty)?\\)$`).exec(version);
+      assert.ok(m, `boxctl --version says '${version}'`);
+      assert.ok(isCommit(m[1] as string), `'${m[1]}' is not a commit here`);
     });
 
     it("has its man page in man, section 8", async () => {
@@ -97,7 +105,7 @@ for (const suite of STABLE) {
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /^BOXCTL\(8\) +System Administration +BOXCTL\(8\)$/m);
       assert.match(r.stdout, /^ +cutover-instance NAME IMAGE/m);
-      assert.match(r.stdout, new RegExp(`^boxctl ${N.replace(/\./g, "\\.")} `, "m"));
+      assert.match(r.stdout, new RegExp(`^boxctl ${N_RE} `, "m"));
     });
 
     it("runs the seed's workflow from /usr/bin/boxctl", async () => {
