@@ -152,8 +152,12 @@ export function packageTests(ctx: HostCtx): void {
       const was = await status();
       const inHost = `/var/tmp/${basename(nextDeb)}`;
       copyFileSync(nextDeb, join(host.dir, inHost));
+      // An old hand-installed copy shadows the package in PATH: the install says so.
+      await host.sh(["install", "-m", "0755", "/usr/bin/boxctl", "/usr/local/bin/boxctl"]);
       const out = await host.aptInstall(inHost);
+      await host.sh(["rm", "/usr/local/bin/boxctl"]);
       assert.match(out, new RegExp(`Unpacking boxctl \\(${NEXT}-1\\) over \\(${N}-1\\)`));
+      assert.match(out, /boxctl: warning: \/usr\/local\/bin\/boxctl exists and comes before/);
       assert.equal(await pkg(), `ii ${NEXT}-1`);
       assert.match(await host.sh(["boxctl", "--version"]), new RegExp(`^boxctl ${NEXT} `));
       assert.equal(await unit(), before, "the container was restarted");
