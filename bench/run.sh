@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 npm run --silent build
+npm run --silent deb >/dev/null   # the test hosts install the .deb
 bash test/host/cache.sh
 for b in bench/*.bench.ts; do
   echo "== $b"

@@ -27,8 +27,9 @@ const metaVerbs: Verb[] = [
     group: "other",
     args: [{ name: "SHELL" }],
     summary: "Print a shell completion script (bash).",
-    details: `Completes verbs, options, machine names and image names. Install it with:
-boxctl completion bash > /etc/bash_completion.d/boxctl`,
+    details: `Completes verbs, options, machine names and image names. The Debian package
+installs it; without the package, install it where bash-completion loads it on demand:
+boxctl completion bash > /usr/local/share/bash-completion/completions/boxctl`,
     mutates: false,
     run: async ({ args }) => {
       process.stdout.write(completionScript(args[0] ?? "", VERBS));

@@ -8,5 +8,6 @@ if [[ $(id -u) != 0 ]]; then
   exit 1
 fi
 npm run --silent build
+npm run --silent deb >/dev/null   # the test hosts install the .deb
 bash test/host/cache.sh
 exec node --import tsx test/host/demo.ts "$@"

@@ -1,11 +1,13 @@
 // A throw-away systemd test host: a fresh copy of a cached Debian root,
-// booted with systemd-nspawn, with the built boxctl bound in at
-// /opt/boxctl and the guest image tarballs at /srv/images. Used by the
-// system tests and by the demo.
+// booted with systemd-nspawn, with dist/ bound in at /opt/boxctl and the
+// guest image tarballs at /srv/images. The tests test what ships: each
+// host installs the .deb that npm run deb built, with apt-get, and runs
+// /usr/bin/boxctl. Used by the system tests and by the demo.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { checkDeb, debFile } from "./deb.ts";
 import {
   HOSTS,
   hostCgroups,
@@ -14,52 +16,18 @@ import {
   sweepStaleHosts,
   unmountRoot,
 } from "./roots.ts";
+import { type Suite, UNIFIED } from "./suites.ts";
 
-export type Suite = "bookworm" | "trixie" | "sid";
-/** Every suite a test host can be built from (test/host/cache.sh host-SUITE). */
-export const ALL_SUITES: Suite[] = ["bookworm", "trixie", "sid"];
-/**
- * The suites the system tests run on: $BOXCTL_TEST_SUITES (names separated
- * by spaces, e.g. "bookworm trixie"), by default all three. cache.sh reads
- * the same variable, with the same default, to know which hosts to build.
- */
-export const SUITES: Suite[] = parseSuites(process.env.BOXCTL_TEST_SUITES);
-/**
- * Staging is GNU tar's and the kernel's work, not systemd's: the images
- * tests run on the two stable releases only, which keeps npm test under
- * ten minutes with a third host (README, "Development").
- */
-export const STAGING_SUITES: Suite[] = SUITES.filter((s) => s !== "sid");
-/**
- * systemd's major version on each suite's host when its cache was built;
- * sid moves, so a test that depends on the exact number asks the host
- * (TestHost.systemdVersion()).
- */
-export const SYSTEMD_VERSION: Record<Suite, number> = { bookworm: 252, trixie: 257, sid: 262 };
-/** The major version of each suite's nodejs package (sid: when its cache was built). */
-export const NODE_MAJOR: Record<Suite, number> = { bookworm: 18, trixie: 20, sid: 24 };
-/** PRETTY_NAME of each host's os-release (sid's changes with each Debian release). */
-export const OS_PRETTY_NAME: Record<Suite, string> = {
-  bookworm: "Debian GNU/Linux 12 (bookworm)",
-  trixie: "Debian GNU/Linux 13 (trixie)",
-  sid: "Debian GNU/Linux forky/sid",
-};
-/**
- * Suites whose systemd (256 and later) refuses to boot on the legacy cgroup
- * hierarchy this machine has: their outer systemd-nspawn gets
- * SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1, which gives the container cgroup v2.
- */
-const UNIFIED: ReadonlySet<Suite> = new Set<Suite>(["sid"]);
-
-export function parseSuites(value: string | undefined): Suite[] {
-  if (!value?.trim()) return [...ALL_SUITES];
-  const names = value.split(/\s+/).filter(Boolean);
-  for (const n of names) {
-    if (!(ALL_SUITES as string[]).includes(n))
-      throw new Error(`BOXCTL_TEST_SUITES: unknown suite '${n}' (known: ${ALL_SUITES.join(" ")})`);
-  }
-  return [...new Set(names)] as Suite[];
-}
+export {
+  ALL_SUITES,
+  NODE_MAJOR,
+  OS_PRETTY_NAME,
+  parseSuites,
+  STAGING_SUITES,
+  SUITES,
+  type Suite,
+  SYSTEMD_VERSION,
+} from "./suites.ts";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -103,13 +71,16 @@ export class TestHost {
         process.stderr.write(`removed ${name}, left behind by an interrupted run\n`);
     }
     const host = new TestHost(suite, `${process.pid}-${Math.random().toString(36).slice(2, 7)}`);
-    const dist = join(repo, "dist/boxctl.mjs");
-    if (!existsSync(dist)) throw new Error("dist/boxctl.mjs is missing: run npm run build first");
+    const deb = debFile();
+    checkDeb(deb);
     try {
       mountRoot(host.name, `${cachePath(`host-${suite}`)}/root`);
       mkdirSync(join(host.dir, "opt/boxctl"), { recursive: true });
       mkdirSync(join(host.dir, "srv/images"), { recursive: true });
       await host.start();
+      // Once per host, not at each start: a reboot keeps what is installed,
+      // which an upgrade test may have changed.
+      await host.aptInstall(`/opt/boxctl/${basename(deb)}`);
     } catch (e) {
       await host.destroy();
       throw e;
@@ -176,8 +147,29 @@ export class TestHost {
       state = r.stdout.trim();
       if (!state) await sleep(100);
     }
-    // boxctl is on PATH as a sysadmin would install it: the single file.
-    await this.exec(["ln", "-sf", "/opt/boxctl/boxctl.mjs", "/usr/local/bin/boxctl"]);
+  }
+
+  /**
+   * Installs a .deb (a path inside the host) as an admin would:
+   * `apt-get install ./FILE`. The recipe has every dependency and the host
+   * has no package lists, so apt cannot download anything: a dependency the
+   * recipe lacks fails the install. Returns apt's output; throws if it fails.
+   */
+  aptInstall(path: string): Promise<string> {
+    return this.apt(["install", "-y", path]);
+  }
+
+  /** Runs apt-get non-interactively; its output (both streams), or throws. */
+  async apt(args: string[]): Promise<string> {
+    const r = await this.exec(["apt-get", ...args], {
+      env: { DEBIAN_FRONTEND: "noninteractive", LC_ALL: "C" },
+      timeoutMs: 120_000,
+    });
+    if (r.code !== 0)
+      throw new Error(
+        `in ${this.name}: apt-get ${args.join(" ")} exited ${r.code}\n${r.stderr}${r.stdout}`,
+      );
+    return r.stdout + r.stderr;
   }
 
   /** Runs argv inside the host, with a clean environment. */

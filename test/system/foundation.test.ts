@@ -1,12 +1,20 @@
 // The built bundle runs on each distribution's own node, and the
 // test hosts really run systemd, machinectl and a nested container.
+// On the stable releases the same host then tests the Debian package
+// itself (package.ts), last, since it ends with boxctl purged.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { cachePath, NODE_MAJOR, SUITES, SYSTEMD_VERSION, TestHost } from "../host/host.ts";
+import { packageTests } from "./package.ts";
 
 for (const suite of SUITES) {
   describe(`foundation on ${suite}`, () => {
     let host: TestHost;
+    const ctx = {
+      get host() {
+        return host;
+      },
+    };
     before(async () => {
       host = await TestHost.boot(suite);
     });
@@ -97,6 +105,9 @@ for (const suite of SUITES) {
       ]);
       assert.match(release, /VERSION=0\.1/);
     });
+
+    // One host per stable release; the upgrade test builds N+1 once for both.
+    if (suite !== "sid") packageTests(ctx);
   });
 }
 

@@ -1,0 +1,46 @@
+// The Debian suites the test hosts are built from, and what each one runs.
+export type Suite = "bookworm" | "trixie" | "sid";
+/** Every suite a test host can be built from (test/host/cache.sh host-SUITE). */
+export const ALL_SUITES: Suite[] = ["bookworm", "trixie", "sid"];
+/**
+ * The suites the system tests run on: $BOXCTL_TEST_SUITES (names separated
+ * by spaces, e.g. "bookworm trixie"), by default all three. cache.sh reads
+ * the same variable, with the same default, to know which hosts to build.
+ */
+export const SUITES: Suite[] = parseSuites(process.env.BOXCTL_TEST_SUITES);
+/**
+ * Staging is GNU tar's and the kernel's work, not systemd's: the images
+ * tests run on the two stable releases only, which keeps npm test under
+ * ten minutes with a third host (README, "Development").
+ */
+export const STAGING_SUITES: Suite[] = SUITES.filter((s) => s !== "sid");
+/**
+ * systemd's major version on each suite's host when its cache was built;
+ * sid moves, so a test that depends on the exact number asks the host
+ * (TestHost.systemdVersion()).
+ */
+export const SYSTEMD_VERSION: Record<Suite, number> = { bookworm: 252, trixie: 257, sid: 262 };
+/** The major version of each suite's nodejs package (sid: when its cache was built). */
+export const NODE_MAJOR: Record<Suite, number> = { bookworm: 18, trixie: 20, sid: 24 };
+/** PRETTY_NAME of each host's os-release (sid's changes with each Debian release). */
+export const OS_PRETTY_NAME: Record<Suite, string> = {
+  bookworm: "Debian GNU/Linux 12 (bookworm)",
+  trixie: "Debian GNU/Linux 13 (trixie)",
+  sid: "Debian GNU/Linux forky/sid",
+};
+/**
+ * Suites whose systemd (256 and later) refuses to boot on the legacy cgroup
+ * hierarchy this machine has: their outer systemd-nspawn gets
+ * SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1, which gives the container cgroup v2.
+ */
+export const UNIFIED: ReadonlySet<Suite> = new Set<Suite>(["sid"]);
+
+export function parseSuites(value: string | undefined): Suite[] {
+  if (!value?.trim()) return [...ALL_SUITES];
+  const names = value.split(/\s+/).filter(Boolean);
+  for (const n of names) {
+    if (!(ALL_SUITES as string[]).includes(n))
+      throw new Error(`BOXCTL_TEST_SUITES: unknown suite '${n}' (known: ${ALL_SUITES.join(" ")})`);
+  }
+  return [...new Set(names)] as Suite[];
+}
