@@ -119,7 +119,7 @@ export function readJson<S extends v.GenericSchema>(
     text = readFileSync(path, "utf8");
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw e;
+    throw rootOnly(e, path);
   }
   let data: unknown;
   try {
@@ -134,6 +134,15 @@ export function readJson<S extends v.GenericSchema>(
     throw corrupt(path, `${where ? `field '${where}': ` : ""}${issue?.message ?? "invalid"}`);
   }
   return r.output;
+}
+
+/** A permission error on boxctl's own files: the store is root's; say so, not a stack trace. */
+export function rootOnly(e: unknown, path: string): unknown {
+  if ((e as NodeJS.ErrnoException).code !== "EACCES") return e;
+  return new BoxError(
+    `cannot read ${path}: boxctl's store is readable by root only`,
+    `run it as root: sudo boxctl ${process.argv.slice(2).join(" ")}`,
+  );
 }
 
 function corrupt(path: string, why: string): BoxError {

@@ -9,8 +9,7 @@ import { checkName } from "../base/names.ts";
 import { paths } from "../base/paths.ts";
 import type { Runner } from "../host/runner.ts";
 import { imageExists } from "../store/images.ts";
-import { instanceOf } from "../store/machine.ts";
-import { readableMachine } from "./history.ts";
+import { instanceOf, requireMachine } from "../store/machine.ts";
 
 export interface DiffResult {
   added: string[];
@@ -154,7 +153,7 @@ export async function gatherDiff(
   gen: number | undefined,
 ): Promise<DiffDoc> {
   checkName("machine", name);
-  const m = readableMachine(name);
+  const m = requireMachine(name);
   const inst = instanceOf(m, gen ?? m.current);
   if (!inst) {
     throw new BoxError(

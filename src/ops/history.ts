@@ -1,16 +1,8 @@
-// history NAME: a machine's instances, newest last, with the current and
-// fallback ones marked. A read verb: it never recovers or changes anything.
-import { BoxError } from "../base/errors.ts";
 import { checkName } from "../base/names.ts";
 import type { Runner } from "../host/runner.ts";
 import { isRunning } from "../host/systemd.ts";
 import { changesSize } from "../store/instances.ts";
-import {
-  type Instance,
-  type MachineState,
-  type Operation,
-  requireMachine,
-} from "../store/machine.ts";
+import { type Instance, type Operation, requireMachine } from "../store/machine.ts";
 import { pendingWarning } from "./recover.ts";
 
 export interface HistoryDoc {
@@ -28,7 +20,7 @@ export async function gatherHistory(
   name: string,
 ): Promise<{ doc: HistoryDoc; warning: string | null }> {
   checkName("machine", name);
-  const m = readableMachine(name);
+  const m = requireMachine(name);
   const running = m.current !== null && (await isRunning(r, name));
   const instances = await Promise.all(
     m.instances.map(async (i) => ({
@@ -50,17 +42,4 @@ export async function gatherHistory(
     },
     warning: pendingWarning(name),
   };
-}
-
-/** The machine's state, with a clear error when the store is root-only. */
-export function readableMachine(name: string): MachineState {
-  try {
-    return requireMachine(name);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "EACCES") throw e;
-    throw new BoxError(
-      `cannot read ${name}'s state: boxctl's store is readable by root only`,
-      `run it as root: sudo boxctl ${process.argv[2] ?? ""} ${name}`,
-    );
-  }
 }

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import * as v from "valibot";
 import { BoxError } from "../base/errors.ts";
 import { paths } from "../base/paths.ts";
-import { readJson } from "../host/files.ts";
+import { readJson, rootOnly } from "../host/files.ts";
 
 export const IMAGE_VERSION = 1;
 
@@ -86,21 +86,12 @@ export function listImageNames(): string[] {
       .sort();
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
-    throw e;
+    throw rootOnly(e, paths.images());
   }
 }
 
 export function loadImage(name: string): ImageMeta | null {
-  try {
-    return readJson(paths.imageMeta(name), ImageSchema);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "EACCES")
-      throw new BoxError(
-        `cannot read ${paths.imageMeta(name)}: permission denied`,
-        "the image store is readable by root only; run this as root",
-      );
-    throw e;
-  }
+  return readJson(paths.imageMeta(name), ImageSchema);
 }
 
 export function requireImage(name: string): ImageMeta {

@@ -7,7 +7,7 @@ import * as v from "valibot";
 import { BoxError } from "../base/errors.ts";
 import { checkName } from "../base/names.ts";
 import { paths } from "../base/paths.ts";
-import { readJson, writeJsonAtomic } from "../host/files.ts";
+import { readJson, rootOnly, writeJsonAtomic } from "../host/files.ts";
 import type { Runner } from "../host/runner.ts";
 
 export const STATE_VERSION = 1;
@@ -99,7 +99,7 @@ export function listMachineNames(): string[] {
       .sort();
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
-    throw e;
+    throw rootOnly(e, paths.machines());
   }
 }
 

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import * as v from "valibot";
 import { BoxError } from "../../src/base/errors.ts";
-import { readJson, writeJsonAtomic } from "../../src/host/files.ts";
+import { readJson, rootOnly, writeJsonAtomic } from "../../src/host/files.ts";
 import { mountAt, overlayOption } from "../../src/host/mounts.ts";
 import { commandEnv, failure, SystemRunner, showCommand } from "../../src/host/runner.ts";
 import { configureArgv, escapePath, mountUnitName, parseShow } from "../../src/host/systemd.ts";
@@ -180,5 +180,20 @@ describe("configure", () => {
       "true",
     ]);
     assert.ok(!configureArgv("/var/lib/machines/a", "a", [], true).includes("--boot"));
+  });
+});
+
+describe("the store as another user sees it", () => {
+  it("says the store is root's, and how to run the verb, instead of a stack trace", () => {
+    const e = Object.assign(new Error("EACCES: permission denied, scandir"), { code: "EACCES" });
+    const b = rootOnly(e, "/var/lib/boxctl/machines");
+    assert.ok(b instanceof BoxError);
+    assert.match(
+      b.message,
+      /^cannot read \/var\/lib\/boxctl\/machines: boxctl's store is readable by root only$/,
+    );
+    assert.match(b.hint ?? "", /^run it as root: sudo boxctl/);
+    const other = new Error("EIO");
+    assert.equal(rootOnly(other, "/x"), other);
   });
 });
