@@ -20,6 +20,8 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 // A boot here varies by +-20 % run to run, so downtime needs many pairs.
 const DOWNTIME_RUNS = Number(process.env.BENCH_DOWNTIME_RUNS ?? 30);
 const SETTLE_MS = 1500;
+// BENCH_PARTS=downtime: only part 1 (no 2 GiB image to build).
+const ONLY_DOWNTIME = process.env.BENCH_PARTS === "downtime";
 const host = await TestHost.boot(suite);
 
 async function sh(argv: string[]): Promise<string> {
@@ -143,14 +145,16 @@ const du = async (path: string) =>
 try {
   await stage(host, "foo-0.1");
   // The large image: foo-0.1 plus 2 GiB in 2048 files of 1 MiB.
-  await sh(["cp", "-a", "/var/lib/boxctl/images/foo-0.1", "/var/lib/boxctl/images/big"]);
-  await sh([
-    "sh",
-    "-c",
-    "set -e; for d in $(seq 1 32); do mkdir -p /var/lib/boxctl/images/big/rootfs/opt/bulk/$d; for f in $(seq 1 64); do head -c 1048576 /dev/urandom > /var/lib/boxctl/images/big/rootfs/opt/bulk/$d/$f; done; done; sync",
-  ]);
+  if (!ONLY_DOWNTIME)
+    await sh(["cp", "-a", "/var/lib/boxctl/images/foo-0.1", "/var/lib/boxctl/images/big"]);
+  if (!ONLY_DOWNTIME)
+    await sh([
+      "sh",
+      "-c",
+      "set -e; for d in $(seq 1 32); do mkdir -p /var/lib/boxctl/images/big/rootfs/opt/bulk/$d; for f in $(seq 1 64); do head -c 1048576 /dev/urandom > /var/lib/boxctl/images/big/rootfs/opt/bulk/$d/$f; done; done; sync",
+    ]);
   const small = await du("/var/lib/boxctl/images/foo-0.1/rootfs");
-  const big = await du("/var/lib/boxctl/images/big/rootfs");
+  const big = ONLY_DOWNTIME ? small : await du("/var/lib/boxctl/images/big/rootfs");
   console.log(
     `images: small ${(small / 2 ** 20).toFixed(0)} MiB, big ${(big / 2 ** 20).toFixed(0)} MiB (x${(big / small).toFixed(1)})`,
   );
@@ -179,54 +183,62 @@ try {
         .join(", ")}`,
     );
 
-  await sh(["boxctl", "cutover-instance", "msmall", "foo-0.1"]);
-  await sh(["boxctl", "cutover-instance", "mbig", "big"]);
-  const wall: Record<string, number[]> = { mbig: [], msmall: [] };
-  results.push(
-    await compare(
-      "cutover-instance, command to container booted: big image vs small image",
-      () => cutoverCost("mbig", "big", wall),
-      () => cutoverCost("msmall", "foo-0.1", wall),
-      RUNS,
-    ),
-  );
-  console.log(
-    `  whole command, until boxctl returns (medians): big ${median(wall.mbig ?? []).toFixed(0)} ms, small ${median(wall.msmall ?? []).toFixed(0)} ms`,
-  );
+  if (!ONLY_DOWNTIME) {
+    await sh(["boxctl", "cutover-instance", "msmall", "foo-0.1"]);
+    await sh(["boxctl", "cutover-instance", "mbig", "big"]);
+    const wall: Record<string, number[]> = { mbig: [], msmall: [] };
+    results.push(
+      await compare(
+        "cutover-instance, command to container booted: big image vs small image",
+        () => cutoverCost("mbig", "big", wall),
+        () => cutoverCost("msmall", "foo-0.1", wall),
+        RUNS,
+      ),
+    );
+    console.log(
+      `  whole command, until boxctl returns (medians): big ${median(wall.mbig ?? []).toFixed(0)} ms, small ${median(wall.msmall ?? []).toFixed(0)} ms`,
+    );
 
-  // machinectl clone needs the images where machinectl looks for them.
-  await sh(["cp", "-a", "/var/lib/boxctl/images/foo-0.1/rootfs", "/var/lib/machines/img-small"]);
-  await sh(["cp", "-a", "/var/lib/boxctl/images/big/rootfs", "/var/lib/machines/img-big"]);
-  const clone = (src: string) => async () => {
-    const ms = await timed(["machinectl", "clone", src, `${src}-c`]);
-    await sh(["machinectl", "remove", `${src}-c`]);
-    return ms;
-  };
-  results.push(
-    await compare(
-      "machinectl clone: big image vs small image",
+    // machinectl clone needs the images where machinectl looks for them.
+    await sh(["cp", "-a", "/var/lib/boxctl/images/foo-0.1/rootfs", "/var/lib/machines/img-small"]);
+    await sh(["cp", "-a", "/var/lib/boxctl/images/big/rootfs", "/var/lib/machines/img-big"]);
+    const clone = (src: string) => async () => {
+      const ms = await timed(["machinectl", "clone", src, `${src}-c`]);
+      await sh(["machinectl", "remove", `${src}-c`]);
+      return ms;
+    };
+    results.push(
+      await compare(
+        "machinectl clone: big image vs small image",
+        clone("img-big"),
+        clone("img-small"),
+        3,
+      ),
+    );
+    const cloneVsCutover = await compare(
+      "big image: machinectl clone vs cutover-instance",
       clone("img-big"),
-      clone("img-small"),
+      () => timed(["boxctl", "cutover-instance", "mbig", "big"]),
       3,
-    ),
-  );
-  const cloneVsCutover = await compare(
-    "big image: machinectl clone vs cutover-instance",
-    clone("img-big"),
-    () => timed(["boxctl", "cutover-instance", "mbig", "big"]),
-    3,
-  );
-  results.push(cloneVsCutover);
+    );
+    results.push(cloneVsCutover);
 
-  await sh(["boxctl", "cutover-instance", "mdisk", "foo-0.1"]);
-  const hist = JSON.parse(await sh(["boxctl", "history", "mdisk", "--json"]));
-  const upper = hist.instances[0].changesBytes as number;
-  console.log(
-    `disk: an instance after its first boot uses ${(upper / 2 ** 20).toFixed(1)} MiB; the image ${(small / 2 ** 20).toFixed(0)} MiB -> ratio ${(upper / small).toFixed(3)}`,
-  );
-  console.log(
-    JSON.stringify({ suite, results, instanceBytes: upper, imageBytes: small, bigImageBytes: big }),
-  );
+    await sh(["boxctl", "cutover-instance", "mdisk", "foo-0.1"]);
+    const hist = JSON.parse(await sh(["boxctl", "history", "mdisk", "--json"]));
+    const upper = hist.instances[0].changesBytes as number;
+    console.log(
+      `disk: an instance after its first boot uses ${(upper / 2 ** 20).toFixed(1)} MiB; the image ${(small / 2 ** 20).toFixed(0)} MiB -> ratio ${(upper / small).toFixed(3)}`,
+    );
+    console.log(
+      JSON.stringify({
+        suite,
+        results,
+        instanceBytes: upper,
+        imageBytes: small,
+        bigImageBytes: big,
+      }),
+    );
+  }
 } finally {
   await host.destroy();
 }
