@@ -6,6 +6,8 @@ import type { Runner } from "../host/runner.ts";
 import { isRunning } from "../host/systemd.ts";
 import { changesSize } from "../store/instances.ts";
 import {
+  type CarryPolicy,
+  DEFAULT_CARRY,
   type Instance,
   type MachineState,
   type Operation,
@@ -20,6 +22,8 @@ export interface HistoryDoc {
   running: boolean;
   instances: (Instance & { changesBytes: number | null; current: boolean; fallback: boolean })[];
   lastOperation: Operation | null;
+  /** What the next cutover carries (set-carry). */
+  carry: CarryPolicy;
 }
 
 /** The history, and a warning if an interrupted operation is pending. */
@@ -46,6 +50,7 @@ export async function gatherHistory(
       running,
       instances,
       lastOperation: m.lastOperation,
+      carry: m.carry ?? DEFAULT_CARRY,
     },
     warning: pendingWarning(name),
   };

@@ -6,8 +6,15 @@ import type { Runner } from "../host/runner.ts";
 import { mountUnitName, nspawnUnit, type UnitInfo, unitInfo } from "../host/systemd.ts";
 import { machineState } from "../host/units.ts";
 import { changesSize } from "../store/instances.ts";
-import type { Instance, MachineState, Operation } from "../store/machine.ts";
-import { instanceOf, requireMachine } from "../store/machine.ts";
+import {
+  type CarryPolicy,
+  DEFAULT_CARRY,
+  type Instance,
+  instanceOf,
+  type MachineState,
+  type Operation,
+  requireMachine,
+} from "../store/machine.ts";
 
 export interface StatusDoc {
   name: string;
@@ -33,6 +40,8 @@ export interface StatusDoc {
   changes: { path: string; bytes: number | null } | null;
   lastOperation: Operation | null;
   services: string[];
+  /** What a cutover carries into the new instance (set-carry). */
+  carry: CarryPolicy;
 }
 
 export function buildStatus(
@@ -66,6 +75,7 @@ export function buildStatus(
       m.current === null ? null : { path: paths.upper(m.name, m.current), bytes: changeBytes },
     lastOperation: m.lastOperation,
     services: m.services ?? [],
+    carry: m.carry ?? DEFAULT_CARRY,
   };
 }
 

@@ -4,6 +4,8 @@
 import { BoxError, EXIT, printError } from "../base/errors.ts";
 import { checkName } from "../base/names.ts";
 import { paths } from "../base/paths.ts";
+import { type CarryReport, carry } from "../carry/carry.ts";
+import { carriesAnything, formatCarry, policyOf } from "../carry/policy.ts";
 import { bootAndVerify, verifyBooted } from "../host/boot.ts";
 import { withImageStoreLock } from "../host/lock.ts";
 import type { Runner } from "../host/runner.ts";
@@ -26,6 +28,7 @@ import {
   nextGen,
 } from "../store/instances.ts";
 import {
+  type CarryPolicy,
   commitSwitch,
   describe,
   emptyMachine,
@@ -44,6 +47,8 @@ export interface SwitchOptions {
   wait?: boolean;
   timeoutMs: number;
   check?: string;
+  /** cutover-instance --carry: this cutover's policy instead of the machine's. */
+  carry?: CarryPolicy;
 }
 
 type Verb = "cutover-instance" | "fallback-instance";
@@ -54,6 +59,8 @@ export interface SwitchResult {
   verb: Verb;
   current: Instance;
   fallback: Instance | undefined;
+  /** What the cutover carried (cutover-instance only). */
+  carry?: CarryReport;
 }
 
 /** The plan that takes machine m from its current instance to target (isNew: create it first). */
@@ -63,10 +70,12 @@ export function switchPlan(
   target: Instance,
   isNew: boolean,
   opts: SwitchOptions,
+  carried?: (report: CarryReport) => void,
 ): Plan<SwitchStep> {
   const name = m.name;
   const root = paths.machineRoot(name);
   const old = instanceOf(m, m.current);
+  const policy = opts.carry ?? policyOf(m.carry);
   // Everything that does not need the container stopped is done first,
   // the new root's mount included, so that the downtime is a plain restart.
   const steps: Step<SwitchStep>[] = [intentStep("intent")];
@@ -80,6 +89,19 @@ export function switchPlan(
         // a /var/lib/machines/NAME that boxctl would not recognise.
         registerInstance(r, m, target);
         ensureMountPoint(r, name);
+      },
+    });
+  if (isNew)
+    steps.push({
+      name: "carry",
+      what:
+        old && carriesAnything(policy)
+          ? `carry ${formatCarry(policy)} from instance ${old.gen} into instance ${target.gen} (instance ${old.gen} is only read)`
+          : "nothing to carry",
+      run: async (r) => {
+        // Under --dry-run the new instance does not exist to be written.
+        if (!old || !carriesAnything(policy) || r.dryRun) return;
+        carried?.(await carry(r, name, old, target, policy));
       },
     });
   steps.push(
@@ -136,8 +158,14 @@ async function switchTo(
   const name = m.name;
   const old = instanceOf(m, m.current);
   const intent = newIntent(verb, m, target, await isRunning(r, name));
+  let report: CarryReport | undefined;
   try {
-    await apply(r, switchPlan(m, intent, target, isNew, opts));
+    await apply(
+      r,
+      switchPlan(m, intent, target, isNew, opts, (c) => {
+        report = c;
+      }),
+    );
   } catch (e) {
     // A dry run changed nothing, so there is nothing to go back to.
     if (r.dryRun) throw e;
@@ -175,7 +203,13 @@ async function switchTo(
     );
   }
   clearIntent(r, name);
-  return { machine: name, verb, current: target, fallback: old };
+  return {
+    machine: name,
+    verb,
+    current: target,
+    fallback: old,
+    ...(report ? { carry: report } : {}),
+  };
 }
 
 /** The automatic fallback: back to the instance that was current before, started. */

@@ -5,6 +5,8 @@
 export const CUTOVER_STEPS = [
   "intent",
   "create-instance",
+  // Writes only the new instance's upper dir, while the container still runs.
+  "carry",
   "switch-unit",
   "remount",
   "restart",
@@ -13,9 +15,10 @@ export const CUTOVER_STEPS = [
 ] as const;
 export type SwitchStep = (typeof CUTOVER_STEPS)[number];
 
-/** A fallback is a cutover to an instance that already exists. */
+/** A fallback is a cutover to an instance that already exists, which it never carries into. */
 export const FALLBACK_STEPS = CUTOVER_STEPS.filter(
-  (s): s is Exclude<SwitchStep, "create-instance"> => s !== "create-instance",
+  (s): s is Exclude<SwitchStep, "create-instance" | "carry"> =>
+    s !== "create-instance" && s !== "carry",
 );
 
 /** From this step on an interrupted switch is completed; before it, rolled back. */

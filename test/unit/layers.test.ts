@@ -14,6 +14,7 @@ const LAYERS: Record<string, number> = {
   host: 1,
   store: 2,
   overlay: 3,
+  carry: 3,
   archive: 3,
   plan: 3,
   ops: 4,
