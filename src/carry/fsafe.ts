@@ -84,7 +84,9 @@ export function openPath(
     if (typeof next !== "number") return { at: parts.slice(0, i + 1).join("/"), why: next };
     fd = next;
   }
-  return fd === root ? openSync(self(root), DIR) : fd;
+  // A second descriptor of root itself: /proc/self/fd/N is the magic link
+  // that O_NOFOLLOW would refuse, and it can only lead to root.
+  return fd === root ? openSync(self(root), constants.O_RDONLY | constants.O_DIRECTORY) : fd;
 }
 
 export function listAt(fd: number): string[] {
