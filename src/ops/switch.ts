@@ -5,6 +5,7 @@ import { BoxError, EXIT, printError } from "../base/errors.ts";
 import { checkName } from "../base/names.ts";
 import { paths } from "../base/paths.ts";
 import { type CarryReport, carry } from "../carry/carry.ts";
+import { carryAgain, carryFingerprint } from "../carry/final.ts";
 import { carriesAnything, formatCarry, policyOf } from "../carry/policy.ts";
 import { bootAndVerify, verifyBooted } from "../host/boot.ts";
 import { withImageStoreLock } from "../host/lock.ts";
@@ -15,8 +16,15 @@ import {
   nspawnUnit,
   resetFailed,
   startMachine,
+  stopMachine,
 } from "../host/systemd.ts";
-import { remountLive, remountTo, writeMountUnit, writeSettings } from "../overlay/root.ts";
+import {
+  remountLive,
+  remountTo,
+  unmountIfMounted,
+  writeMountUnit,
+  writeSettings,
+} from "../overlay/root.ts";
 import { apply, intentStep, type Plan, type Step } from "../plan/apply.ts";
 import { clearIntent, type Intent, newIntent } from "../plan/intent.ts";
 import type { SwitchStep } from "../plan/steps.ts";
@@ -76,6 +84,9 @@ export function switchPlan(
   const root = paths.machineRoot(name);
   const old = instanceOf(m, m.current);
   const policy = opts.carry ?? policyOf(m.carry);
+  const carrying = isNew && old !== undefined && carriesAnything(policy);
+  // Taken just before the carry step copies; carry-final compares.
+  let print = "";
   // Everything that does not need the container stopped is done first,
   // the new root's mount included, so that the downtime is a plain restart.
   const steps: Step<SwitchStep>[] = [intentStep("intent")];
@@ -95,12 +106,13 @@ export function switchPlan(
     steps.push({
       name: "carry",
       what:
-        old && carriesAnything(policy)
+        old && carrying
           ? `carry ${formatCarry(policy)} from instance ${old.gen} into instance ${target.gen} (instance ${old.gen} is only read)`
           : "nothing to carry",
       run: async (r) => {
         // Under --dry-run the new instance does not exist to be written.
-        if (!old || !carriesAnything(policy) || r.dryRun) return;
+        if (!old || !carrying || r.dryRun) return;
+        print = carryFingerprint(name, old, policy);
         carried?.(await carry(r, name, old, target, policy));
       },
     });
@@ -120,6 +132,29 @@ export function switchPlan(
       run: (r) => remountLive(r, name, target),
       durable: false,
     },
+    ...(!carrying || !old
+      ? []
+      : ([
+          {
+            name: "stop",
+            what: `stop ${name} (systemctl stop ${nspawnUnit(name)})`,
+            run: (r) => stopMachine(r, name),
+            durable: false,
+          },
+          {
+            name: "carry-final",
+            what: `carry again if instance ${old.gen} changed since the carry step (usually it did not)`,
+            run: async (r) => {
+              if (r.dryRun || carryFingerprint(name, old, policy) === print) return;
+              r.note(`${name}: instance ${old.gen} changed after the carry step; carrying again`);
+              // The new root is mounted on the host but unused: take it down to write its upper dir.
+              await unmountIfMounted(r, name);
+              carried?.(await carryAgain(r, name, old, target, policy));
+              await remountLive(r, name, target);
+            },
+            durable: false,
+          },
+        ] satisfies Step<SwitchStep>[])),
     {
       name: "restart",
       what: `restart ${name} onto instance ${target.gen} (systemctl restart ${nspawnUnit(name)})`,

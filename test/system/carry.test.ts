@@ -106,7 +106,7 @@ for (const suite of SUITES) {
       );
       assert.match(
         await inM(host, "id alice; getent shadow alice | cut -d: -f1"),
-        /uid=1000\(alice\)[^]*\nalice\n/,
+        /uid=1000\(alice\)[\s\S]*\nalice\n/,
       );
       // Links are copied as links; the host's files are neither read nor written.
       assert.equal(await host.sh(["readlink", `${UPPER(2)}/etc/evil-abs`]), "/etc/shadow\n");
@@ -131,6 +131,37 @@ for (const suite of SUITES) {
       assert.equal(await host.sh(["sh", "-c", FINGERPRINT, "sh", UPPER(1)]), print);
       ok(await host.boxctl(["fallback-instance", M]), "fallback");
       assert.equal(await inM(host, "cat /etc/carry-conflict"), "local\n");
+    });
+
+    it("carries what the container wrote up to its stop, after the carry step too", async () => {
+      // A service that rewrites /etc/carry-tick every 10 ms until the container stops.
+      ok(
+        await host.inMachine(M, [
+          "systemd-run",
+          "--unit=ticker",
+          "sh",
+          "-c",
+          "i=0; while :; do i=$((i+1)); echo $i > /etc/carry-tick.new; mv /etc/carry-tick.new /etc/carry-tick; sleep 0.01; done",
+        ]),
+      );
+      const gen = (
+        await host.sh(["sh", "-c", `ls ${STORE}/machines/${M}/instances | sort -n | tail -1`])
+      ).trim();
+      const res = ok(
+        await host.boxctl(["cutover-instance", M, "base-2", "--carry", "etc", "--verbose"]),
+      );
+      assert.match(res.stderr, /changed after the carry step; carrying again/);
+      const last = await host
+        .sh(["cat", `${UPPER(Number(gen) - 0)}/etc/carry-tick`])
+        .catch(() => "");
+      const oldTick = await host.sh(["cat", `${UPPER(1)}/etc/carry-tick`]);
+      assert.ok(Number(oldTick) > 1, oldTick);
+      assert.equal(
+        await inM(host, "cat /etc/carry-tick"),
+        oldTick,
+        `the last value written before the stop (${last})`,
+      );
+      ok(await host.boxctl(["fallback-instance", M]), "back to the instance with the changes");
     });
 
     it("carries nothing with --carry none", async () => {
