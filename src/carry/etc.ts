@@ -81,6 +81,8 @@ export interface MergeContext {
   /** From the new image's owners to the new instance's (0 to its base). */
   shift: IdShift;
   out: EtcResult;
+  /** Decide and report only: dir is then the old upper dir itself, which is never written. */
+  preview?: boolean;
 }
 
 /**
@@ -111,11 +113,11 @@ export async function mergeDir(
     const l = kind === "whiteout" ? null : sigAt(dir, name);
     const a = decide({ kind, local: l, oldImage: o, newImage: n });
     if (a.do === "drop") {
-      rmSync(at(dir, name), { force: true });
+      if (!c.preview) rmSync(at(dir, name), { force: true });
       c.out.unchanged++;
       continue;
     }
-    if (a.do === "adopt-image-meta" && newImg !== null) {
+    if (a.do === "adopt-image-meta" && newImg !== null && !c.preview) {
       const d = openDirAt(dir, name);
       const ns = lstatAt(newImg, name);
       if (typeof d === "number" && ns)
@@ -132,7 +134,7 @@ export async function mergeDir(
     } else if (a.do === "conflict") {
       c.out.conflicts.push(`/${path}`);
       if (kind === "dir" && !o?.startsWith("d:") && n?.startsWith("d:")) c.makeOpaque.push(path);
-      if (a.keepNew && newImg !== null) await keepNewBeside(c, dir, name, newImg);
+      if (a.keepNew && newImg !== null && !c.preview) await keepNewBeside(c, dir, name, newImg);
     }
     if (a.descend && kind === "dir") {
       const [d, od, nd] = [subdir(dir, name), subdir(oldImg, name), subdir(newImg, name)];

@@ -7,6 +7,7 @@ import { paths } from "../base/paths.ts";
 import { type CarryReport, carry } from "../carry/carry.ts";
 import { carryAgain, carryFingerprint } from "../carry/final.ts";
 import { carriesAnything, formatCarry, policyOf } from "../carry/policy.ts";
+import { previewCarry, previewLines } from "../carry/preview.ts";
 import { bootAndVerify, verifyBooted } from "../host/boot.ts";
 import { withImageStoreLock } from "../host/lock.ts";
 import type { Runner } from "../host/runner.ts";
@@ -110,8 +111,12 @@ export function switchPlan(
           ? `carry ${formatCarry(policy)} from instance ${old.gen} into instance ${target.gen} (instance ${old.gen} is only read)`
           : "nothing to carry",
       run: async (r) => {
-        // Under --dry-run the new instance does not exist to be written.
-        if (!old || !carrying || r.dryRun) return;
+        if (!old || !carrying) return;
+        // Under --dry-run the new instance does not exist to be written: say what would be carried.
+        if (r.dryRun) {
+          for (const l of previewLines(await previewCarry(r, name, old, target, policy))) r.note(l);
+          return;
+        }
         print = carryFingerprint(name, old, policy);
         carried?.(await carry(r, name, old, target, policy));
       },

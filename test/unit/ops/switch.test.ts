@@ -173,7 +173,8 @@ describe("cutover-instance and fallback-instance", () => {
     const dry = new FakeHost({ dryRun: true });
     for (const [k, v] of h.mounts) dry.mounts.set(k, v);
     await cutover(dry, M, "foo-0.2", opts);
-    const shown = dry.notes.map((n) => n.split(": ")[1]);
+    const shown = dry.notes.filter((n) => n.startsWith(`${M}: `)).map((n) => n.split(": ")[1]);
+    assert.ok(dry.notes.includes("would carry identity: -"), "the carry is previewed");
     assert.deepEqual(shown, [...CUTOVER_STEPS]);
     assert.equal(readFileSync(paths.machineState(M), "utf8"), before);
     assert.equal(existsSync(paths.instance(M, 2)), false);
