@@ -97,7 +97,9 @@ try {
     await sh(argv);
     return nowMs() - t0;
   };
-  const [withPath, none, cp] = [[], [], []] as number[][];
+  const withPath: number[] = [];
+  const none: number[] = [];
+  const cp: number[] = [];
   for (let i = 0; i < COPY_RUNS; i++) {
     withPath.push(
       await timed(["boxctl", "cutover-instance", M, "foo-0.2", "--carry", "/var/lib/data"]),
