@@ -135,6 +135,8 @@ async function opaqueDirs(r: Runner, upper: string): Promise<Set<string>> {
       "getfattr",
       "-R",
       "-P",
+      // -h: the attributes of a link itself, never of what it points to.
+      "-h",
       "--absolute-names",
       "-m",
       "^trusted\\.overlay\\.opaque$",
