@@ -46,6 +46,10 @@ try {
   await stage(host, "foo-0.2");
   await sh(["boxctl", "cutover-instance", M, "foo-0.1"]);
   await host.waitBooted(M);
+  // Enabled, so that machines.target holds the unit: an inactive unit nothing
+  // refers to is unloaded between `systemctl stop` and the start that
+  // follows, and a reloaded unit has lost its InactiveEnter timestamp.
+  await sh(["machinectl", "enable", M]);
   // A typical local /etc: a hostname, a host key, a user, a few edited files.
   await host.inMachine(M, [
     "sh",

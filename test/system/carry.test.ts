@@ -27,6 +27,7 @@ async function makeImages(host: TestHost): Promise<void> {
     for f in edit del conflict imgonly; do echo v1 > "$e/carry-$f"; done
     mkdir -m 755 "$e/carry-dir"; echo in > "$e/carry-dir/file"
     ln -s target-a "$e/carry-link"
+    mkdir "$e/carry-opq"; echo img > "$e/carry-opq/img"
     tar -cf /tmp/base-1.tar -C "$d" .
     echo v2 > "$e/carry-conflict"; echo v2 > "$e/carry-imgonly"
     tar -cf /tmp/base-2.tar -C "$d" .
@@ -62,6 +63,7 @@ for (const suite of SUITES) {
         chmod 600 /etc/ssh/ssh_host_ed25519_key; echo pub > /etc/ssh/ssh_host_ed25519_key.pub
         echo local > /etc/carry-edit; echo local > /etc/carry-conflict; echo new > /etc/carry-added
         rm /etc/carry-del; chmod 700 /etc/carry-dir; ln -sfn target-b /etc/carry-link
+        rm -r /etc/carry-opq; mkdir /etc/carry-opq; echo mine > /etc/carry-opq/mine
         useradd -m -s /bin/sh alice
         ln -s /etc/shadow /etc/evil-abs; ln -s ../../../../../../../etc/shadow /etc/evil-rel
         mkdir -p /var/lib/app/sub; i=0
@@ -74,6 +76,7 @@ for (const suite of SUITES) {
       // Attributes the guest cannot set (no attr or libcap tools in it), set from the host through its mount.
       await host.sh(["setfattr", "-n", "user.carry", "-v", "yes", `${ROOT}/var/lib/app/sub/f2`]);
       await host.sh(["setcap", "cap_net_bind_service+ep", `${ROOT}/var/lib/app/sub/f3`]);
+      await host.sh(["setfacl", "-m", "u:1234:r", `${ROOT}/var/lib/app/sub/f4`]);
       // A file written just before the cutover starts.
       await inM(host, "echo late > /etc/carry-late");
       const id = await inM(host, "cat /etc/machine-id");
@@ -119,6 +122,12 @@ for (const suite of SUITES) {
       assert.equal(now, before, "the named path arrives byte-identical, with all metadata");
       assert.match(now, /user\.carry="yes"/);
       assert.match(now, /security\.capability=/);
+      assert.match(now, /system\.posix_acl_access=/);
+      assert.equal(
+        await inM(host, "ls /etc/carry-opq"),
+        "mine\n",
+        "a replaced directory stays replaced",
+      );
       assert.match(now, /\.\/hard f 644 0 0 2 \n/, "hard links stay linked");
       assert.equal(await inM(host, "stat -c %h /etc/evil-hard"), "2\n");
     });
