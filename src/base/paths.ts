@@ -57,6 +57,8 @@ export const paths = {
 
   /** The container's root as systemd-nspawn@.service and machinectl expect it. */
   machineRoot: (name: string) => join(roots.machines, name),
+  /** A read-only view of the old instance that a cutover carries from, mounted only while it does. */
+  carryView: (name: string) => join(roots.run, "carry", name),
   nspawnDir: () => roots.nspawn,
   nspawnFile: (name: string) => join(roots.nspawn, `${name}.nspawn`),
   unitDir: () => roots.units,

@@ -2,7 +2,7 @@
 // docs/json.md describes them and the tests check real output against them.
 // strictObject: a field added without updating these (and the docs) fails the tests.
 import * as v from "valibot";
-import { InstanceSchema, OperationSchema } from "../store/machine.ts";
+import { CarrySchema, InstanceSchema, OperationSchema } from "../store/machine.ts";
 
 const State = v.picklist(["running", "starting", "stopping", "stopped", "failed", "unknown"]);
 const Iso = v.pipe(v.string(), v.isoTimestamp());
@@ -32,6 +32,7 @@ export const StatusJson = v.strictObject({
   privateUsers: v.nullable(v.strictObject({ base: v.number(), size: v.literal(65536) })),
   lastOperation: v.nullable(OperationSchema),
   services: v.array(v.string()),
+  carry: CarrySchema,
 });
 
 export const ListJson = v.strictObject({

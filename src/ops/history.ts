@@ -2,7 +2,13 @@ import { checkName } from "../base/names.ts";
 import type { Runner } from "../host/runner.ts";
 import { isRunning } from "../host/systemd.ts";
 import { changesSize } from "../store/instances.ts";
-import { type Instance, type Operation, requireMachine } from "../store/machine.ts";
+import {
+  type CarryPolicy,
+  DEFAULT_CARRY,
+  type Instance,
+  type Operation,
+  requireMachine,
+} from "../store/machine.ts";
 import { pendingWarning } from "./recover.ts";
 
 export interface HistoryDoc {
@@ -12,6 +18,8 @@ export interface HistoryDoc {
   running: boolean;
   instances: (Instance & { changesBytes: number | null; current: boolean; fallback: boolean })[];
   lastOperation: Operation | null;
+  /** What the next cutover carries (set-carry). */
+  carry: CarryPolicy;
 }
 
 /** The history, and a warning if an interrupted operation is pending. */
@@ -39,6 +47,7 @@ export async function gatherHistory(
       running,
       instances,
       lastOperation: m.lastOperation,
+      carry: m.carry ?? DEFAULT_CARRY,
     },
     warning: pendingWarning(name),
   };

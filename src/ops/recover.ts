@@ -5,6 +5,7 @@
 // reset or a delete-instance the user asked for.
 import { existsSync } from "node:fs";
 import { paths } from "../base/paths.ts";
+import { releaseCarryView } from "../carry/carry.ts";
 import { bootAndVerify } from "../host/boot.ts";
 import type { Runner } from "../host/runner.ts";
 import { stopMachine } from "../host/systemd.ts";
@@ -41,6 +42,9 @@ async function recoverSwitch(r: Runner, name: string, intent: Intent, timeoutMs:
   const m = loadMachine(name) ?? emptyMachine(name);
   const root = paths.machineRoot(name);
   const what = `the interrupted ${intent.verb} (pid ${intent.pid}, after step '${intent.step}')`;
+  // A carry cut short leaves its read-only view of the old instance mounted;
+  // what it wrote is in the new instance only, which a roll-back leaves unused.
+  await releaseCarryView(r, name);
   // A crash between creating the new instance's directories and recording
   // them must not leave them unlisted: history shows them, delete-instance removes them.
   if (intent.verb === "cutover-instance" && !instanceOf(m, intent.target) && intent.image) {

@@ -7,8 +7,15 @@ import { mountUnitName, nspawnUnit, type UnitInfo, unitInfo } from "../host/syst
 import { machineState } from "../host/units.ts";
 import { UID_RANGE } from "../overlay/views.ts";
 import { changesSize } from "../store/instances.ts";
-import type { Instance, MachineState, Operation } from "../store/machine.ts";
-import { instanceOf, requireMachine } from "../store/machine.ts";
+import {
+  type CarryPolicy,
+  DEFAULT_CARRY,
+  type Instance,
+  instanceOf,
+  type MachineState,
+  type Operation,
+  requireMachine,
+} from "../store/machine.ts";
 
 export interface StatusDoc {
   name: string;
@@ -36,6 +43,8 @@ export interface StatusDoc {
   privateUsers: { base: number; size: 65536 } | null;
   lastOperation: Operation | null;
   services: string[];
+  /** What a cutover carries into the new instance (set-carry). */
+  carry: CarryPolicy;
 }
 
 export function buildStatus(
@@ -71,6 +80,7 @@ export function buildStatus(
     privateUsers: cur?.uidBase ? { base: cur.uidBase, size: UID_RANGE } : null,
     lastOperation: m.lastOperation,
     services: m.services ?? [],
+    carry: m.carry ?? DEFAULT_CARRY,
   };
 }
 

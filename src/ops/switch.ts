@@ -4,6 +4,10 @@
 import { BoxError, EXIT, printError } from "../base/errors.ts";
 import { checkName } from "../base/names.ts";
 import { paths } from "../base/paths.ts";
+import { type CarryReport, carry } from "../carry/carry.ts";
+import { carryAgain, carryFingerprint } from "../carry/final.ts";
+import { carriesAnything, formatCarry, policyOf } from "../carry/policy.ts";
+import { previewCarry, previewLines } from "../carry/preview.ts";
 import { bootAndVerify, verifyBooted } from "../host/boot.ts";
 import { withImageStoreLock } from "../host/lock.ts";
 import type { Runner } from "../host/runner.ts";
@@ -13,8 +17,9 @@ import {
   nspawnUnit,
   resetFailed,
   startMachine,
+  stopMachine,
 } from "../host/systemd.ts";
-import { remountLive, remountTo } from "../overlay/root.ts";
+import { remountLive, remountTo, unmountIfMounted } from "../overlay/root.ts";
 import { pickBase } from "../overlay/views.ts";
 import { writeRootUnits } from "../overlay/wiring.ts";
 import { apply, intentStep, type Plan, type Step } from "../plan/apply.ts";
@@ -28,6 +33,7 @@ import {
   nextGen,
 } from "../store/instances.ts";
 import {
+  type CarryPolicy,
   commitSwitch,
   describe,
   emptyMachine,
@@ -49,6 +55,8 @@ export interface SwitchOptions {
   check?: string;
   /** cutover-instance --private-users: for this and the machine's next cutovers. */
   privateUsers?: boolean;
+  /** cutover-instance --carry: this cutover's policy instead of the machine's. */
+  carry?: CarryPolicy;
 }
 
 type Verb = "cutover-instance" | "fallback-instance";
@@ -59,6 +67,8 @@ export interface SwitchResult {
   verb: Verb;
   current: Instance;
   fallback: Instance | undefined;
+  /** What the cutover carried (cutover-instance only). */
+  carry?: CarryReport;
 }
 
 /** The plan that takes machine m from its current instance to target (isNew: create it first). */
@@ -68,10 +78,18 @@ export function switchPlan(
   target: Instance,
   isNew: boolean,
   opts: SwitchOptions,
+  carried?: (report: CarryReport) => void,
 ): Plan<SwitchStep> {
   const name = m.name;
   const root = paths.machineRoot(name);
   const old = instanceOf(m, m.current);
+  const policy = opts.carry ?? policyOf(m.carry);
+  const carrying = isNew && old !== undefined && carriesAnything(policy);
+  // Carried files move from the old instance's uid range to the new one's
+  // (either 0, for an instance without private users).
+  const bases = { old: old?.uidBase ?? 0, new: target.uidBase ?? 0 };
+  // Taken just before the carry step copies; carry-final compares.
+  let print = "";
   // Everything that does not need the container stopped is done first,
   // the new root's mount included, so that the downtime is a plain restart.
   const steps: Step<SwitchStep>[] = [intentStep("intent")];
@@ -85,6 +103,24 @@ export function switchPlan(
         // a /var/lib/machines/NAME that boxctl would not recognise.
         registerInstance(r, m, target);
         ensureMountPoint(r, name);
+      },
+    });
+  if (isNew)
+    steps.push({
+      name: "carry",
+      what:
+        old && carrying
+          ? `carry ${formatCarry(policy)} from instance ${old.gen} into instance ${target.gen} (instance ${old.gen} is only read)`
+          : "nothing to carry",
+      run: async (r) => {
+        if (!old || !carrying) return;
+        // Under --dry-run the new instance does not exist to be written: say what would be carried.
+        if (r.dryRun) {
+          for (const l of previewLines(await previewCarry(r, name, old, target, policy))) r.note(l);
+          return;
+        }
+        print = carryFingerprint(name, old, policy);
+        carried?.(await carry(r, name, old, target, policy, bases));
       },
     });
   steps.push(
@@ -102,6 +138,29 @@ export function switchPlan(
       run: (r) => remountLive(r, name, target),
       durable: false,
     },
+    ...(!carrying || !old
+      ? []
+      : ([
+          {
+            name: "stop",
+            what: `stop ${name} (systemctl stop ${nspawnUnit(name)})`,
+            run: (r) => stopMachine(r, name),
+            durable: false,
+          },
+          {
+            name: "carry-final",
+            what: `carry again if instance ${old.gen} changed since the carry step (usually it did not)`,
+            run: async (r) => {
+              if (r.dryRun || carryFingerprint(name, old, policy) === print) return;
+              r.note(`${name}: instance ${old.gen} changed after the carry step; carrying again`);
+              // The new root is mounted on the host but unused: take it down to write its upper dir.
+              await unmountIfMounted(r, name);
+              carried?.(await carryAgain(r, name, old, target, policy, bases));
+              await remountLive(r, name, target);
+            },
+            durable: false,
+          },
+        ] satisfies Step<SwitchStep>[])),
     {
       name: "restart",
       what: `restart ${name} onto instance ${target.gen} (systemctl restart ${nspawnUnit(name)})`,
@@ -140,8 +199,14 @@ async function switchTo(
   const name = m.name;
   const old = instanceOf(m, m.current);
   const intent = newIntent(verb, m, target, await isRunning(r, name));
+  let report: CarryReport | undefined;
   try {
-    await apply(r, switchPlan(m, intent, target, isNew, opts));
+    await apply(
+      r,
+      switchPlan(m, intent, target, isNew, opts, (c) => {
+        report = c;
+      }),
+    );
   } catch (e) {
     // A dry run changed nothing, so there is nothing to go back to.
     if (r.dryRun) throw e;
@@ -179,7 +244,13 @@ async function switchTo(
     );
   }
   clearIntent(r, name);
-  return { machine: name, verb, current: target, fallback: old };
+  return {
+    machine: name,
+    verb,
+    current: target,
+    fallback: old,
+    ...(report ? { carry: report } : {}),
+  };
 }
 
 /** The automatic fallback: back to the instance that was current before, started. */

@@ -5,17 +5,25 @@
 export const CUTOVER_STEPS = [
   "intent",
   "create-instance",
+  // Writes only the new instance's upper dir, while the container still runs.
+  "carry",
   "switch-unit",
   "remount",
+  // Only when the cutover carries: the restart split in two, so that what
+  // the container changed after the carry step is carried too.
+  "stop",
+  "carry-final",
   "restart",
   "wait-booted",
   "commit",
 ] as const;
 export type SwitchStep = (typeof CUTOVER_STEPS)[number];
 
-/** A fallback is a cutover to an instance that already exists. */
+/** A fallback is a cutover to an instance that already exists, which it never carries into. */
+const CARRY_ONLY: readonly SwitchStep[] = ["create-instance", "carry", "stop", "carry-final"];
 export const FALLBACK_STEPS = CUTOVER_STEPS.filter(
-  (s): s is Exclude<SwitchStep, "create-instance"> => s !== "create-instance",
+  (s): s is Exclude<SwitchStep, "create-instance" | "carry" | "stop" | "carry-final"> =>
+    !CARRY_ONLY.includes(s),
 );
 
 /** From this step on an interrupted switch is completed; before it, rolled back. */

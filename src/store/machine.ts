@@ -39,6 +39,22 @@ export const OperationSchema = v.object({
   message: v.optional(v.string()),
 });
 
+/**
+ * What a cutover carries from the old instance into the new one (see
+ * src/carry/). Absent in a record: the default, identity only. Added
+ * without a version bump: an older boxctl ignores it.
+ */
+export const CarrySchema = v.object({
+  /** /etc/machine-id, /etc/hostname, /etc/ssh/ssh_host_*. */
+  identity: v.boolean(),
+  /** The three-way merge of /etc. */
+  etc: v.boolean(),
+  /** Absolute paths in the container, copied whole. */
+  paths: v.array(v.string()),
+});
+export type CarryPolicy = v.InferOutput<typeof CarrySchema>;
+export const DEFAULT_CARRY: CarryPolicy = { identity: true, etc: false, paths: [] };
+
 export const MachineSchema = v.object({
   version: v.literal(STATE_VERSION),
   name: v.string(),
@@ -52,6 +68,8 @@ export const MachineSchema = v.object({
   uidBase: v.optional(Base),
   /** Whether new instances get private users (absent: yes); cutover-instance --private-users sets it. */
   privateUsers: v.optional(v.boolean()),
+  /** The carry policy (set-carry); absent means DEFAULT_CARRY. */
+  carry: v.optional(CarrySchema),
 });
 
 export type Instance = v.InferOutput<typeof InstanceSchema>;

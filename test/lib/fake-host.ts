@@ -171,6 +171,20 @@ export class FakeHost implements Runner {
         this.mounts.delete(where);
         return this.ok();
       }
+      case "mount": {
+        // The read-only view a carry mounts (mount -t overlay ... -o ro,lowerdir=A:B WHERE).
+        const where = a[a.length - 1] ?? "";
+        mkdirSync(where, { recursive: true });
+        this.mounts.set(where, "");
+        return this.ok();
+      }
+      case "/usr/bin/perl": {
+        // boxctl's idmap-view.pl SOURCE VIEW BASE COUNT: an idmapped view, here an empty one.
+        const where = a[3] ?? "";
+        mkdirSync(where, { recursive: true });
+        this.mounts.set(where, "");
+        return this.ok();
+      }
       case "rm":
         rmSync(a[a.length - 1] ?? "/nonexistent", { recursive: true, force: true });
         return this.ok();

@@ -124,8 +124,10 @@ export function cutoverVerbs(ctx: HostCtx): void {
       assert.deepEqual(shown, [...CUTOVER_STEPS]);
       assert.match(
         r.stdout,
-        /^umount \/var\/lib\/machines\/system1\nsystemctl start var-lib-machines-system1\.mount\n# system1: restart: .*\nsystemctl restart systemd-nspawn@system1\.service$/m,
+        // The default policy carries identity: the restart is split around carry-final.
+        /^umount \/var\/lib\/machines\/system1\nsystemctl start var-lib-machines-system1\.mount\n# system1: stop: .*\nsystemctl stop systemd-nspawn@system1\.service\n# system1: carry-final: .*\n# system1: restart: .*\nsystemctl restart systemd-nspawn@system1\.service$/m,
       );
+      assert.match(r.stdout, /^# would carry identity: .*\/etc\/machine-id/m);
       assert.equal(await host.sh(["cat", `${STORE}/machines/system1/machine.json`]), before);
       assert.equal(await release(host), "0.1");
     });

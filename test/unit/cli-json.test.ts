@@ -67,9 +67,12 @@ describe("--json of the mutating verbs", () => {
       current: { gen: 1, image: "foo-0.1" },
       fallback: null,
       running: true,
+      carry: null,
       error: null,
     });
-    await run(h, ["cutover-instance", "web", "foo-0.2"]);
+    const second = await run(h, ["cutover-instance", "web", "foo-0.2"]);
+    // The default policy: identity, of which the fake host's empty images have none.
+    assert.deepEqual(second.carry, { policy: "identity", identity: [], etc: null, paths: [] });
     const back = await run(h, ["fallback-instance", "web"]);
     assert.deepEqual(
       [back.current, back.fallback],

@@ -16,9 +16,10 @@ const LAYERS: Record<string, number> = {
   overlay: 3,
   archive: 3,
   plan: 3,
-  ops: 4,
-  cli: 5,
-  ".": 6,
+  carry: 4,
+  ops: 5,
+  cli: 6,
+  ".": 7,
 };
 
 function files(dir: string): string[] {

@@ -1,5 +1,6 @@
 // Tables for the container verbs' data: status, list, app-status.
 import { ago, humanBytes } from "../../base/format.ts";
+import { formatCarry } from "../../carry/policy.ts";
 import type { AppStatusDoc } from "../../ops/app-status.ts";
 import type { ListEntry } from "../../ops/list.ts";
 import type { StatusDoc } from "../../ops/status.ts";
@@ -63,6 +64,7 @@ export function renderStatus(s: StatusDoc, legend: boolean, now = Date.now()): s
     ],
     ["Last op:", describeOperation(s.lastOperation, now)],
     ["Services:", s.services.length ? s.services.join(", ") : "- (see boxctl set-services)"],
+    ["Carry:", `${formatCarry(s.carry)} (see boxctl set-carry)`],
   ];
   const body = renderTable(["", ""], rows, { legend: false })
     .split("\n")

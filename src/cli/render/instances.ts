@@ -1,5 +1,6 @@
 // Tables for history and diff.
 import { ago, humanBytes } from "../../base/format.ts";
+import { formatCarry } from "../../carry/policy.ts";
 import type { DiffDoc } from "../../ops/diff.ts";
 import type { HistoryDoc } from "../../ops/history.ts";
 import { color, renderTable } from "../output.ts";
@@ -23,7 +24,8 @@ export function renderHistory(h: HistoryDoc, legend: boolean): string {
         `${h.instances.length} instance${h.instances.length === 1 ? "" : "s"}` +
         (op
           ? `; last operation: ${op.verb} ${op.result}${op.message ? ` (${op.message})` : ""}`
-          : ""),
+          : "") +
+        `; carry: ${formatCarry(h.carry)}`,
     },
   );
 }

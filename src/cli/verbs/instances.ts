@@ -1,4 +1,6 @@
 import { BoxError, UsageError } from "../../base/errors.ts";
+import { formatCarry, parseCarry } from "../../carry/policy.ts";
+import { setCarry } from "../../ops/carry-policy.ts";
 import { deleteInstance } from "../../ops/delete-instance.ts";
 import { gatherDiff } from "../../ops/diff.ts";
 import { recoverCommand } from "../../ops/guard.ts";
@@ -24,8 +26,13 @@ function gen(o: Opts, k = "instance"): number | undefined {
 }
 
 /** A switch that succeeded, for people and for --json (docs/json.md). */
-const switched = (ctx: Ctx, s: SwitchResult) =>
-  done(
+const switched = (ctx: Ctx, s: SwitchResult) => {
+  // Conflicts go to stderr whatever the output format: someone must look at them.
+  for (const c of s.carry?.etc?.conflicts ?? [])
+    process.stderr.write(
+      `boxctl: ${s.machine}: conflict in ${c}: both the container and the new image changed it; the container's version is kept, the new image's is at ${c}.boxctl-new\n`,
+    );
+  return done(
     ctx,
     {
       machine: s.machine,
@@ -35,9 +42,11 @@ const switched = (ctx: Ctx, s: SwitchResult) =>
       current: instanceRef(s.current),
       fallback: instanceRef(s.fallback),
       running: true,
+      ...(s.verb === "cutover-instance" ? { carry: s.carry ?? null } : {}),
     },
     `${s.machine} is running on ${describe(s.current)}${s.fallback ? `; fallback: ${describe(s.fallback)}` : ""}`,
   );
+};
 
 function yesNo(o: Opts, k: string): boolean | undefined {
   const s = str(o, k);
@@ -85,6 +94,12 @@ systemd-nspawn@NAME: systemd powers NAME off (waiting until it has stopped) and 
 on the new instance. boxctl waits until the container's systemd reports running or degraded. The instance that was current
 becomes the fallback. The container is down only from its stop to its boot.
 
+Before the stop, while NAME still runs, boxctl carries into the new instance what the
+machine's carry policy says (boxctl set-carry; by default its identity: /etc/machine-id,
+/etc/hostname, /etc/ssh/ssh_host_*), reading the old instance without changing it.
+--carry SPEC uses another policy for this cutover only (none: the pristine image).
+A conflict of the /etc merge is reported on stderr (and in --json).
+
 If any step fails - the container does not boot within --timeout, or --check fails -
 boxctl goes back on its own to the instance that was current before, starts it, says
 what failed and exits 1; the failed instance is kept (see boxctl history/diff). On the
@@ -115,16 +130,23 @@ NAME completes the cutover if the new instance had already booted, or else rolls
         arg: "yes|no",
         help: "yes (the default): the new instance runs in the machine's own uid range; no: root inside is root on the host. The machine keeps the choice.",
       },
+      carry: {
+        type: "string",
+        arg: "SPEC",
+        help: "Carry SPEC this time instead of the machine's policy (see set-carry; none: nothing).",
+      },
     },
     mutates: true,
     scripted: true,
     run: async (ctx) => {
       const [name, img] = ctx.args as [string, string];
+      const spec = str(ctx.opts, "carry");
       const res = await cutover(ctx.r, name, img, {
         wait: ctx.opts.wait === true,
         timeoutMs: parseTimeout(ctx.opts.timeout, "cutover-instance"),
         check: str(ctx.opts, "check"),
         privateUsers: yesNo(ctx.opts, "private-users"),
+        ...(spec !== undefined ? { carry: parseCarry(spec) } : {}),
       });
       return switched(ctx, res);
     },
@@ -154,6 +176,33 @@ as for cutover-instance.`,
         check: str(ctx.opts, "check"),
       });
       return switched(ctx, res);
+    },
+  },
+  {
+    name: "set-carry",
+    group: "image",
+    args: [machine, { name: "SPEC" }],
+    summary: "Set what every cutover of NAME carries from the old instance into the new one.",
+    details: `SPEC is none, or a comma-separated list of:
+  identity   /etc/machine-id, /etc/hostname and /etc/ssh/ssh_host_* (the default policy)
+  etc        a three-way merge of /etc: what the container changed against its old image
+             is kept, anything it did not touch comes from the new image; where both
+             changed a path, the container's version wins and the new image's is kept
+             beside it as PATH.boxctl-new (reported by the cutover)
+  /PATH      an absolute path in the container, copied whole as the old instance sees it
+             (image plus changes), e.g. /var/lib/app,/home,/root
+Example: boxctl set-carry web1 identity,etc,/var/lib/app. Owners, modes, xattrs, ACLs,
+file capabilities and hard links are carried exactly; links are copied as links and
+never followed. Carrying writes only into the new instance; the old one, which
+fallback-instance returns to, is never changed. For large or live data, Bind= in
+/etc/systemd/nspawn/NAME.nspawn is the better tool: it is not copied at all.`,
+    options: { ...lockWait },
+    mutates: true,
+    run: async (ctx) => {
+      const [name, spec] = ctx.args as [string, string];
+      const p = await setCarry(ctx.r, name, spec, { wait: ctx.opts.wait === true });
+      if (!ctx.r.dryRun) process.stdout.write(`${name}: carry ${formatCarry(p)}\n`);
+      return 0;
     },
   },
   {

@@ -55,6 +55,24 @@ describe("recovery from an interrupted operation", () => {
     await twoInstances(h);
   });
 
+  it("cutover killed in the middle of 'carry': the view is released, the old instance untouched, rolled back", async () => {
+    const m = state();
+    const target = {
+      gen: 3,
+      image: "foo-0.3",
+      created: new Date().toISOString(),
+      lastActive: null,
+    };
+    const intent = newIntent("cutover-instance", m, target, true);
+    await interruptAfter(h, switchPlan(m, intent, target, true, opts), "create-instance");
+    // As a kill -9 inside the carry step leaves it: its read-only view still mounted.
+    h.mounts.set(paths.carryView(M), "");
+    await recoverInterrupted(h, M, opts.timeoutMs);
+    assert.equal(h.mounts.has(paths.carryView(M)), false);
+    assert.deepEqual([state().current, state().fallback], [2, 1]);
+    assert.equal(readFileSync(marker(2), "utf8"), "two\n");
+  });
+
   for (const step of CUTOVER_STEPS) {
     it(`cutover killed after '${step}': ${CUTOVER_STEPS.indexOf(step) >= CUTOVER_STEPS.indexOf(COMMIT_FROM) ? "completed" : "rolled back"}`, async () => {
       const m = state();

@@ -57,7 +57,7 @@ describe("cutover-instance and fallback-instance", () => {
     h.calls.length = 0;
     await cutover(h, M, "foo-0.2", opts);
     const order = [
-      (c: string) => c.startsWith("umount "),
+      (c: string) => c === `umount ${paths.machineRoot(M)}`,
       (c: string) => c.startsWith("systemctl start ") && c.endsWith("-var-lib-machines-web1.mount"),
       (c: string) => c === `systemctl restart ${nspawn}`,
     ].map((is) => h.commands.findIndex(is));
@@ -78,6 +78,43 @@ describe("cutover-instance and fallback-instance", () => {
       "changed in gen 1\n",
       "the old instance is untouched",
     );
+  });
+
+  it("carries from a read-only view of the old instance before anything switches, and never on a fallback", async () => {
+    await cutover(h, M, "foo-0.1", opts);
+    h.calls.length = 0;
+    const res = await cutover(h, M, "foo-0.2", opts);
+    assert.equal(res.carry?.policy, "identity", "identity is carried by default");
+    const view = paths.carryView(M);
+    const mount = h.commands.findIndex((c) => c.startsWith("mount -t overlay") && c.endsWith(view));
+    assert.ok(mount >= 0, h.commands.join("\n"));
+    assert.ok(
+      h.commands[mount]?.includes(`ro,lowerdir=${paths.upper(M, 1)}:${view}.image`),
+      "two lower layers, no upper: read-only; the image seen in the instance's uid range",
+    );
+    assert.ok(
+      h.commands.some(
+        (c) => c.startsWith("/usr/bin/perl") && c.includes(`${view}.image ${BASE_MIN} 65536`),
+      ),
+      "the carry mounts its own idmapped view of the old image",
+    );
+    const released = h.commands.indexOf(`umount ${view}`);
+    const switched = h.commands.findIndex((c) => c.startsWith("systemctl daemon-reload"));
+    assert.ok(mount < released && released < switched, "the view is gone before the switch");
+    assert.equal(h.mounts.has(view), false);
+    h.calls.length = 0;
+    const back = await fallback(h, M, opts);
+    assert.equal(back.carry, undefined);
+    assert.ok(!h.commands.some((c) => c.startsWith("mount ")), "a fallback never carries");
+  });
+
+  it("carries nothing under the policy none, or with --carry none", async () => {
+    await cutover(h, M, "foo-0.1", opts);
+    h.calls.length = 0;
+    const none = { identity: false, etc: false, paths: [] };
+    const res = await cutover(h, M, "foo-0.2", { ...opts, carry: none });
+    assert.equal(res.carry, undefined);
+    assert.ok(!h.commands.some((c) => c.startsWith("mount ")));
   });
 
   it("fallback-instance swaps current and fallback, twice over", async () => {
@@ -153,7 +190,8 @@ describe("cutover-instance and fallback-instance", () => {
     const dry = new FakeHost({ dryRun: true });
     for (const [k, v] of h.mounts) dry.mounts.set(k, v);
     await cutover(dry, M, "foo-0.2", opts);
-    const shown = dry.notes.map((n) => n.split(": ")[1]);
+    const shown = dry.notes.filter((n) => n.startsWith(`${M}: `)).map((n) => n.split(": ")[1]);
+    assert.ok(dry.notes.includes("would carry identity: -"), "the carry is previewed");
     assert.deepEqual(shown, [...CUTOVER_STEPS]);
     assert.equal(readFileSync(paths.machineState(M), "utf8"), before);
     assert.equal(existsSync(paths.instance(M, 2)), false);

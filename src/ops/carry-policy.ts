@@ -1,0 +1,25 @@
+// set-carry NAME SPEC: the machine's carry policy, which every cutover
+// applies (cutover-instance --carry overrides it once). See src/carry/.
+import { checkName } from "../base/names.ts";
+import { formatCarry, parseCarry } from "../carry/policy.ts";
+import type { Runner } from "../host/runner.ts";
+import { type CarryPolicy, loadMachine, requireMachine, saveMachine } from "../store/machine.ts";
+import { guarded } from "./guard.ts";
+
+export function setCarry(
+  r: Runner,
+  name: string,
+  spec: string,
+  opts: { wait?: boolean } = {},
+): Promise<CarryPolicy> {
+  checkName("machine", name);
+  requireMachine(name);
+  const policy = parseCarry(spec);
+  return guarded(r, name, "set-carry", opts, async () => {
+    // Re-read under the lock: another verb may have changed machine.json meanwhile.
+    const m = loadMachine(name) ?? requireMachine(name);
+    r.note(`${name}: carry policy ${formatCarry(policy)}`);
+    saveMachine(r, { ...m, carry: policy });
+    return policy;
+  });
+}
