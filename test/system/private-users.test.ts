@@ -108,7 +108,17 @@ for (const suite of SUITES) {
         (await host.sh(["stat", "-c", "%u", `${UPPER("old", 1)}/root/legacy`])).trim(),
         "0",
       );
+      const id = (await inside("old", "cat /etc/machine-id")).stdout;
       ok(await host.boxctl(["cutover-instance", "old", "foo-0.2", "--private-users", "yes"]));
+      // The identity is carried across, moved from host uids into the new range.
+      assert.equal((await inside("old", "cat /etc/machine-id")).stdout, id);
+      const base = JSON.parse((await host.boxctl(["status", "old", "--json"])).stdout).privateUsers
+        .base;
+      assert.equal(
+        (await host.sh(["stat", "-c", "%u:%g", `${UPPER("old", 2)}/etc/machine-id`])).trim(),
+        `${base}:${base}`,
+      );
+      assert.equal((await inside("old", "stat -c %u /etc/machine-id")).stdout.trim(), "0");
       ok(await inside("old", "echo after > /root/private"));
       ok(await host.boxctl(["fallback-instance", "old"]));
       assert.equal((await inside("old", "cat /root/legacy")).stdout, "before\n");
