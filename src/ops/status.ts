@@ -8,6 +8,7 @@ import { machineState } from "../host/units.ts";
 import { changesSize } from "../store/instances.ts";
 import type { Instance, MachineState, Operation } from "../store/machine.ts";
 import { instanceOf, requireMachine } from "../store/machine.ts";
+import { type Attention, attention } from "./drift.ts";
 
 export interface StatusDoc {
   name: string;
@@ -33,6 +34,8 @@ export interface StatusDoc {
   changes: { path: string; bytes: number | null } | null;
   lastOperation: Operation | null;
   services: string[];
+  /** What is not as the record says (drift.ts), and the command that settles it; null if all is. */
+  attention: Attention | null;
 }
 
 export function buildStatus(
@@ -40,6 +43,7 @@ export function buildStatus(
   unit: UnitInfo,
   mount: MountEntry | null,
   changeBytes: number | null,
+  att: Attention | null = null,
 ): StatusDoc {
   const root = paths.machineRoot(m.name);
   const upperdir =
@@ -66,6 +70,7 @@ export function buildStatus(
       m.current === null ? null : { path: paths.upper(m.name, m.current), bytes: changeBytes },
     lastOperation: m.lastOperation,
     services: m.services ?? [],
+    attention: att,
   };
 }
 
@@ -76,5 +81,11 @@ export async function gatherStatus(r: Runner, name: string): Promise<StatusDoc> 
     unitInfo(r, unit),
     m.current === null ? Promise.resolve(null) : changesSize(r, name, m.current),
   ]);
-  return buildStatus(m, info, mountAt(paths.machineRoot(name), r.mountinfo()), bytes);
+  return buildStatus(
+    m,
+    info,
+    mountAt(paths.machineRoot(name), r.mountinfo()),
+    bytes,
+    attention(r, m),
+  );
 }

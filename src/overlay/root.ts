@@ -4,7 +4,7 @@
 // fallback, reset and recovery; every function here is idempotent, so
 // that recovery can run it again after a crash.
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { BoxError } from "../base/errors.ts";
 import { paths } from "../base/paths.ts";
 import { makeDir, removeFileDurably, writeFileAtomic } from "../host/files.ts";
@@ -22,6 +22,7 @@ import {
 } from "../host/systemd.ts";
 import { removeInstanceDirs } from "../store/instances.ts";
 import type { Instance } from "../store/machine.ts";
+import { ensureRecoveryUnit } from "./recovery-unit.ts";
 import { mountUnitText, nspawnSettingsText, type OverlaySpec } from "./units.ts";
 
 export const mountUnitPath = (name: string) =>
@@ -57,15 +58,68 @@ export function writeSettings(r: Runner, name: string): void {
   writeFileAtomic(r, paths.nspawnFile(name), text);
 }
 
-/** Points the mount unit at inst (or removes it for none) and reloads systemd. */
-export async function writeMountUnit(r: Runner, name: string, inst: Instance | undefined) {
-  if (inst) writeFileAtomic(r, mountUnitPath(name), mountUnitText(overlaySpec(name, inst)));
-  else removeFileDurably(r, mountUnitPath(name));
+// Power cuts (issue 14). The mount unit in /etc is what systemd mounts at
+// boot, so it only ever names the instance machine.json calls current.
+// A switch in progress points the unit at its target in /run instead
+// (stageMountUnit): a drop-in that overrides the /etc unit's Options=, or
+// the whole unit when /etc has none yet (a machine's first cutover; a
+// drop-in without a fragment does not load). /run is a tmpfs, so a power
+// cut at any moment boots the committed instance; the commit step moves
+// the unit to /etc (writeMountUnit), which also removes the /run copy.
+
+/** The switch's runtime copy of the mount unit: a whole unit, or a drop-in over /etc's. */
+export function runtimeUnitPaths(name: string): { fragment: string; dropIn: string } {
+  const unit = join(paths.runtimeUnitDir(), mountUnitName(paths.machineRoot(name)));
+  return { fragment: unit, dropIn: join(`${unit}.d`, "50-boxctl-switch.conf") };
+}
+
+/**
+ * Points the mount unit at inst for this boot only (see above) and
+ * reloads systemd. Not fsynced: it is meant not to survive a power cut.
+ */
+export async function stageMountUnit(r: Runner, name: string, inst: Instance): Promise<void> {
+  const text = mountUnitText(overlaySpec(name, inst));
+  const { fragment, dropIn } = runtimeUnitPaths(name);
+  // Every setting of the text is single-valued (it replaces /etc's) or a
+  // list that only adds dependencies, so the whole text serves as the drop-in.
+  const path = readOrNull(mountUnitPath(name)) === null ? fragment : dropIn;
+  removeRuntimeUnit(r, name);
+  makeDir(r, dirname(path), 0o755);
+  writeFileAtomic(r, path, text, { durable: false });
   await daemonReload(r);
 }
 
+/** Removes the switch's runtime copy; true if there was one. */
+function removeRuntimeUnit(r: Runner, name: string): boolean {
+  const found = Object.values(runtimeUnitPaths(name)).filter((p) => readOrNull(p) !== null);
+  for (const p of found) removeFileDurably(r, p);
+  return found.length > 0;
+}
+
+/**
+ * Points the mount unit in /etc at inst (or removes it for none), drops
+ * the runtime copy, installs boxctl's boot-time recovery unit if needed,
+ * and reloads systemd.
+ */
+export async function writeMountUnit(r: Runner, name: string, inst: Instance | undefined) {
+  if (inst) writeFileAtomic(r, mountUnitPath(name), mountUnitText(overlaySpec(name, inst)));
+  else removeFileDurably(r, mountUnitPath(name));
+  removeRuntimeUnit(r, name);
+  if (inst) ensureRecoveryUnit(r);
+  await daemonReload(r);
+}
+
+/** Whether systemd's unit for the root names inst: /etc's file, and nothing in /run over it. */
 export function mountUnitMatches(name: string, inst: Instance | undefined): boolean {
+  const { fragment, dropIn } = runtimeUnitPaths(name);
+  if (readOrNull(fragment) !== null || readOrNull(dropIn) !== null) return false;
   return readOrNull(mountUnitPath(name)) === (inst ? mountUnitText(overlaySpec(name, inst)) : null);
+}
+
+/** The upper dir the /etc mount unit names: what the next boot mounts; null without one. */
+export function upperAtNextBoot(name: string): string | null {
+  const text = readOrNull(mountUnitPath(name));
+  return text === null ? null : (/upperdir=([^,\n]*)/.exec(text)?.[1] ?? "");
 }
 
 /** The upper dir of the overlay mounted at the machine's root now: null if nothing is mounted, "" if it is not an overlay. */

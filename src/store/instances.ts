@@ -24,7 +24,10 @@ export function createInstanceDirs(r: Runner, name: string, inst: Instance): voi
     const tmp = `${upper}.new`;
     mkdirSync(tmp, { recursive: true, mode: root.mode & 0o7777 });
     chownSync(tmp, root.uid, root.gid);
+    fsyncDir(tmp);
     renameSync(tmp, upper);
+    // On disk before the record names the instance (registerInstance).
+    fsyncDir(paths.instance(name, inst.gen));
   });
 }
 
@@ -81,6 +84,7 @@ export async function discardChanges(r: Runner, name: string, inst: Instance): P
         dir === upper ? [root.mode & 0o7777, root.uid, root.gid] : [0o700, 0, 0];
       mkdirSync(fresh, { mode });
       chownSync(fresh, uid, gid);
+      fsyncDir(fresh);
     });
     await removeTree(r, `${dir}.discarded`);
     r.effect(`mv ${dir} ${dir}.discarded; mv ${fresh} ${dir}`, () => {
