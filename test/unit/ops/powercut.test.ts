@@ -5,7 +5,7 @@
 // the instance machine.json calls current, and recovery at boot must not
 // start or stop a unit (that would wait on or cancel the boot's own jobs).
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeEach, describe, it } from "node:test";
 import { paths } from "../../../src/base/paths.ts";
@@ -14,7 +14,11 @@ import { attention } from "../../../src/ops/drift.ts";
 import { recoverAtBoot } from "../../../src/ops/guard.ts";
 import { switchCommitted } from "../../../src/ops/recover.ts";
 import { cutover, fallback, switchPlan } from "../../../src/ops/switch.ts";
-import { recoveryUnitPath, recoveryUnitText } from "../../../src/overlay/recovery-unit.ts";
+import {
+  recoveryUnitPath,
+  recoveryUnitText,
+  recoveryWantsLink,
+} from "../../../src/overlay/recovery-unit.ts";
 import { mountUnitPath, runtimeUnitPaths, upperAtNextBoot } from "../../../src/overlay/root.ts";
 import { apply, type Plan } from "../../../src/plan/apply.ts";
 import { newIntent, readIntent } from "../../../src/plan/intent.ts";
@@ -210,7 +214,11 @@ describe("the boot-time recovery unit", () => {
     tempRoot(["foo-0.1"]);
     await cutover(new FakeHost(), "a1", "foo-0.1", opts);
     assert.match(readFileSync(recoveryUnitPath(), "utf8"), /recover --boot/);
-    assert.match(readFileSync(mountUnitPath("a1"), "utf8"), /^After=boxctl-recover\.service$/m);
+    const mount = readFileSync(mountUnitPath("a1"), "utf8");
+    assert.match(mount, /^After=boxctl-recover\.service$/m);
+    // Ordering only: a Wants= would start recovery at every mount, in the middle of a cutover too.
+    assert.doesNotMatch(mount, /^Wants=/m);
+    assert.equal(readlinkSync(recoveryWantsLink()), "../boxctl-recover.service");
   });
 
   it("journal entries are one field per line, newlines flattened", () => {
