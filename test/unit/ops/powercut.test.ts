@@ -10,9 +10,11 @@ import { join } from "node:path";
 import { beforeEach, describe, it } from "node:test";
 import { paths } from "../../../src/base/paths.ts";
 import { journalEntry } from "../../../src/host/journal.ts";
+import { deletePlan } from "../../../src/ops/delete-instance.ts";
 import { attention } from "../../../src/ops/drift.ts";
 import { recoverAtBoot } from "../../../src/ops/guard.ts";
 import { switchCommitted } from "../../../src/ops/recover.ts";
+import { resetPlan } from "../../../src/ops/reset.ts";
 import { cutover, fallback, switchPlan } from "../../../src/ops/switch.ts";
 import {
   recoveryUnitPath,
@@ -22,7 +24,12 @@ import {
 import { mountUnitPath, runtimeUnitPaths, upperAtNextBoot } from "../../../src/overlay/root.ts";
 import { apply, type Plan } from "../../../src/plan/apply.ts";
 import { newIntent, readIntent } from "../../../src/plan/intent.ts";
-import { CUTOVER_STEPS, FALLBACK_STEPS } from "../../../src/plan/steps.ts";
+import {
+  CUTOVER_STEPS,
+  DELETE_STEPS,
+  FALLBACK_STEPS,
+  RESET_STEPS,
+} from "../../../src/plan/steps.ts";
 import { instanceOf, loadMachine, type MachineState } from "../../../src/store/machine.ts";
 import { FakeHost, tempRoot } from "../../lib/fake-host.ts";
 
@@ -144,6 +151,46 @@ describe("power cuts", () => {
         assert.equal(attention(h, after), null, "status sees nothing amiss");
       });
     }
+  }
+
+  for (const step of RESET_STEPS) {
+    it(`reset of the current instance: power cut after '${step}', then boot`, async () => {
+      writeFileSync(`${paths.upper(M, 2)}/marker`, "x");
+      const m = state();
+      const inst = instanceOf(m, 2) as NonNullable<ReturnType<typeof instanceOf>>;
+      const intent = newIntent("reset", m, inst, true);
+      await interruptAfter(h, resetPlan(m, intent, inst, opts.timeoutMs), step);
+      powerCut(h);
+      assert.equal(await recoverAtBoot(h), 0);
+      assert.deepEqual(
+        h.commands.filter((c) => / (start|stop|restart) /.test(c)),
+        [],
+      );
+      assert.equal(readIntent(M), null);
+      // Confirmed, so finished: the changes are gone, the instance is still current.
+      assert.ok(!existsSync(`${paths.upper(M, 2)}/marker`));
+      assert.ok(!existsSync(`${paths.upper(M, 2)}.discarded`));
+      assert.equal(state().current, 2);
+      assert.equal(await systemdBoots(h), paths.upper(M, 2));
+    });
+  }
+
+  for (const step of DELETE_STEPS) {
+    it(`delete-instance: power cut after '${step}', then boot`, async () => {
+      const m = state();
+      const inst = instanceOf(m, 1) as NonNullable<ReturnType<typeof instanceOf>>;
+      await interruptAfter(
+        h,
+        deletePlan(m, newIntent("delete-instance", m, inst, false), inst),
+        step,
+      );
+      powerCut(h);
+      assert.equal(await recoverAtBoot(h), 0);
+      assert.equal(readIntent(M), null);
+      assert.equal(instanceOf(state(), 1), undefined, "not listed");
+      assert.ok(!existsSync(paths.instance(M, 1)), "and gone");
+      assert.equal(await systemdBoots(h), paths.upper(M, 2));
+    });
   }
 
   it("a clean boot has nothing to settle and reloads nothing", async () => {
