@@ -69,6 +69,27 @@ for (const suite of SUITES) {
       // Enabled: systemd started it at boot. Nothing of boxctl's has run but its recovery unit.
       await host.waitBooted("system1");
       assert.notEqual((await host.exec(["test", "-e", INTENT])).code, 0, "settled at boot");
+      // By boxctl-recover.service, which ran (its condition held) and succeeded.
+      const unit = Object.fromEntries(
+        (
+          await host.sh([
+            "systemctl",
+            "show",
+            "-p",
+            "ConditionResult,Result,InactiveExitTimestampMonotonic,InactiveEnterTimestampMonotonic",
+            "boxctl-recover.service",
+          ])
+        )
+          .trim()
+          .split("\n")
+          .map((l) => l.split("=") as [string, string]),
+      );
+      assert.deepEqual([unit.ConditionResult, unit.Result], ["yes", "success"]);
+      const ms =
+        (Number(unit.InactiveEnterTimestampMonotonic) -
+          Number(unit.InactiveExitTimestampMonotonic)) /
+        1000;
+      process.stderr.write(`# boxctl-recover.service ran for ${ms.toFixed(0)} ms\n`);
       const m = await machineJson(host);
       const cur = m.instances.find((i) => i.gen === m.current);
       assert.equal(await isActive(host), true, "running after the boot");
