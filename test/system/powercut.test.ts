@@ -150,6 +150,29 @@ for (const suite of SUITES) {
       });
     }
 
+    it("cutover-instance, power cut at a moment in between: while systemd restarts the container", async () => {
+      const m0 = await machineJson(host);
+      const sums = new Map<number, string>();
+      for (const i of m0.instances) sums.set(i.gen, await userDataSum(host, i.gen));
+      const run = host.boxctl(["cutover-instance", "system1", "foo-0.2"]);
+      // 'remount' done: boxctl is in `systemctl restart`, the container going down or coming up.
+      for (let i = 0; i < 1000; i++) {
+        const j = await host.exec(["sed", "-n", 's/.*"step": "\\(.*\\)".*/\\1/p', INTENT]);
+        if (j.stdout.trim() === "remount") break;
+      }
+      await host.powerCut();
+      await run;
+      const m = await cutAndBoot(sums);
+      // Whichever it is, it is one of the two, and the other is kept.
+      const newGen = Math.max(...m.instances.map((i) => i.gen));
+      if (m.current === newGen) assert.equal(m.fallback, m0.current);
+      else assert.deepEqual([m.current, m.fallback], [m0.current, m0.fallback]);
+      if (m.current === newGen) ok(await host.boxctl(["fallback-instance", "system1"]));
+      ok(
+        await host.boxctl(["delete-instance", "system1", "foo-0.2", "--instance", String(newGen)]),
+      );
+    });
+
     it("a broken image powered off while boxctl waits for its boot comes back on the old instance", async () => {
       await stageBroken(host);
       const m0 = await machineJson(host);
