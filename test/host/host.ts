@@ -294,7 +294,8 @@ export class TestHost {
    */
   async powerCut(): Promise<void> {
     const child = this.nspawn;
-    if (!child || child.exitCode !== null) return;
+    // Killed by a signal, a child has a null exitCode and a signalCode.
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((r) => child.once("exit", () => r()));
     const init = this.initPid;
     if (init) process.kill(init, "SIGKILL");

@@ -62,9 +62,8 @@ for (const suite of SUITES) {
     });
     after(() => host?.destroy());
 
-    /** Cuts the power, boots, runs no boxctl command, and checks what runs. */
-    async function cutAndBoot(sums: Map<number, string>) {
-      await host.powerCut();
+    /** After a power cut: boots, runs no boxctl command, and checks what runs. */
+    async function bootAndCheck(sums: Map<number, string>) {
       await host.start();
       // Enabled: systemd started it at boot. Nothing of boxctl's has run but its recovery unit.
       await host.waitBooted("system1");
@@ -114,7 +113,8 @@ for (const suite of SUITES) {
       for (const i of m0.instances) sums.set(i.gen, await userDataSum(host, i.gen));
       const r = await host.boxctl(args, { env: { BOXCTL_CRASH_AFTER: step } });
       assert.equal(r.code, 137, `boxctl should have stopped after ${step}: ${r.stderr}`);
-      return { m0, m: await cutAndBoot(sums) };
+      await host.powerCut();
+      return { m0, m: await bootAndCheck(sums) };
     }
 
     for (const step of FALLBACK_STEPS) {
@@ -162,7 +162,7 @@ for (const suite of SUITES) {
       }
       await host.powerCut();
       await run;
-      const m = await cutAndBoot(sums);
+      const m = await bootAndCheck(sums);
       // Whichever it is, it is one of the two, and the other is kept.
       const newGen = Math.max(...m.instances.map((i) => i.gen));
       if (m.current === newGen) assert.equal(m.fallback, m0.current);
@@ -186,7 +186,8 @@ for (const suite of SUITES) {
         env: { BOXCTL_CRASH_AFTER: "restart" },
       });
       assert.equal(r.code, 137, r.stderr);
-      const m = await cutAndBoot(sums);
+      await host.powerCut();
+      const m = await bootAndCheck(sums);
       assert.deepEqual([m.current, m.fallback], [m0.current, m0.fallback]);
       const entries = await journal(host);
       const rec = entries.filter((e) => e.BOXCTL_OPERATION === "recover").at(-1);
