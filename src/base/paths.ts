@@ -3,13 +3,15 @@
 import { join } from "node:path";
 
 /**
- * The five roots. BOXCTL_STORE moves the store (benchmarks use it); unit
- * tests move all five into a temporary directory with relocate().
+ * The six roots. BOXCTL_STORE moves the store (benchmarks use it); unit
+ * tests move all six into a temporary directory with relocate().
  */
 const roots = {
   store: process.env.BOXCTL_STORE ?? "/var/lib/boxctl",
   machines: "/var/lib/machines",
   units: "/etc/systemd/system",
+  /** systemd's runtime unit directory: a tmpfs, empty again after any reboot or power cut. */
+  runUnits: "/run/systemd/system",
   nspawn: "/etc/systemd/nspawn",
   run: "/run/boxctl",
 };
@@ -19,6 +21,7 @@ export function relocate(dir: string): void {
   roots.store = join(dir, "var/lib/boxctl");
   roots.machines = join(dir, "var/lib/machines");
   roots.units = join(dir, "etc/systemd/system");
+  roots.runUnits = join(dir, "run/systemd/system");
   roots.nspawn = join(dir, "etc/systemd/nspawn");
   roots.run = join(dir, "run/boxctl");
 }
@@ -55,6 +58,8 @@ export const paths = {
   /** Shared by cutovers, exclusive for delete-image; outside lock/ so no machine name can clash. */
   storeLock: () => join(roots.run, "images.lock"),
 
+  /** /var/lib/machines, where machinectl and systemd-nspawn@.service find containers. */
+  mountPoints: () => roots.machines,
   /** The container's root as systemd-nspawn@.service and machinectl expect it. */
   machineRoot: (name: string) => join(roots.machines, name),
   /** A read-only view of the old instance that a cutover carries from, mounted only while it does. */
@@ -62,4 +67,5 @@ export const paths = {
   nspawnDir: () => roots.nspawn,
   nspawnFile: (name: string) => join(roots.nspawn, `${name}.nspawn`),
   unitDir: () => roots.units,
+  runtimeUnitDir: () => roots.runUnits,
 };

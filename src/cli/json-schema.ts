@@ -6,6 +6,20 @@ import { CarrySchema, InstanceSchema, OperationSchema } from "../store/machine.t
 
 const State = v.picklist(["running", "starting", "stopping", "stopped", "failed", "unknown"]);
 const Iso = v.pipe(v.string(), v.isoTimestamp());
+/** What is not as the record says, and the command that settles it (ops/drift.ts). */
+const Attention = v.nullable(
+  v.strictObject({
+    reason: v.picklist([
+      "in-progress",
+      "pending-operation",
+      "mount-differs",
+      "unit-differs",
+      "unit-outdated",
+    ]),
+    message: v.string(),
+    settle: v.nullable(v.string()),
+  }),
+);
 
 export const StatusJson = v.strictObject({
   version: v.literal(1),
@@ -33,6 +47,7 @@ export const StatusJson = v.strictObject({
   lastOperation: v.nullable(OperationSchema),
   services: v.array(v.string()),
   carry: CarrySchema,
+  attention: Attention,
 });
 
 export const ListJson = v.strictObject({
@@ -49,6 +64,7 @@ export const ListJson = v.strictObject({
       class: v.nullable(v.string()),
       service: v.nullable(v.string()),
       error: v.nullable(v.string()),
+      attention: Attention,
     }),
   ),
 });

@@ -82,10 +82,21 @@ export function removeFileDurably(r: Runner, path: string, o: { quiet?: boolean 
   r.effect(`remove ${showCommand([path])}`, remove);
 }
 
+/**
+ * mkdir -p. Each directory it creates is fsynced into its parent, so that
+ * a directory a boot depends on (an instance's, a mount point,
+ * /etc/systemd/nspawn) is still there after a power cut when the state
+ * that names it is written next.
+ */
 export function makeDir(r: Runner, path: string, mode: number): void {
-  r.effect(`mkdir -m ${mode.toString(8)} ${showCommand([path])}`, () =>
-    mkdirSync(path, { recursive: true, mode }),
-  );
+  r.effect(`mkdir -m ${mode.toString(8)} ${showCommand([path])}`, () => {
+    const first = mkdirSync(path, { recursive: true, mode });
+    if (first === undefined) return;
+    for (let d = path; ; d = dirname(d)) {
+      fsyncDir(dirname(d));
+      if (d === first || d === dirname(d)) break;
+    }
+  });
 }
 
 export function renameDurably(r: Runner, from: string, to: string): void {
@@ -103,6 +114,16 @@ export function renameDurably(r: Runner, from: string, to: string): void {
 export async function removeTree(r: Runner, path: string): Promise<void> {
   if (r.dryRun || existsSync(path))
     await r.run(["rm", "-rf", "--one-file-system", "--", path], { mutates: true });
+}
+
+/** A text file's contents; null if it does not exist. */
+export function readTextOrNull(path: string): string | null {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw e;
+  }
 }
 
 /**

@@ -2,6 +2,7 @@
 import { BoxError } from "../base/errors.ts";
 import { checkName } from "../base/names.ts";
 import { paths } from "../base/paths.ts";
+import { journal } from "../host/journal.ts";
 import type { Runner } from "../host/runner.ts";
 import { removeInstance } from "../overlay/root.ts";
 import { apply, intentStep, type Plan } from "../plan/apply.ts";
@@ -62,6 +63,14 @@ export async function deleteInstance(
     const wasFallback = m.fallback === inst.gen;
     await apply(r, deletePlan(m, newIntent("delete-instance", m, inst, false), inst));
     clearIntent(r, name);
+    await journal(r, {
+      machine: name,
+      operation: "delete-instance",
+      instance: inst.gen,
+      image: inst.image,
+      result: "ok",
+      message: `deleted ${describe(inst)}${wasFallback ? " (it was the fallback)" : ""}`,
+    });
     return { instance: inst, wasFallback };
   });
 }

@@ -1,12 +1,19 @@
 // The frame of every mutating verb on a machine: take the machine's lock,
 // then finish or undo whatever an earlier, interrupted command left; and
-// `boxctl recover NAME`, which is that frame and nothing else.
+// `boxctl recover NAME`, which is that frame and nothing else, and
+// `boxctl recover --boot`, which boxctl-recover.service runs at boot.
+import { BoxError, EXIT, printError } from "../base/errors.ts";
 import { checkName } from "../base/names.ts";
-import { DEFAULT_BOOT_TIMEOUT_MS } from "../host/boot.ts";
+import { paths } from "../base/paths.ts";
+import { bootAndVerify, DEFAULT_BOOT_TIMEOUT_MS } from "../host/boot.ts";
+import { journal } from "../host/journal.ts";
 import { withMachineLock } from "../host/lock.ts";
 import type { Runner } from "../host/runner.ts";
-import { readIntent } from "../plan/intent.ts";
-import { requireMachine } from "../store/machine.ts";
+import { isRunning } from "../host/systemd.ts";
+import { remountTo } from "../overlay/root.ts";
+import { pendingMachines, readIntent } from "../plan/intent.ts";
+import { describe, instanceOf, requireMachine } from "../store/machine.ts";
+import { attention } from "./drift.ts";
 import { recoverInterrupted } from "./recover.ts";
 
 export interface GuardOptions {
@@ -32,10 +39,69 @@ export async function recoverCommand(r: Runner, name: string, opts: GuardOptions
   checkName("machine", name);
   const pending = readIntent(name) !== null;
   return guarded(r, name, "recover", opts, async () => {
-    if (!pending) {
-      requireMachine(name);
-      process.stdout.write(`${name}: no interrupted operation\n`);
-    }
+    if (!pending) await settleDrift(r, name, opts.timeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS);
     return 0;
   });
+}
+
+/**
+ * With no interrupted operation, recover puts back what status calls
+ * different from the record: the current instance mounted (restarting the
+ * container if another one was mounted under it) and the mount unit
+ * rewritten. A machine that matches its record is left alone.
+ */
+async function settleDrift(r: Runner, name: string, timeoutMs: number): Promise<void> {
+  const m = requireMachine(name);
+  const a = attention(r, m);
+  if (!a) {
+    process.stdout.write(`${name}: no interrupted operation\n`);
+    return;
+  }
+  const cur = instanceOf(m, m.current);
+  process.stderr.write(`boxctl: ${name}: ${a.message}; putting back ${describe(cur)}\n`);
+  const wasRunning = await isRunning(r, name);
+  await remountTo(r, name, cur);
+  await journal(r, {
+    machine: name,
+    operation: "recover",
+    instance: cur?.gen ?? null,
+    image: cur?.image ?? null,
+    result: "settled",
+    message: `${a.message}; put back ${describe(cur)}`,
+    extra: { REASON: a.reason },
+    priority: 4,
+  });
+  if (wasRunning && cur) await bootAndVerify(r, name, paths.machineRoot(name), timeoutMs);
+}
+
+/**
+ * recover --boot: every machine with a leftover intent.json, settled the
+ * way that suits early boot (recover.ts, filesOnly). One machine's failure
+ * does not stop the others; it is in the journal, and the machine starts
+ * (if enabled) on the instance its /etc mount unit names, the current one.
+ */
+export async function recoverAtBoot(r: Runner): Promise<number> {
+  let failed = 0;
+  const names = pendingMachines();
+  for (const name of names) {
+    try {
+      await withMachineLock(r, name, "recover --boot", { wait: true }, () =>
+        recoverInterrupted(r, name, DEFAULT_BOOT_TIMEOUT_MS, true),
+      );
+    } catch (e) {
+      failed++;
+      const err = e instanceof BoxError ? e : new BoxError(String(e));
+      printError(new BoxError(`${name}: recovery at boot failed: ${err.message}`, err.hint));
+      await journal(r, {
+        machine: name,
+        operation: "recover",
+        result: "failed",
+        message: `recovery at boot failed: ${err.message}`,
+        extra: { AT_BOOT: "yes" },
+        priority: 3,
+      });
+    }
+  }
+  if (names.length === 0) process.stdout.write("no interrupted operation\n");
+  return failed ? EXIT.failed : 0;
 }

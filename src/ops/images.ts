@@ -6,6 +6,7 @@ import { BoxError } from "../base/errors.ts";
 import { checkName } from "../base/names.ts";
 import { paths } from "../base/paths.ts";
 import { makeDir, removeTree, renameDurably } from "../host/files.ts";
+import { journal } from "../host/journal.ts";
 import { withImageStoreLock } from "../host/lock.ts";
 import type { Runner } from "../host/runner.ts";
 import {
@@ -124,5 +125,11 @@ async function deleteUnlocked(r: Runner, name: string): Promise<void> {
   // and if it is interrupted the next run finishes it (sweepStaging).
   makeDir(r, paths.staging(), 0o700);
   renameDurably(r, paths.image(name), trash);
+  await journal(r, {
+    operation: "delete-image",
+    image: name,
+    result: "ok",
+    message: `deleted image ${name}`,
+  });
   await removeTree(r, trash);
 }

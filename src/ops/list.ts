@@ -12,6 +12,7 @@ import {
   wantedUnits,
 } from "../host/units.ts";
 import { instanceOf, listMachineNames, loadMachine, type MachineState } from "../store/machine.ts";
+import { type Attention, attention } from "./drift.ts";
 
 export interface ListEntry {
   name: string;
@@ -27,6 +28,8 @@ export interface ListEntry {
   service: string | null;
   /** Why boxctl could not read this managed machine's state file; null normally. */
   error: string | null;
+  /** What is not as the record says (drift.ts), and the command that settles it; null if all is. */
+  attention: Attention | null;
 }
 
 /** A managed machine whose machine.json could not be read. */
@@ -41,6 +44,7 @@ export function buildList(
   running: RunningMachine[],
   wanted: Set<string>,
   unreadable: Unreadable[] = [],
+  drift: Map<string, Attention> = new Map(),
 ): ListEntry[] {
   const registered = new Map(running.map((r) => [r.name, r]));
   const systemdSide = (name: string) => {
@@ -63,6 +67,7 @@ export function buildList(
       generation: cur?.gen ?? null,
       fallback: fb ? { generation: fb.gen, image: fb.image } : null,
       error: null,
+      attention: drift.get(m.name) ?? null,
     };
   });
   // Still boxctl's, and still running or not: only its instances are unknown.
@@ -75,6 +80,7 @@ export function buildList(
       generation: null,
       fallback: null,
       error: u.error.message,
+      attention: null,
     });
   const names = new Set([...managed.map((m) => m.name), ...unreadable.map((u) => u.name)]);
   for (const r of running) {
@@ -90,6 +96,7 @@ export function buildList(
       class: r.class,
       service: r.service,
       error: null,
+      attention: null,
     });
   }
   // Plain code-unit order: localeCompare would load ICU, a few ms of start-up.
@@ -119,5 +126,13 @@ export async function gatherList(
     loadedUnits(r, "systemd-nspawn@*.service"),
     runningMachines(r),
   ]);
-  return { entries: buildList(managed, units, running, wantedUnits(), unreadable), unreadable };
+  const drift = new Map<string, Attention>();
+  for (const m of managed) {
+    const a = attention(r, m);
+    if (a) drift.set(m.name, a);
+  }
+  return {
+    entries: buildList(managed, units, running, wantedUnits(), unreadable, drift),
+    unreadable,
+  };
 }

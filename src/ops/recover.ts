@@ -7,9 +7,11 @@ import { existsSync } from "node:fs";
 import { paths } from "../base/paths.ts";
 import { releaseCarryView } from "../carry/carry.ts";
 import { bootAndVerify } from "../host/boot.ts";
+import { journal } from "../host/journal.ts";
 import type { Runner } from "../host/runner.ts";
 import { stopMachine } from "../host/systemd.ts";
-import { remountTo, removeInstance, unmountIfMounted } from "../overlay/root.ts";
+import { mountedUpper, remountTo, removeInstance, unmountIfMounted } from "../overlay/root.ts";
+import { rootUnitsMatch, writeRootUnits } from "../overlay/wiring.ts";
 import { clearIntent, type Intent, readIntent } from "../plan/intent.ts";
 import { COMMIT_FROM, CUTOVER_STEPS, FALLBACK_STEPS, RESET_STEPS, reached } from "../plan/steps.ts";
 import { discardChanges, purgeDiscarded } from "../store/instances.ts";
@@ -38,13 +40,19 @@ export function switchCommitted(intent: Intent, m: MachineState | null): boolean
   return reached(steps, intent.step, COMMIT_FROM);
 }
 
-async function recoverSwitch(r: Runner, name: string, intent: Intent, timeoutMs: number) {
+/** How an interrupted switch is settled: completed onto target, or rolled back to old. */
+export interface SwitchDecision {
+  m: MachineState;
+  complete: boolean;
+  /** The instance the machine ends on: the target, or the old current (none for a first cutover). */
+  on: Instance | undefined;
+  what: string;
+}
+
+/** Reads the record and decides; the one decision both recoveries (now and at boot) take. */
+export function decideSwitch(r: Runner, name: string, intent: Intent): SwitchDecision {
   const m = loadMachine(name) ?? emptyMachine(name);
-  const root = paths.machineRoot(name);
   const what = `the interrupted ${intent.verb} (pid ${intent.pid}, after step '${intent.step}')`;
-  // A carry cut short leaves its read-only view of the old instance mounted;
-  // what it wrote is in the new instance only, which a roll-back leaves unused.
-  await releaseCarryView(r, name);
   // A crash between creating the new instance's directories and recording
   // them must not leave them unlisted: history shows them, delete-instance removes them.
   if (intent.verb === "cutover-instance" && !instanceOf(m, intent.target) && intent.image) {
@@ -57,69 +65,130 @@ async function recoverSwitch(r: Runner, name: string, intent: Intent, timeoutMs:
       });
   }
   const target = instanceOf(m, intent.target);
-  if (target && switchCommitted(intent, m)) {
-    say(`${name}: completing ${what}`);
-    await remountTo(r, name, target);
-    if (m.current !== intent.target)
-      commitSwitch(r, m, target.gen, intent.oldCurrent, {
-        verb: intent.verb,
-        result: "recovered",
-        started: intent.started,
-        message: "completed after an interruption",
-      });
-    clearIntent(r, name);
-    await bootAndVerify(r, name, root, timeoutMs);
-    say(`${name}: completed; running on ${describe(target)}`);
-    return;
-  }
-  const old: Instance | undefined = instanceOf(m, intent.oldCurrent);
-  say(`${name}: rolling back ${what}`);
-  await remountTo(r, name, old);
-  if (m.instances.length === 0) {
-    // Nothing was created: the machine never existed, so no state is left either.
-    clearIntent(r, name);
-    say(`${name}: rolled back; nothing had been created`);
-    return;
-  }
-  restoreState(
-    r,
-    m,
-    { current: intent.oldCurrent, fallback: intent.oldFallback },
-    {
+  if (target && switchCommitted(intent, m)) return { m, complete: true, on: target, what };
+  return { m, complete: false, on: instanceOf(m, intent.oldCurrent), what };
+}
+
+/** Writes the decision into machine.json and removes intent.json; the machine's units are the caller's. */
+export async function recordDecision(
+  r: Runner,
+  name: string,
+  intent: Intent,
+  d: SwitchDecision,
+  atBoot: boolean,
+): Promise<void> {
+  const { m, on } = d;
+  if (d.complete && on && m.current !== on.gen)
+    commitSwitch(r, m, on.gen, intent.oldCurrent, {
       verb: intent.verb,
       result: "recovered",
       started: intent.started,
-      message: "rolled back after an interruption",
-    },
-  );
+      message: `completed after an interruption${atBoot ? ", at boot" : ""}`,
+    });
+  // A first cutover rolled back: the machine never existed, so no state is left either.
+  if (!d.complete && m.instances.length > 0)
+    restoreState(
+      r,
+      m,
+      { current: intent.oldCurrent, fallback: intent.oldFallback },
+      {
+        verb: intent.verb,
+        result: "recovered",
+        started: intent.started,
+        message: `rolled back after an interruption${atBoot ? ", at boot" : ""}`,
+      },
+    );
   clearIntent(r, name);
-  if (old) await bootAndVerify(r, name, root, timeoutMs);
-  say(`${name}: rolled back; ${old ? `running on ${describe(old)}` : "no current instance"}`);
+  await journal(r, {
+    machine: name,
+    operation: "recover",
+    instance: on?.gen ?? null,
+    image: on?.image ?? null,
+    result: d.complete ? "completed" : "rolled-back",
+    message: `${d.complete ? "completed" : "rolled back"} ${d.what}${atBoot ? " at boot" : ""}; ${on ? `${describe(on)} is current` : "no current instance"}`,
+    extra: { INTERRUPTED: intent.verb, STEP: intent.step, AT_BOOT: atBoot ? "yes" : "no" },
+    priority: 4,
+  });
+}
+
+/**
+ * At boot, before the machine's mount (boxctl-recover.service): nothing of
+ * it is mounted or running, and starting or stopping its units would wait
+ * on, or cancel, the boot's own jobs. So recovery only puts the files
+ * right (the /etc mount unit, the record) and systemd then mounts and
+ * starts the machine as it does every boot, if it is enabled. A daemon-
+ * reload is needed only when the /etc unit changes: a switch completed
+ * after its check but before its commit step.
+ */
+const filesOnly = (r: Runner, name: string, atBoot: boolean) =>
+  atBoot && mountedUpper(r, name) === null;
+
+async function recoverSwitch(
+  r: Runner,
+  name: string,
+  intent: Intent,
+  timeoutMs: number,
+  atBoot: boolean,
+) {
+  // A carry cut short leaves its read-only view of the old instance mounted;
+  // what it wrote is in the new instance only, which a roll-back leaves unused.
+  await releaseCarryView(r, name);
+  const d = decideSwitch(r, name, intent);
+  const root = paths.machineRoot(name);
+  say(
+    `${name}: ${d.complete ? "completing" : "rolling back"} ${d.what}${atBoot ? " at boot" : ""}`,
+  );
+  const onlyFiles = filesOnly(r, name, atBoot);
+  if (!onlyFiles) await remountTo(r, name, d.on);
+  else if (!rootUnitsMatch(name, d.on)) await writeRootUnits(r, name, d.on);
+  await recordDecision(r, name, intent, d, atBoot);
+  if (d.on && !onlyFiles) await bootAndVerify(r, name, root, timeoutMs);
+  say(
+    `${name}: ${d.complete ? "completed" : "rolled back"}; ${d.on ? `running on ${describe(d.on)}` : d.m.instances.length ? "no current instance" : "nothing had been created"}`,
+  );
 }
 
 /** A reset the user confirmed is finished, never undone. */
-async function finishReset(r: Runner, name: string, intent: Intent, timeoutMs: number) {
+async function finishReset(
+  r: Runner,
+  name: string,
+  intent: Intent,
+  timeoutMs: number,
+  atBoot: boolean,
+) {
   const m = requireMachine(name);
   const inst = instanceOf(m, intent.target);
   say(`${name}: completing the interrupted reset of instance ${intent.target}`);
   const isCurrent = inst !== undefined && m.current === inst.gen;
+  // At boot nothing is mounted yet and systemd mounts and starts it after us (see filesOnly).
+  const onlyFiles = filesOnly(r, name, atBoot);
   if (inst) {
     if (!reached(RESET_STEPS, intent.step, "discard")) {
-      if (isCurrent) {
+      if (isCurrent && !onlyFiles) {
         await stopMachine(r, name);
         await unmountIfMounted(r, name);
       }
       await discardChanges(r, name, inst);
     } else await purgeDiscarded(r, name, inst);
-    if (isCurrent) await remountTo(r, name, inst);
+    if (isCurrent && !onlyFiles) await remountTo(r, name, inst);
   }
   clearIntent(r, name);
-  if (isCurrent && intent.wasRunning)
+  await journal(r, {
+    machine: name,
+    operation: "recover",
+    instance: intent.target,
+    image: intent.image ?? null,
+    result: "completed",
+    message: `completed the interrupted reset of instance ${intent.target}${atBoot ? " at boot" : ""}`,
+    extra: { INTERRUPTED: "reset", STEP: intent.step, AT_BOOT: atBoot ? "yes" : "no" },
+    priority: 4,
+  });
+  if (isCurrent && intent.wasRunning && !onlyFiles)
     await bootAndVerify(r, name, paths.machineRoot(name), timeoutMs);
 }
 
 /** A delete the user asked for is finished, never undone. */
-async function finishDelete(r: Runner, name: string, intent: Intent) {
+async function finishDelete(r: Runner, name: string, intent: Intent, atBoot: boolean) {
   say(`${name}: completing the interrupted delete-instance of instance ${intent.target}`);
   const m = requireMachine(name);
   if (m.current !== intent.target) {
@@ -127,9 +196,25 @@ async function finishDelete(r: Runner, name: string, intent: Intent) {
     await removeInstance(r, name, intent.target);
   }
   clearIntent(r, name);
+  await journal(r, {
+    machine: name,
+    operation: "recover",
+    instance: intent.target,
+    image: intent.image ?? null,
+    result: "completed",
+    message: `completed the interrupted delete-instance of instance ${intent.target}${atBoot ? " at boot" : ""}`,
+    extra: { INTERRUPTED: "delete-instance", STEP: intent.step, AT_BOOT: atBoot ? "yes" : "no" },
+    priority: 4,
+  });
 }
 
-export async function recoverInterrupted(r: Runner, name: string, timeoutMs: number) {
+/** atBoot: run by boxctl-recover.service before the machine is mounted (recover --boot). */
+export async function recoverInterrupted(
+  r: Runner,
+  name: string,
+  timeoutMs: number,
+  atBoot = false,
+) {
   const intent = readIntent(name);
   if (!intent) return;
   if (r.dryRun) {
@@ -139,9 +224,9 @@ export async function recoverInterrupted(r: Runner, name: string, timeoutMs: num
     return;
   }
   if (intent.verb === "cutover-instance" || intent.verb === "fallback-instance")
-    return recoverSwitch(r, name, intent, timeoutMs);
-  if (intent.verb === "reset") return finishReset(r, name, intent, timeoutMs);
-  return finishDelete(r, name, intent);
+    return recoverSwitch(r, name, intent, timeoutMs, atBoot);
+  if (intent.verb === "reset") return finishReset(r, name, intent, timeoutMs, atBoot);
+  return finishDelete(r, name, intent, atBoot);
 }
 
 /** A one-line warning for read verbs, which never recover themselves. */

@@ -6,6 +6,7 @@ import { humanBytes } from "../base/format.ts";
 import { checkName } from "../base/names.ts";
 import { paths } from "../base/paths.ts";
 import { bootAndVerify } from "../host/boot.ts";
+import { journal } from "../host/journal.ts";
 import type { Runner } from "../host/runner.ts";
 import { isRunning, stopMachine } from "../host/systemd.ts";
 import { remountTo, unmountIfMounted } from "../overlay/root.ts";
@@ -103,6 +104,14 @@ export async function reset(
     const intent = newIntent("reset", m, { gen: inst.gen, image }, wasRunning);
     await apply(r, resetPlan(m, intent, inst, opts.timeoutMs));
     clearIntent(r, name);
+    await journal(r, {
+      machine: name,
+      operation: "reset",
+      instance: inst.gen,
+      image: inst.image,
+      result: "ok",
+      message: `discarded the changes of ${describe(inst)}`,
+    });
     return inst;
   });
 }

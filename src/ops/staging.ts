@@ -24,7 +24,8 @@ import { bomb, diskFull, INTERRUPTED, pump, tarArgv, violation } from "../archiv
 import { type TarScanner, TarViolation } from "../archive/tarscan.ts";
 import { BoxError } from "../base/errors.ts";
 import { paths } from "../base/paths.ts";
-import { fsyncDir, removeTree, writeJsonAtomic } from "../host/files.ts";
+import { fsyncDir, makeDir, removeTree, writeJsonAtomic } from "../host/files.ts";
+import { journal } from "../host/journal.ts";
 import { type Runner, showCommand } from "../host/runner.ts";
 import { IMAGE_VERSION, type ImageMeta, stagingEntry } from "../store/images.ts";
 import { machineIdFacts, sharedMachineIds } from "../store/machine-id.ts";
@@ -186,7 +187,8 @@ export async function stageFrom(r: Runner, req: StageRequest, s: Source): Promis
     // leave a visible image with missing data.
     await r.run(["sync", "-f", stageDir]);
     if (interrupted) throw INTERRUPTED();
-    mkdirSync(paths.images(), { recursive: true, mode: 0o755 });
+    // makeDir fsyncs a new images/ into the store, before the rename relies on it.
+    makeDir(r, paths.images(), 0o755);
     try {
       renameSync(stageDir, paths.image(name));
     } catch (e) {
@@ -195,6 +197,13 @@ export async function stageFrom(r: Runner, req: StageRequest, s: Source): Promis
       throw e;
     }
     fsyncDir(paths.images());
+    await journal(r, {
+      operation: "stage-image",
+      image: name,
+      result: "ok",
+      message: `staged image ${name} from ${meta.source} (${meta.size} bytes, sha256 ${meta.sha256})`,
+      extra: { SHA256: meta.sha256 },
+    });
     return { meta, seconds: (Date.now() - started) / 1000 };
   } catch (e) {
     progress.stop();

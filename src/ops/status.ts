@@ -16,6 +16,7 @@ import {
   type Operation,
   requireMachine,
 } from "../store/machine.ts";
+import { type Attention, attention } from "./drift.ts";
 
 export interface StatusDoc {
   name: string;
@@ -45,6 +46,8 @@ export interface StatusDoc {
   services: string[];
   /** What a cutover carries into the new instance (set-carry). */
   carry: CarryPolicy;
+  /** What is not as the record says (drift.ts), and the command that settles it; null if all is. */
+  attention: Attention | null;
 }
 
 export function buildStatus(
@@ -52,6 +55,7 @@ export function buildStatus(
   unit: UnitInfo,
   mount: MountEntry | null,
   changeBytes: number | null,
+  att: Attention | null = null,
 ): StatusDoc {
   const root = paths.machineRoot(m.name);
   const upperdir =
@@ -81,6 +85,7 @@ export function buildStatus(
     lastOperation: m.lastOperation,
     services: m.services ?? [],
     carry: m.carry ?? DEFAULT_CARRY,
+    attention: att,
   };
 }
 
@@ -91,5 +96,11 @@ export async function gatherStatus(r: Runner, name: string): Promise<StatusDoc> 
     unitInfo(r, unit),
     m.current === null ? Promise.resolve(null) : changesSize(r, name, m.current),
   ]);
-  return buildStatus(m, info, mountAt(paths.machineRoot(name), r.mountinfo()), bytes);
+  return buildStatus(
+    m,
+    info,
+    mountAt(paths.machineRoot(name), r.mountinfo()),
+    bytes,
+    attention(r, m),
+  );
 }

@@ -9,6 +9,7 @@ import { carryAgain, carryFingerprint } from "../carry/final.ts";
 import { carriesAnything, formatCarry, policyOf } from "../carry/policy.ts";
 import { previewCarry, previewLines } from "../carry/preview.ts";
 import { bootAndVerify, verifyBooted } from "../host/boot.ts";
+import { journal } from "../host/journal.ts";
 import { withImageStoreLock } from "../host/lock.ts";
 import type { Runner } from "../host/runner.ts";
 import {
@@ -21,7 +22,7 @@ import {
 } from "../host/systemd.ts";
 import { remountLive, remountTo, unmountIfMounted } from "../overlay/root.ts";
 import { pickBase } from "../overlay/views.ts";
-import { writeRootUnits } from "../overlay/wiring.ts";
+import { stageRootUnits, writeRootUnits } from "../overlay/wiring.ts";
 import { apply, intentStep, type Plan, type Step } from "../plan/apply.ts";
 import { clearIntent, type Intent, newIntent } from "../plan/intent.ts";
 import type { SwitchStep } from "../plan/steps.ts";
@@ -126,9 +127,11 @@ export function switchPlan(
   steps.push(
     {
       name: "switch-unit",
-      what: `point the mount unit at instance ${target.gen} (it takes effect at the next mount)`,
+      // In /run only (power cuts, issue 14): until the commit step, a boot
+      // mounts the instance machine.json calls current, never an unverified one.
+      what: `point the mount unit at instance ${target.gen} until the next boot (it takes effect at the next mount; commit makes it permanent)`,
       run: async (r) => {
-        await writeRootUnits(r, name, target);
+        await stageRootUnits(r, name, target);
         await resetFailed(r, nspawnUnit(name), mountUnitName(root));
       },
     },
@@ -172,17 +175,52 @@ export function switchPlan(
     {
       name: "wait-booted",
       what: `wait until ${name} has booted${opts.check ? " and --check succeeds" : ""} (timeout ${opts.timeoutMs / 1000} s)`,
-      run: (r) => verifyBooted(r, name, opts.timeoutMs, opts.check),
+      run: async (r) => {
+        await verifyBooted(r, name, opts.timeoutMs, opts.check).catch(async (e) => {
+          const why = e instanceof BoxError ? e.message : String(e);
+          await log(
+            r,
+            name,
+            intent,
+            target,
+            why.startsWith("--check") ? "check-failed" : "boot-failed",
+            why,
+            4,
+          );
+          throw e;
+        });
+        await log(
+          r,
+          name,
+          intent,
+          target,
+          "booted",
+          `instance ${target.gen} booted${opts.check ? " and --check succeeded" : ""}`,
+        );
+      },
     },
     {
       name: "commit",
-      what: `make instance ${target.gen} current${old ? `, instance ${old.gen} the fallback` : ""}`,
-      run: async (r) =>
+      what: `make instance ${target.gen} current${old ? `, instance ${old.gen} the fallback` : ""}, and the mount unit in /etc name it`,
+      run: async (r) => {
+        // The unit first, then the record: a power cut between the two
+        // boots the new instance with intent.json at wait-booted, which
+        // recovery completes by writing the record.
+        await writeRootUnits(r, name, target);
         commitSwitch(r, m, target.gen, old?.gen ?? null, {
           verb: intent.verb,
           result: "ok",
           started: intent.started,
-        }),
+        });
+        await log(
+          r,
+          name,
+          intent,
+          target,
+          "ok",
+          `now on instance ${target.gen} (${target.image})${old ? `; fallback instance ${old.gen}` : ""}`,
+        );
+      },
     },
   );
   return { machine: name, intent, steps, onStop: "roll-back" };
@@ -199,6 +237,14 @@ async function switchTo(
   const name = m.name;
   const old = instanceOf(m, m.current);
   const intent = newIntent(verb, m, target, await isRunning(r, name));
+  await log(
+    r,
+    name,
+    intent,
+    target,
+    "started",
+    `${verb} to instance ${target.gen} (${target.image}) started, from ${describe(old)}`,
+  );
   let report: CarryReport | undefined;
   try {
     await apply(
@@ -226,7 +272,25 @@ async function switchTo(
     });
     try {
       await rollBack(r, m, intent, old, `failed after step '${intent.step}': ${why}`, opts);
+      await log(
+        r,
+        name,
+        intent,
+        old,
+        "rolled-back",
+        `automatic fallback to ${describe(old)} after ${verb} failed after step '${intent.step}': ${why}`,
+        4,
+      );
     } catch (e2) {
+      await log(
+        r,
+        name,
+        intent,
+        old,
+        "rollback-failed",
+        `going back to ${describe(old)} failed: ${e2 instanceof Error ? e2.message : String(e2)}`,
+        3,
+      );
       // intent.json stays, so the next boxctl command on NAME tries again.
       throw new BoxError(
         `${verb} ${name} failed (${why}), and going back to ${describe(old)} failed too: ${e2 instanceof BoxError ? e2.message : String(e2)}`,
@@ -272,6 +336,28 @@ async function rollBack(
   clearIntent(r, m.name);
   // The way back waits as long as the user allowed the way forward.
   if (old) await bootAndVerify(r, m.name, paths.machineRoot(m.name), opts.timeoutMs);
+}
+
+/** The journal entry for a step of a switch (host/journal.ts). */
+function log(
+  r: Runner,
+  name: string,
+  intent: Intent,
+  inst: Instance | undefined,
+  result: string,
+  message: string,
+  priority?: 3 | 4,
+): Promise<void> {
+  return journal(r, {
+    machine: name,
+    operation: intent.verb,
+    instance: inst?.gen ?? null,
+    image: inst?.image ?? null,
+    result,
+    message,
+    extra: { STEP: intent.step, STARTED: intent.started },
+    ...(priority ? { priority } : {}),
+  });
 }
 
 export async function cutover(r: Runner, name: string, image: string, opts: SwitchOptions) {

@@ -3,12 +3,13 @@
 // NAME.nspawn's user namespace setting, and for a private-users instance the
 // unit that mounts its idmapped view of the image, with the script it runs.
 import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { paths } from "../base/paths.ts";
 import { makeDir, removeFileDurably, writeFileAtomic } from "../host/files.ts";
 import type { Runner } from "../host/runner.ts";
 import { daemonReload, mountUnitName } from "../host/systemd.ts";
 import type { Instance } from "../store/machine.ts";
+import { ensureRecoveryUnit } from "./recovery-unit.ts";
 import { mountUnitText, nspawnSettingsText, type OverlaySpec } from "./units.ts";
 import { VIEW_SCRIPT, type ViewSpec, viewUnitName, viewUnitText } from "./views.ts";
 
@@ -75,25 +76,79 @@ function rootFiles(name: string, inst: Instance): [string, string][] {
 
 /**
  * Points the machine's root at inst (or at nothing: the mount unit goes)
- * and reloads systemd. The new mount unit takes effect at the next mount;
+ * in /etc, for this boot and the next, drops a switch's /run copy, installs
+ * boot-time recovery, and reloads systemd. The new mount unit takes effect at the next mount;
  * NAME.nspawn at the next start of the container.
  */
 export async function writeRootUnits(r: Runner, name: string, inst: Instance | undefined) {
-  if (inst) {
-    for (const [path, text] of rootFiles(name, inst)) {
-      if (readOrNull(path) === text) continue;
-      const dir = join(path, "..");
-      if (!existsSync(dir)) makeDir(r, dir, 0o755);
-      writeFileAtomic(r, path, text);
-    }
-  } else removeFileDurably(r, mountUnitPath(name));
+  if (inst) for (const [path, text] of rootFiles(name, inst)) writeIfChanged(r, path, text);
+  else removeFileDurably(r, mountUnitPath(name));
+  removeRuntimeUnit(r, name);
+  if (inst) ensureRecoveryUnit(r);
   await daemonReload(r);
 }
 
-/** Whether the files on disk wire inst in (none, for undefined). */
+/** Whether the files on disk wire inst in (none, for undefined), with no switch's copy over them. */
 export function rootUnitsMatch(name: string, inst: Instance | undefined): boolean {
+  const { fragment, dropIn } = runtimeUnitPaths(name);
+  if (readOrNull(fragment) !== null || readOrNull(dropIn) !== null) return false;
   if (!inst) return readOrNull(mountUnitPath(name)) === null;
   return rootFiles(name, inst).every(([path, text]) => readOrNull(path) === text);
+}
+
+/** The upper dir the /etc mount unit names: what the next boot mounts; null without one. */
+export function upperAtNextBoot(name: string): string | null {
+  const text = readOrNull(mountUnitPath(name));
+  return text === null ? null : (/upperdir=([^,\n]*)/.exec(text)?.[1] ?? "");
+}
+
+// Power cuts. The mount unit in /etc is what systemd mounts at boot, so it
+// only ever names the instance machine.json calls current. A switch in
+// progress points the unit at its target in /run instead (stageRootUnits):
+// a drop-in that overrides the /etc unit's Options=, or the whole unit
+// when /etc has none yet (a machine's first cutover; a drop-in without a
+// fragment does not load). /run is a tmpfs, so a power cut at any moment
+// boots the committed instance; the commit step writes /etc
+// (writeRootUnits), which also removes the /run copy. NAME.nspawn and a
+// private-users instance's view unit cannot live in /run (/etc wins for
+// them): they are written to /etc at the switch, and boot-time recovery,
+// which runs before any boxctl mount (After= in the mount unit), puts
+// NAME.nspawn back if the switch was not committed.
+
+/** The switch's runtime copy of the mount unit: a whole unit, or a drop-in over /etc's. */
+export function runtimeUnitPaths(name: string): { fragment: string; dropIn: string } {
+  const unit = join(paths.runtimeUnitDir(), mountUnitName(paths.machineRoot(name)));
+  return { fragment: unit, dropIn: join(`${unit}.d`, "50-boxctl-switch.conf") };
+}
+
+/**
+ * Points the machine's root at inst for this boot only (see above) and
+ * reloads systemd. Not fsynced: the mount unit in /run is meant not to
+ * survive a power cut. The drop-in's Requires= of the new view adds to the
+ * /etc unit's (systemd cannot reset a dependency list in a drop-in), so the
+ * old instance's view may stay mounted, unused, until the commit.
+ */
+export async function stageRootUnits(r: Runner, name: string, inst: Instance): Promise<void> {
+  for (const [path, text] of rootFiles(name, inst).filter(([p]) => p !== mountUnitPath(name)))
+    writeIfChanged(r, path, text);
+  const { fragment, dropIn } = runtimeUnitPaths(name);
+  const path = readOrNull(mountUnitPath(name)) === null ? fragment : dropIn;
+  removeRuntimeUnit(r, name);
+  makeDir(r, dirname(path), 0o755);
+  writeFileAtomic(r, path, mountUnitText(overlaySpec(name, inst)), { durable: false });
+  await daemonReload(r);
+}
+
+function removeRuntimeUnit(r: Runner, name: string): void {
+  for (const p of Object.values(runtimeUnitPaths(name)))
+    if (readOrNull(p) !== null) removeFileDurably(r, p);
+}
+
+function writeIfChanged(r: Runner, path: string, text: string): void {
+  if (readOrNull(path) === text) return;
+  const dir = dirname(path);
+  if (!existsSync(dir)) makeDir(r, dir, 0o755);
+  writeFileAtomic(r, path, text);
 }
 
 /** A deleted instance's view unit goes with it. */

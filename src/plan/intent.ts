@@ -2,6 +2,7 @@
 // Written before the first change, updated after every step, removed at
 // the end. A leftover one means boxctl was interrupted; ops/recover.ts
 // reads it.
+import { existsSync, readdirSync } from "node:fs";
 import * as v from "valibot";
 import { paths } from "../base/paths.ts";
 import { readJson, removeFileDurably, writeJsonAtomic } from "../host/files.ts";
@@ -65,4 +66,16 @@ export function writeIntent(r: Runner, name: string, intent: Intent, durable = t
 
 export function clearIntent(r: Runner, name: string): void {
   removeFileDurably(r, paths.intent(name), { quiet: true });
+}
+
+/** Machines with an intent.json: an operation running now, or one a crash interrupted. */
+export function pendingMachines(): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(paths.machines());
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw e;
+  }
+  return names.filter((n) => existsSync(paths.intent(n))).sort();
 }

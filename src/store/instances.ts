@@ -24,7 +24,10 @@ export function createInstanceDirs(r: Runner, name: string, inst: Instance): voi
     const tmp = `${upper}.new`;
     rmSync(tmp, { recursive: true, force: true });
     freshUpper(tmp, inst);
+    fsyncDir(tmp);
     renameSync(tmp, upper);
+    // On disk before the record names the instance (registerInstance).
+    fsyncDir(paths.instance(name, inst.gen));
   });
 }
 
@@ -97,6 +100,7 @@ export async function discardChanges(r: Runner, name: string, inst: Instance): P
     r.effect(`replace ${dir} by an empty ${fresh}, keeping the old one as ${dir}.discarded`, () => {
       if (dir === upper) freshUpper(fresh, inst);
       else mkdirSync(fresh, { mode: 0o700 });
+      fsyncDir(fresh);
     });
     await removeTree(r, `${dir}.discarded`);
     r.effect(`mv ${dir} ${dir}.discarded; mv ${fresh} ${dir}`, () => {

@@ -11,6 +11,7 @@ import { checkDeb, debFile } from "./deb.ts";
 import {
   HOSTS,
   hostCgroups,
+  hostProcesses,
   mountRoot,
   removeHost,
   sweepStaleHosts,
@@ -88,7 +89,8 @@ export class TestHost {
     return host;
   }
 
-  private async start(): Promise<void> {
+  /** Boots the host's root (again, after poweroff() or powerCut()); resolves once systemd is up. */
+  async start(): Promise<void> {
     const log = openSync(`${this.dir}.log`, "a");
     // nspawn starts from a cgroup of the host's own (see hostCgroups): a
     // shell moves itself there, then becomes nspawn.
@@ -270,6 +272,29 @@ export class TestHost {
     const t = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
     await exited;
     clearTimeout(t);
+    this.initPid = 0;
+  }
+
+  /**
+   * A power cut: SIGKILL to the host's init and to its nspawn at once, so
+   * nothing shuts down, stops, unmounts or syncs in order. The kernel
+   * tears down the host's namespaces, and with them its mounts, its /run
+   * (a tmpfs) and its nested containers, as a machine losing power loses
+   * them. What it cannot simulate: file data the real kernel has cached
+   * but not written stays, fsynced or not (durability is reviewed, not
+   * tested). Boot the same root again with start().
+   */
+  async powerCut(): Promise<void> {
+    const child = this.nspawn;
+    // Killed by a signal, a child has a null exitCode and a signalCode.
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((r) => child.once("exit", () => r()));
+    const init = this.initPid;
+    if (init) process.kill(init, "SIGKILL");
+    child.kill("SIGKILL");
+    await exited;
+    // The pid namespace dies with its init; wait until the kernel has reaped every process of it.
+    for (let i = 0; i < 600 && hostProcesses(this.name) > 0; i++) await sleep(50);
     this.initPid = 0;
   }
 

@@ -65,6 +65,22 @@ export function hostCgroups(name: string): string[] {
   return HIERARCHIES.map((h) => join(h, name));
 }
 
+/** How many processes are left in the host's cgroups (each hierarchy, every level). */
+export function hostProcesses(name: string): number {
+  const count = (dir: string): number => {
+    let n = 0;
+    try {
+      n = readFileSync(join(dir, "cgroup.procs"), "utf8").split("\n").filter(Boolean).length;
+      for (const e of readdirSync(dir, { withFileTypes: true }))
+        if (e.isDirectory()) n += count(join(dir, e.name));
+    } catch {
+      // A cgroup removed while we looked holds nothing.
+    }
+    return n;
+  };
+  return Math.max(0, ...hostCgroups(name).map(count));
+}
+
 /** Removes a cgroup tree once its processes are gone (children first). */
 function removeCgroup(dir: string): void {
   if (!existsSync(dir)) return;

@@ -60,24 +60,40 @@ export class FakeHost implements Runner {
     return { code: 0, stdout, stderr: "" };
   }
 
-  /** What a mount unit file written by boxctl says: its mount point and upper dir. */
+  /**
+   * What systemd would make of a mount unit written by boxctl: its mount
+   * point and upper dir. Like systemd: the fragment from /etc, else from
+   * /run; then drop-ins (in /run here), whose later settings win.
+   */
   private mountUnit(unit: string): { where: string; upper: string } {
-    let text = "";
-    try {
-      text = readFileSync(join(paths.unitDir(), unit), "utf8");
-    } catch {
-      // No unit file: nothing is mounted by it.
-    }
-    const where = /^Where=(.*)$/m.exec(text)?.[1] ?? "";
-    const upper = /upperdir=([^,\n]*)/.exec(text)?.[1] ?? "";
-    return { where, upper };
+    const read = (p: string) => {
+      try {
+        return readFileSync(p, "utf8");
+      } catch {
+        return null;
+      }
+    };
+    const fragment =
+      read(join(paths.unitDir(), unit)) ?? read(join(paths.runtimeUnitDir(), unit)) ?? "";
+    const dropIn = fragment
+      ? (read(join(paths.runtimeUnitDir(), `${unit}.d`, "50-boxctl-switch.conf")) ?? "")
+      : "";
+    const last = (re: RegExp) => [...`${fragment}\n${dropIn}`.matchAll(re)].pop()?.[1] ?? "";
+    return { where: last(/^Where=(.*)$/gm), upper: last(/upperdir=([^,\n]*)/g) };
   }
+
+  /** Entries sent to the journal (logger --journald), as field maps. */
+  readonly journal: Record<string, string>[] = [];
+  /** Whether daemon-reload has run since the last look (reloads()). */
+  reloadCount = 0;
 
   private systemctl(args: string[]): RunResult {
     const [verb, ...rest] = args;
     const units = rest.filter((a) => !a.startsWith("-"));
     switch (verb) {
       case "daemon-reload":
+        this.reloadCount++;
+        return this.ok();
       case "reset-failed":
         return this.ok();
       case "show":
@@ -152,13 +168,13 @@ export class FakeHost implements Runner {
     const a = [...argv];
     this.calls.push({ argv: a, ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) });
     if (this.dryRun && opts.mutates) return this.ok();
-    const res = this.answer(a);
+    const res = this.answer(a, opts.input);
     if (res.code !== 0 && (opts.check ?? true))
       throw new Error(`fake host: '${a.join(" ")}' failed: ${res.stderr}`);
     return res;
   }
 
-  private answer(a: string[]): RunResult {
+  private answer(a: string[], input?: string): RunResult {
     switch (a[0]) {
       case "systemctl":
         return this.systemctl(a.slice(1));
@@ -196,6 +212,15 @@ export class FakeHost implements Runner {
       case "getent":
         // No user or group has a uid in boxctl's range.
         return { code: 2, stdout: "", stderr: "" };
+      case "logger": {
+        const entry: Record<string, string> = {};
+        for (const line of (input ?? "").split("\n")) {
+          const i = line.indexOf("=");
+          if (i > 0) entry[line.slice(0, i)] = line.slice(i + 1);
+        }
+        this.journal.push(entry);
+        return this.ok();
+      }
       default:
         throw new Error(`fake host: ${a.join(" ")} is not simulated`);
     }

@@ -66,6 +66,13 @@ export function renderStatus(s: StatusDoc, legend: boolean, now = Date.now()): s
     ["Services:", s.services.length ? s.services.join(", ") : "- (see boxctl set-services)"],
     ["Carry:", `${formatCarry(s.carry)} (see boxctl set-carry)`],
   ];
+  if (s.attention)
+    rows.push([
+      "Attention:",
+      color.yellow(
+        `${s.attention.message}${s.attention.settle ? `; run: ${s.attention.settle}` : ""}`,
+      ),
+    ]);
   const body = renderTable(["", ""], rows, { legend: false })
     .split("\n")
     .map((l) => (l ? `  ${l}` : l))
@@ -84,10 +91,26 @@ export function renderList(entries: ListEntry[], legend: boolean): string {
     e.managed ? "boxctl" : (e.service ?? "-"),
   ]);
   const managed = entries.filter((e) => e.managed).length;
-  return renderTable(["MACHINE", "STATE", "BOOT", "IMAGE", "GEN", "FALLBACK", "MANAGER"], rows, {
-    legend,
-    footer: `${entries.length} machine${entries.length === 1 ? "" : "s"} listed (${managed} managed by boxctl).`,
-  });
+  // A machine that is not as its record says is marked; its note follows the table.
+  // Not with --no-legend, whose columns scripts read: --json has it all.
+  for (const [i, e] of entries.entries())
+    if (e.attention && legend) rows[i]?.splice(1, 1, `${paintState(e.state)}${color.yellow("!")}`);
+  const notes = entries
+    .filter((e) => e.attention)
+    .map(
+      (e) =>
+        color.yellow(`! ${e.name}: ${e.attention?.message}`) +
+        (e.attention?.settle ? `; run: ${e.attention.settle}` : ""),
+    );
+  const table = renderTable(
+    ["MACHINE", "STATE", "BOOT", "IMAGE", "GEN", "FALLBACK", "MANAGER"],
+    rows,
+    {
+      legend,
+      footer: `${entries.length} machine${entries.length === 1 ? "" : "s"} listed (${managed} managed by boxctl).`,
+    },
+  );
+  return notes.length && legend ? `${table}${notes.join("\n")}\n` : table;
 }
 
 export function renderAppStatus(doc: AppStatusDoc, legend: boolean): string {

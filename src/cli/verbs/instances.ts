@@ -3,7 +3,7 @@ import { formatCarry, parseCarry } from "../../carry/policy.ts";
 import { setCarry } from "../../ops/carry-policy.ts";
 import { deleteInstance } from "../../ops/delete-instance.ts";
 import { gatherDiff } from "../../ops/diff.ts";
-import { recoverCommand } from "../../ops/guard.ts";
+import { recoverAtBoot, recoverCommand } from "../../ops/guard.ts";
 import { gatherHistory } from "../../ops/history.ts";
 import { reset } from "../../ops/reset.ts";
 import { cutover, fallback, type SwitchResult } from "../../ops/switch.ts";
@@ -275,19 +275,39 @@ The current instance is refused. If it is the fallback, NAME has no fallback aft
   {
     name: "recover",
     group: "image",
-    args: [machine],
+    args: [{ ...machine, optional: true }],
     summary: "Complete or roll back an interrupted operation on NAME.",
     details: `Every mutating boxctl command does this first on its own; this verb does only that.
 An operation interrupted before the new instance had booted is rolled back to the
 instance that was current before; one interrupted later is completed. Either way the
-container is started. A reset or delete-instance that was interrupted is completed.`,
-    options: { ...timeout, ...lockWait },
+container is started. A reset or delete-instance that was interrupted is completed.
+With no interrupted operation, recover puts back what status reports as differing from
+the record (a root mounted from another instance, a mount unit that names another one).
+
+--boot (no NAME) settles every machine with an interrupted operation without starting or
+stopping anything: it is what boxctl-recover.service runs at boot, before any of boxctl's
+containers is mounted, after a crash or a power cut. Every outcome is in the journal:
+journalctl -t boxctl BOXCTL_OPERATION=recover.`,
+    options: {
+      ...timeout,
+      ...lockWait,
+      boot: {
+        type: "boolean",
+        help: "Settle every machine, as boxctl-recover.service does at boot (no NAME).",
+      },
+    },
     mutates: true,
-    run: ({ args: [name], opts, r }) =>
-      recoverCommand(r, name as string, {
+    run: ({ args: [name], opts, r }) => {
+      if (opts.boot === true) {
+        if (name !== undefined) throw new UsageError("recover --boot takes no NAME");
+        return recoverAtBoot(r);
+      }
+      if (name === undefined) throw new UsageError("recover needs NAME (or --boot)");
+      return recoverCommand(r, name, {
         wait: opts.wait === true,
         timeoutMs: parseTimeout(opts.timeout, "recover"),
-      }),
+      });
+    },
   },
   {
     name: "history",

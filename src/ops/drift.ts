@@ -1,0 +1,77 @@
+// Whether what the host has for a machine is what its record says: the
+// read verbs (status, list) show this instead of trusting machine.json.
+// Three things can differ: an operation left pending by a crash or a
+// power cut (intent.json), the root mounted from another instance than
+// the current one (a mount changed by hand, or a switch in flight), and
+// the mount unit in /etc, which the next boot mounts.
+import { paths } from "../base/paths.ts";
+import type { Runner } from "../host/runner.ts";
+import { mountedUpper } from "../overlay/root.ts";
+import { rootUnitsMatch, upperAtNextBoot } from "../overlay/wiring.ts";
+import { readIntent } from "../plan/intent.ts";
+import { instanceOf, type MachineState } from "../store/machine.ts";
+
+export interface Attention {
+  /**
+   * in-progress: a boxctl command is working on the machine now.
+   * pending-operation: one was interrupted (crash, kill, power cut).
+   * mount-differs: the root is mounted from another instance than the current one, or not by boxctl.
+   * unit-differs: the mount unit the next boot uses names another instance.
+   * unit-outdated: the mount unit names the current instance but not as this boxctl writes it.
+   */
+  reason: "in-progress" | "pending-operation" | "mount-differs" | "unit-differs" | "unit-outdated";
+  message: string;
+  /** The command that settles it; null while another command is at work. */
+  settle: string | null;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** The first thing about m that is not as its record says; null if all is. */
+export function attention(r: Runner, m: MachineState): Attention | null {
+  const name = m.name;
+  const settle = `boxctl recover ${name}`;
+  const intent = readIntent(name);
+  if (intent) {
+    const what = `${intent.verb} (pid ${intent.pid}, after step '${intent.step}')`;
+    return alive(intent.pid) && intent.pid !== process.pid
+      ? { reason: "in-progress", message: `${what} is in progress`, settle: null }
+      : {
+          reason: "pending-operation",
+          message: `an interrupted ${what} is pending; the record may not say what runs`,
+          settle,
+        };
+  }
+  const cur = instanceOf(m, m.current);
+  const want = cur ? paths.upper(name, cur.gen) : null;
+  const have = mountedUpper(r, name);
+  if (have !== null && have !== want) {
+    const gen = m.instances.find((i) => paths.upper(name, i.gen) === have)?.gen;
+    return {
+      reason: "mount-differs",
+      message: `${paths.machineRoot(name)} is mounted from ${gen !== undefined ? `instance ${gen}` : have ? have : "something that is not an overlay"}, but the current instance is ${cur ? cur.gen : "none"}`,
+      settle,
+    };
+  }
+  if (rootUnitsMatch(name, cur)) return null;
+  const next = upperAtNextBoot(name);
+  if (next !== want)
+    return {
+      reason: "unit-differs",
+      message: `the mount unit the next boot uses names ${next ? next : "nothing"}, not the current instance ${cur ? cur.gen : "(none)"}`,
+      settle,
+    };
+  return {
+    reason: "unit-outdated",
+    message:
+      "the mount unit names the current instance but was written by another version of boxctl (or by hand)",
+    settle,
+  };
+}
