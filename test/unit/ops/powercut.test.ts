@@ -15,7 +15,8 @@ import { attention } from "../../../src/ops/drift.ts";
 import { recoverAtBoot } from "../../../src/ops/guard.ts";
 import { switchCommitted } from "../../../src/ops/recover.ts";
 import { resetPlan } from "../../../src/ops/reset.ts";
-import { cutover, fallback, switchPlan } from "../../../src/ops/switch.ts";
+import { cutover, fallback } from "../../../src/ops/switch.ts";
+import { switchPlan } from "../../../src/ops/switch-plan.ts";
 import {
   recoveryUnitPath,
   recoveryUnitText,

@@ -9,7 +9,8 @@ import { paths } from "../../../src/base/paths.ts";
 import { deletePlan } from "../../../src/ops/delete-instance.ts";
 import { recoverInterrupted, switchCommitted } from "../../../src/ops/recover.ts";
 import { resetPlan } from "../../../src/ops/reset.ts";
-import { cutover, switchPlan } from "../../../src/ops/switch.ts";
+import { cutover } from "../../../src/ops/switch.ts";
+import { switchPlan } from "../../../src/ops/switch-plan.ts";
 import { apply, type Plan } from "../../../src/plan/apply.ts";
 import { type Intent, newIntent, readIntent } from "../../../src/plan/intent.ts";
 import {
