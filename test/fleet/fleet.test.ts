@@ -15,6 +15,10 @@ import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
   bootFleet,
+  controllerArgv,
+  controllerMounts,
+  controllerUnmounts,
+  controllerVersion,
   destroyFleet,
   type FleetHost,
   imageSha256,
@@ -32,11 +36,20 @@ const BROKEN = "/etc/foo-broken";
 // The health check boxctl runs inside each new instance: the right release,
 // and not the deliberately broken copy of the image a test plants on one host.
 const CHECK = `grep -qx VERSION=0.2 /etc/foo-release && test ! -e ${BROKEN}`;
-const haveAnsible = spawnSync("ansible-playbook", ["--version"]).status === 0;
+controllerMounts();
+const ansibleVersion = controllerVersion();
+const haveAnsible = ansibleVersion !== null;
+// With BOXCTL_FLEET_URL=1 the image is staged from http://127.0.0.1:8000/ in
+// each host (python3 -m http.server over /srv/images), with credentials in
+// the URL that must not show in Ansible's output. Needs a boxctl with
+// `stage-image URL`.
+const URL_MODE = process.env.BOXCTL_FLEET_URL === "1";
+const SECRET = "s3cret-pw";
 
 describe("Ansible collection boxctl.boxctl against a fleet of three hosts", {
   skip: !haveAnsible && "ansible-playbook is not installed (apt-get install ansible)",
 }, () => {
+  process.stderr.write(`controller: ${ansibleVersion}\n`);
   let fleet: FleetHost[] = [];
   let collections = "";
   let inv = "";
@@ -53,7 +66,9 @@ describe("Ansible collection boxctl.boxctl against a fleet of three hosts", {
       "-e",
       JSON.stringify({
         boxctl_image_name: "foo-0.2",
-        boxctl_image_path: "/srv/images/foo-0.2.tar",
+        ...(URL_MODE
+          ? { boxctl_image_url: `http://fleet:${SECRET}@127.0.0.1:8000/foo-0.2.tar` }
+          : { boxctl_image_path: "/srv/images/foo-0.2.tar" }),
         boxctl_image_sha256: sha02,
         boxctl_check: CHECK,
         ...vars,
@@ -81,17 +96,30 @@ describe("Ansible collection boxctl.boxctl against a fleet of three hosts", {
       fleet = await bootFleet(3);
       inv = join(dirname(collections), "inventory.ini");
       writeFileSync(inv, inventory(fleet));
+      if (URL_MODE) {
+        for (const h of fleet) {
+          const server = "python3 -m http.server --bind 127.0.0.1 --directory /srv/images 8000";
+          await h.host.sh(["systemd-run", "--unit=fleet-http", ...server.split(" ")]);
+          // Polls until the server answers (no fixed sleep).
+          await h.host.sh([
+            "python3",
+            "-c",
+            "import time, urllib.request as u\nfor _ in range(300):\n  try: u.urlopen('http://127.0.0.1:8000/'); break\n  except OSError: time.sleep(0.05)\nelse: raise SystemExit('no http server')",
+          ]);
+        }
+      }
     },
     { timeout: 600_000 },
   );
   after(async () => {
     await destroyFleet(fleet);
+    controllerUnmounts();
     if (collections) rmSync(dirname(collections), { recursive: true, force: true });
   });
 
   it("ansible-doc renders the modules' documentation", () => {
     for (const mod of ["boxctl_image", "boxctl_machine", "boxctl_info"]) {
-      const r = spawnSync("ansible-doc", [`boxctl.boxctl.${mod}`], {
+      const r = spawnSync(...controllerArgv("ansible-doc", [`boxctl.boxctl.${mod}`]), {
         encoding: "utf8",
         env: { ...process.env, ANSIBLE_COLLECTIONS_PATH: collections, ANSIBLE_NOCOLOR: "1" },
       });
@@ -121,8 +149,9 @@ describe("Ansible collection boxctl.boxctl against a fleet of three hosts", {
   });
 
   it("rolls three hosts from foo-0.1 to foo-0.2 in batches of 1 and 2; a second run changes nothing", async () => {
-    const r = await roll();
+    const r = await roll({}, "-v");
     assert.equal(r.code, 0, r.output);
+    if (URL_MODE) assert.doesNotMatch(r.output, new RegExp(SECRET), "the URL's password leaked");
     // serial [1, 2, "100%"]: Ansible announces the play once per batch.
     assert.equal(r.output.match(/^PLAY \[Rolling cutover/gm)?.length, 2, r.output);
     for (const h of fleet) {
@@ -199,5 +228,26 @@ describe("Ansible collection boxctl.boxctl against a fleet of three hosts", {
     }
     assert.equal(r.recap.h3?.failed, 1, r.output);
     await host("h3").sh(["rm", `${STORE}/images/foo-0.2/rootfs${BROKEN}`]);
+  });
+
+  it("a host-side health check failing after a good cutover: the playbook rolls that host back itself", async () => {
+    await host("h1").sh(["touch", "/etc/fleet-unhealthy"]);
+    const untouched = await snapshot(host("h2"));
+    const r = await roll({
+      boxctl_serial: [1],
+      boxctl_health_argv: ["test", "!", "-e", "/etc/fleet-unhealthy"],
+    });
+    assert.notEqual(r.code, 0, r.output);
+    assert.match(r.output, /rollout of foo-0\.2 stopped at h1/);
+    assert.match(r.output, /Hosts rolled back: h1\./);
+    assert.equal(r.recap.h2, undefined, r.output);
+    const h1 = (await machineStatus(host("h1"))) as Awaited<ReturnType<typeof machineStatus>> & {
+      lastOperation: { verb: string; result: string };
+    };
+    assert.equal(h1.current?.image, "foo-0.1");
+    assert.equal(h1.fallback?.image, "foo-0.2");
+    assert.deepEqual([h1.lastOperation.verb, h1.lastOperation.result], ["fallback-instance", "ok"]);
+    assert.deepEqual(await snapshot(host("h2")), untouched, "h2 changed");
+    await host("h1").sh(["rm", "/etc/fleet-unhealthy"]);
   });
 });

@@ -27,6 +27,42 @@ import { cachePath, TestHost } from "../host/host.ts";
 export const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const MACHINE = "system1";
 
+/**
+ * The controller: this machine's ansible, or, with BOXCTL_FLEET_CONTROLLER
+ * set to a root filesystem (e.g. `debootstrap --include=ansible trixie DIR`
+ * for ansible-core 2.19), the ansible installed there, run with chroot. The
+ * repository, /tmp, /proc and /dev are bound into it at the same paths
+ * (controllerMounts), so every path means the same inside and out.
+ */
+const CONTROLLER = process.env.BOXCTL_FLEET_CONTROLLER;
+
+export function controllerArgv(cmd: string, args: string[]): [string, string[]] {
+  return CONTROLLER ? ["chroot", [CONTROLLER, cmd, ...args]] : [cmd, args];
+}
+
+const BINDS = ["/proc", "/dev", "/tmp", repo];
+
+export function controllerMounts(): void {
+  if (!CONTROLLER) return;
+  for (const dir of BINDS) {
+    const at = join(CONTROLLER, dir);
+    mkdirSync(at, { recursive: true });
+    const r = spawnSync("mount", ["--rbind", dir, at], { encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`mount --rbind ${dir} ${at}: ${r.stderr}`);
+  }
+}
+
+export function controllerUnmounts(): void {
+  if (!CONTROLLER) return;
+  for (const dir of [...BINDS].reverse()) spawnSync("umount", ["-R", "-l", join(CONTROLLER, dir)]);
+}
+
+export function controllerVersion(): string | null {
+  const [cmd, args] = controllerArgv("ansible-playbook", ["--version"]);
+  const r = spawnSync(cmd, args, { encoding: "utf8" });
+  return r.status === 0 ? (r.stdout.split("\n")[0] ?? "") : null;
+}
+
 export interface FleetHost {
   name: string; // inventory name: h1, h2, ...
   host: TestHost;
@@ -142,15 +178,27 @@ export function inventory(fleet: FleetHost[], hostVars: Record<string, string> =
 export function installCollection(): string {
   const dir = mkdtempSync(join(tmpdir(), "boxctl-ansible-"));
   const build = spawnSync(
-    "ansible-galaxy",
-    ["collection", "build", join(repo, "ansible"), "--output-path", dir, "--force"],
+    ...controllerArgv("ansible-galaxy", [
+      "collection",
+      "build",
+      join(repo, "ansible"),
+      "--output-path",
+      dir,
+      "--force",
+    ]),
     { encoding: "utf8" },
   );
   if (build.status !== 0) throw new Error(`ansible-galaxy build: ${build.stderr}${build.stdout}`);
   const tarball = join(dir, "boxctl-boxctl-0.1.0.tar.gz");
   const inst = spawnSync(
-    "ansible-galaxy",
-    ["collection", "install", tarball, "-p", join(dir, "collections"), "--force"],
+    ...controllerArgv("ansible-galaxy", [
+      "collection",
+      "install",
+      tarball,
+      "-p",
+      join(dir, "collections"),
+      "--force",
+    ]),
     { encoding: "utf8" },
   );
   if (inst.status !== 0) throw new Error(`ansible-galaxy install: ${inst.stderr}${inst.stdout}`);
@@ -177,7 +225,7 @@ export function playbook(
     const env = Object.fromEntries(
       Object.entries(process.env).filter(([k]) => !k.startsWith("NODE_")),
     );
-    const child = spawn("ansible-playbook", ["-i", inventoryFile, ...args], {
+    const child = spawn(...controllerArgv("ansible-playbook", ["-i", inventoryFile, ...args]), {
       cwd: repo,
       env: {
         ...env,

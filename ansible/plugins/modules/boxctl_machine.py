@@ -171,6 +171,22 @@ def find_boxctl(module):
     return module.get_bin_path("boxctl", required=True, opt_dirs=["/usr/local/bin", "/usr/local/sbin"])
 
 
+def went_back(doc, before_status, after_status):
+    """Whether boxctl went back on its own after a failed cutover or fallback.
+
+    From the verb's JSON if it printed one; else from status: a new last
+    operation whose result is rolled-back (a machine that was busy, say, has
+    the same last operation as before and did not go back).
+    """
+    if doc is not None and doc.get("result"):
+        return doc["result"] == "rolled-back"
+    if not after_status:
+        return False
+    last = after_status.get("lastOperation") or {}
+    prev = (before_status or {}).get("lastOperation") or {}
+    return last.get("result") == "rolled-back" and last != prev
+
+
 def switch_args(p, plan):
     if plan["switch"] == "cutover":
         args = ["cutover-instance", p["name"], p["image"]]
@@ -258,18 +274,20 @@ def main():
             after = machine_view(after_status)
             result["status"] = after_status
             result["image"] = after["image"] if after else None
-            # Went back on its own: the current instance is the one it left.
-            went_back = (doc or {}).get("result") == "rolled-back" or (
-                after is not None and before is not None and after["image"] == before["image"]
-                and after["gen"] == before["gen"])
-            result["rolled_back"] = bool(went_back)
+            result["rolled_back"] = went_back(doc, before_status, after_status)
             reason = error_message(doc, err, "exit status %s" % rc)
-            where = (" boxctl went back to %s (gen %s), which runs again." % (after["image"], after["gen"])
-                     if went_back and after else "")
+            if result["rolled_back"] and after:
+                where = "boxctl went back to %s (gen %s), which runs again" % (after["image"], after["gen"])
+            elif after:
+                where = "%s is on %s (gen %s), %s" % (name, after["image"], after["gen"], after["state"])
+            else:
+                where = "%s does not exist" % name
             if module._diff:
                 diff["after"] = render_machine(after, name)
                 result["diff"] = diff
-            module.fail_json(msg="%s: %s failed: %s.%s" % (name, plan["switch"], reason, where),
+            what = "cutover to %s" % p["image"] if plan["switch"] == "cutover" else "fallback"
+            module.fail_json(msg="%s: %s failed (boxctl exit %s); %s. boxctl said: %s"
+                             % (name, what, rc, where, reason),
                              rc=rc, stdout=out, stderr=err, cmd=cmd, **result)
 
     for verb in (["enable" if plan["enable"] else "disable"] if plan["enable"] is not None else []) + (

@@ -80,7 +80,7 @@ def main():
             return 1
         return emit({"version": 1, "name": args[0], "state": "running" if m["running"] else "stopped",
                      "enabled": m["enabled"], "current": inst(m, m["current"]),
-                     "fallback": inst(m, m["fallback"])})
+                     "fallback": inst(m, m["fallback"]), "lastOperation": m.get("last")})
     if verb == "stage-image":
         name, sha = opt("--name"), opt("--sha256")
         src = args[0]
@@ -110,6 +110,9 @@ def main():
         if "--wait" in args:
             args.remove("--wait")
         name = args[0]
+        if name in st.get("busy", []):
+            sys.stderr.write("boxctl: %s is busy: cutover-instance by pid 1\n" % name)
+            return 1
         m = st["machines"].setdefault(name, {"instances": [], "current": None, "fallback": None,
                                              "running": False, "enabled": False})
         old_cur, old_fb = m["current"], m["fallback"]
@@ -128,7 +131,10 @@ def main():
             image = inst(m, gen)["image"]
         doc = {"version": 1, "verb": verb, "machine": name, "changed": True,
                "target": {"gen": gen, "image": image}}
+        st["clock"] = st.get("clock", 0) + 1
+        m["last"] = {"verb": verb, "started": st["clock"], "result": "ok"}
         if check is not None and image in st.get("fail_check", []):
+            m["last"]["result"] = "rolled-back"
             m["running"] = old_cur is not None
             save()
             sys.stderr.write("boxctl: --check failed; going back\n")

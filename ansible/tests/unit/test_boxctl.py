@@ -291,6 +291,28 @@ class TestModulesWithFakeBoxctl(unittest.TestCase):
         self.assertEqual(r["image"], "foo-0.1")
         self.assertEqual(r["result"]["result"], "rolled-back")
         self.assertIn("went back to foo-0.1", r["msg"])
+        self.assertIn("boxctl said: --check 'false' failed inside system1", r["msg"])
+
+    def test_machine_rolled_back_without_json_is_read_from_status(self):
+        st = self.read_state()
+        st["images"]["foo-0.2"] = {"sha256": "2" * 64}
+        st["fail_check"] = ["foo-0.2"]
+        self.write_state(st)
+        r = self.run_module("boxctl_machine", {"name": "system1", "image": "foo-0.2", "check": "false"})
+        self.assertTrue(r.get("failed"), r)
+        self.assertTrue(r["rolled_back"], r)
+        self.assertNotIn("result", r)
+        self.assertIn("cutover to foo-0.2 failed (boxctl exit 1); boxctl went back to foo-0.1 (gen 1)", r["msg"])
+
+    def test_machine_busy_is_not_a_rollback(self):
+        st = self.read_state()
+        st["images"]["foo-0.2"] = {"sha256": "2" * 64}
+        st["busy"] = ["system1"]
+        self.write_state(st)
+        r = self.run_module("boxctl_machine", {"name": "system1", "image": "foo-0.2"})
+        self.assertTrue(r.get("failed"), r)
+        self.assertFalse(r["rolled_back"], r)
+        self.assertIn("is busy", r["msg"])
 
     def test_fallback_from_image(self):
         st = self.read_state()
