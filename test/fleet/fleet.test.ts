@@ -28,6 +28,7 @@ import {
   type MachineSnapshot,
   machineStatus,
   playbook,
+  repo,
   snapshot,
 } from "./fleet.ts";
 
@@ -62,7 +63,7 @@ describe("Ansible collection boxctl.boxctl against a fleet of three hosts", {
   };
   const roll = (vars: Record<string, unknown> = {}, ...args: string[]) =>
     playbook(collections, inv, [
-      "ansible/playbooks/rolling-cutover.yml",
+      join(repo, "ansible/playbooks/rolling-cutover.yml"),
       "-e",
       JSON.stringify({
         boxctl_image_name: "foo-0.2",
@@ -77,7 +78,7 @@ describe("Ansible collection boxctl.boxctl against a fleet of three hosts", {
     ]);
   const rollback = (...args: string[]) =>
     playbook(collections, inv, [
-      "ansible/playbooks/rollback.yml",
+      join(repo, "ansible/playbooks/rollback.yml"),
       "-e",
       JSON.stringify({ boxctl_image_name: "foo-0.2" }),
       ...args,
