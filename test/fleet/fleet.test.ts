@@ -1,13 +1,19 @@
 // Issue 17: the boxctl.boxctl Ansible collection and its playbooks, run with
-// this machine's ansible-playbook (Debian's ansible-core) as the controller
-// against three booted Debian 12 test hosts, each with system1 on foo-0.1.
-// The collection is built and installed with ansible-galaxy, as a user would.
+// ansible-playbook on this machine as the controller against three booted
+// test hosts, each with system1 on foo-0.1. The collection is built and
+// installed with ansible-galaxy, as a user would.
 //
 //   node --import tsx --test test/fleet/fleet.test.ts
 //
-// Needs root, `apt-get install ansible` (community.docker's nsenter
-// connection), python3 in the test hosts (test/host/recipe.sh) and
-// dist/boxctl.mjs (npm run build). BOXCTL_FLEET_VERBOSE=1 shows Ansible's output.
+// Needs root, `apt-get install ansible` (Debian 12: ansible-core 2.14, with
+// community.docker's nsenter connection), python3 in the test hosts
+// (test/host/recipe.sh) and dist/boxctl.mjs (npm run build). About 4 minutes.
+//   BOXCTL_FLEET_CONTROLLER=DIR  run ansible from the root filesystem DIR
+//                                (chroot), e.g. Debian 13's ansible-core 2.19
+//   BOXCTL_FLEET_SUITE=trixie    Debian 13 test hosts instead of Debian 12
+//   BOXCTL_FLEET_URL=1           stage foo-0.2 from a URL (needs a boxctl
+//                                with `stage-image URL`)
+//   BOXCTL_FLEET_VERBOSE=1       show Ansible's output
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { rmSync, writeFileSync } from "node:fs";
@@ -29,6 +35,7 @@ import {
   machineStatus,
   playbook,
   repo,
+  SUITE,
   snapshot,
 } from "./fleet.ts";
 
@@ -50,7 +57,7 @@ const SECRET = "s3cret-pw";
 describe("Ansible collection boxctl.boxctl against a fleet of three hosts", {
   skip: !haveAnsible && "ansible-playbook is not installed (apt-get install ansible)",
 }, () => {
-  process.stderr.write(`controller: ${ansibleVersion}\n`);
+  process.stderr.write(`controller: ${ansibleVersion}; hosts: Debian ${SUITE}\n`);
   let fleet: FleetHost[] = [];
   let collections = "";
   let inv = "";

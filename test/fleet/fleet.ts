@@ -22,10 +22,12 @@ import {
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { cachePath, TestHost } from "../host/host.ts";
+import { cachePath, type Suite, TestHost } from "../host/host.ts";
 
 export const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const MACHINE = "system1";
+/** The test hosts' Debian: bookworm (default) or trixie (BOXCTL_FLEET_SUITE). */
+export const SUITE: Suite = process.env.BOXCTL_FLEET_SUITE === "trixie" ? "trixie" : "bookworm";
 
 /**
  * The controller: this machine's ansible, or, with BOXCTL_FLEET_CONTROLLER
@@ -115,7 +117,7 @@ async function bootInOwnCgroup(id: string): Promise<{ host: TestHost; cgroups: s
     writeFileSync(join(c, "cgroup.procs"), String(process.pid));
   }
   try {
-    return { host: await TestHost.boot("bookworm"), cgroups };
+    return { host: await TestHost.boot(SUITE), cgroups };
   } finally {
     for (const b of back) writeFileSync(join(b, "cgroup.procs"), String(process.pid));
   }
@@ -141,7 +143,7 @@ export async function destroyFleet(fleet: FleetHost[]): Promise<void> {
   for (const h of fleet) for (const c of h.cgroups) removeCgroup(c);
 }
 
-/** Boots n bookworm hosts, each with system1 running on foo-0.1. */
+/** Boots n test hosts, each with system1 running on foo-0.1. */
 export async function bootFleet(n: number): Promise<FleetHost[]> {
   const fleet: FleetHost[] = [];
   try {

@@ -1,5 +1,8 @@
-// Development helper: boots N bookworm test hosts with system1 on foo-0.1,
-// writes an inventory to $1 and holds them until SIGTERM/SIGINT.
+// Development helper: boots N test hosts (as the fleet test does) with system1
+// on foo-0.1, writes an Ansible inventory for them to $1 and holds them until
+// SIGTERM/SIGINT, for trying the playbooks by hand:
+//   ansible-playbook -i /tmp/inv.ini ansible/playbooks/rolling-cutover.yml -e ...
+// (with ANSIBLE_COLLECTIONS_PATH pointing at an installed boxctl.boxctl).
 //   node --import tsx test/fleet/hold.ts /tmp/inv.ini 3
 import { writeFileSync } from "node:fs";
 import { bootFleet, destroyFleet, inventory } from "./fleet.ts";

@@ -373,5 +373,54 @@ class TestModulesWithFakeBoxctl(unittest.TestCase):
         self.assertEqual(r["ansible_facts"]["boxctl"]["images"]["images"][0]["name"], "foo-0.1")
 
 
+class _Captured(Exception):
+    pass
+
+
+@unittest.skipUnless(ansible_available(), "ansible-core is not installed")
+class TestDocumentationMatchesArgumentSpec(unittest.TestCase):
+    """What ansible-test's validate-modules checks first: DOCUMENTATION == argument_spec."""
+
+    def test_each_module(self):
+        import yaml
+
+        tmp = tempfile.mkdtemp(prefix="boxctl-doc-")
+        self.addCleanup(shutil.rmtree, tmp)
+        ns = os.path.join(tmp, "ansible_collections", "boxctl")
+        os.makedirs(ns)
+        os.symlink(COLLECTION, os.path.join(ns, "boxctl"))
+        sys.path.insert(0, tmp)
+        self.addCleanup(sys.path.remove, tmp)
+        for name in ("boxctl_image", "boxctl_machine", "boxctl_info"):
+            path = os.path.join(COLLECTION, "plugins", "modules", name + ".py")
+            spec = importlib.util.spec_from_file_location("doc_" + name, path)
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+            captured = {}
+
+            def fake_module(**kwargs):
+                captured.update(kwargs)
+                raise _Captured()
+            mod.AnsibleModule = fake_module
+            with self.assertRaises(_Captured):
+                mod.main()
+            argspec = captured["argument_spec"]
+            doc = yaml.safe_load(mod.DOCUMENTATION)
+            yaml.safe_load(mod.EXAMPLES)
+            yaml.safe_load(mod.RETURN)
+            self.assertEqual(doc["module"], name)
+            options = doc["options"]
+            self.assertEqual(sorted(options), sorted(argspec), name)
+            for opt, a in argspec.items():
+                d = options[opt]
+                where = "%s.%s" % (name, opt)
+                self.assertEqual(d.get("type", "str"), a.get("type", "str"), where)
+                self.assertEqual(d.get("required", False), a.get("required", False), where)
+                self.assertEqual(d.get("default"), a.get("default"), where)
+                self.assertEqual(d.get("choices"), a.get("choices"), where)
+                self.assertEqual(d.get("elements"), a.get("elements"), where)
+                self.assertTrue(d.get("description"), where)
+
+
 if __name__ == "__main__":
     unittest.main()
