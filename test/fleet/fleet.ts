@@ -8,26 +8,18 @@
 // between the test hosts (which have --private-network) are needed.
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmdirSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { cachePath, type Suite, TestHost } from "../host/host.ts";
+import { ALL_SUITES, cachePath, type Suite, TestHost } from "../host/host.ts";
 
 export const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const MACHINE = "system1";
-/** The test hosts' Debian: bookworm (default) or trixie (BOXCTL_FLEET_SUITE). */
-export const SUITE: Suite = process.env.BOXCTL_FLEET_SUITE === "trixie" ? "trixie" : "bookworm";
+/** The test hosts' Debian: bookworm (default), or BOXCTL_FLEET_SUITE (trixie, sid). */
+export const SUITE: Suite = (ALL_SUITES as string[]).includes(process.env.BOXCTL_FLEET_SUITE ?? "")
+  ? (process.env.BOXCTL_FLEET_SUITE as Suite)
+  : "bookworm";
 
 /**
  * The controller: this machine's ansible, or, with BOXCTL_FLEET_CONTROLLER
@@ -69,7 +61,6 @@ export interface FleetHost {
   name: string; // inventory name: h1, h2, ...
   host: TestHost;
   pid: number; // the test host's PID 1 (systemd) as seen here
-  cgroups: string[]; // the cgroups it was booted in (see bootInOwnCgroup)
 }
 
 /** The leader pid of a booted TestHost (host.ts keeps it private). */
@@ -86,61 +77,9 @@ export function imageSha256(file: string): string {
     .digest("hex");
 }
 
-// On this machine PID 1 is not systemd and cgroups are hybrid (v1 plus the
-// unified hierarchy): every process sits in the root cgroup, and nspawn puts
-// each test host's systemd into "/payload" of its own cgroup, so every test
-// host booted from the root shares /payload. Two hosts that run a machine of
-// the same name at the same time then remove each other's
-// machine.slice/systemd-nspawn@NAME.service cgroup ("Failed to attach ... to
-// compat systemd cgroup ... No such file or directory"). So each fleet host
-// is booted from a cgroup of its own, which nspawn inherits from this
-// process (it reads its own cgroup from the unified hierarchy and creates
-// its payload in both).
-const CGROUPS = ["/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified"].filter((d) =>
-  existsSync(join(d, "cgroup.procs")),
-);
-
-function ownCgroup(hier: string): string {
-  const key = hier.endsWith("/unified") ? "" : "name=systemd";
-  const line = readFileSync("/proc/self/cgroup", "utf8")
-    .split("\n")
-    .find((l) => l.split(":")[1] === key);
-  return line?.split(":")[2] ?? "/";
-}
-
-async function bootInOwnCgroup(id: string): Promise<{ host: TestHost; cgroups: string[] }> {
-  const name = `boxctl-fleet-${process.pid}-${id}`;
-  const back = CGROUPS.map((h) => join(h, ownCgroup(h)));
-  const cgroups = CGROUPS.map((h) => join(h, name));
-  for (const c of cgroups) {
-    mkdirSync(c, { recursive: true });
-    writeFileSync(join(c, "cgroup.procs"), String(process.pid));
-  }
-  try {
-    return { host: await TestHost.boot(SUITE), cgroups };
-  } finally {
-    for (const b of back) writeFileSync(join(b, "cgroup.procs"), String(process.pid));
-  }
-}
-
-/** Removes a host's cgroup tree once its processes are gone (children first). */
-function removeCgroup(dir: string): void {
-  if (!existsSync(dir)) return;
-  for (const e of readdirSync(dir)) {
-    const p = join(dir, e);
-    if (statSync(p).isDirectory()) removeCgroup(p);
-  }
-  try {
-    rmdirSync(dir);
-  } catch {
-    // still busy: a process of the host outlived it
-  }
-}
-
-/** Destroys the hosts and their cgroups. */
+/** Destroys the hosts. */
 export async function destroyFleet(fleet: FleetHost[]): Promise<void> {
   await Promise.all(fleet.map((h) => h.host.destroy()));
-  for (const h of fleet) for (const c of h.cgroups) removeCgroup(c);
 }
 
 /** Boots n test hosts, each with system1 running on foo-0.1. */
@@ -148,8 +87,10 @@ export async function bootFleet(n: number): Promise<FleetHost[]> {
   const fleet: FleetHost[] = [];
   try {
     for (let i = 1; i <= n; i++) {
-      const { host, cgroups } = await bootInOwnCgroup(`h${i}`);
-      fleet.push({ name: `h${i}`, host, pid: leaderPid(host), cgroups });
+      // Each host is booted from a cgroup of its own (host.ts): hosts that
+      // share one would remove each other's systemd-nspawn@system1 cgroups.
+      const host = await TestHost.boot(SUITE);
+      fleet.push({ name: `h${i}`, host, pid: leaderPid(host) });
     }
     await Promise.all(
       fleet.map(async ({ host }) => {
