@@ -48,6 +48,9 @@ options:
       - The expected sha256 of the tarball (64 hex digits), checked by boxctl before the image
         appears (C(--sha256)), and compared with the staged image's.
     type: str
+  timeout:
+    description: With C(url), seconds the server may stay silent before boxctl gives up (C(--timeout); boxctl's default is 30).
+    type: int
   force:
     description: Stage an archive that holds no os-release file (C(--force)).
     type: bool
@@ -131,6 +134,7 @@ def main():
             path=dict(type="path"),
             url=dict(type="str"),
             sha256=dict(type="str"),
+            timeout=dict(type="int"),
             force=dict(type="bool", default=False),
             state=dict(type="str", default="present", choices=["present", "absent"]),
             executable=dict(type="path"),
@@ -185,6 +189,8 @@ def main():
             args += ["--sha256", sha]
         if p["force"]:
             args.append("--force")
+        if url and p["timeout"] is not None:
+            args += ["--timeout", str(p["timeout"])]
     elif action == "delete":
         args = ["delete-image", name]
     else:

@@ -83,6 +83,7 @@ def main():
                      "fallback": inst(m, m["fallback"]), "lastOperation": m.get("last")})
     if verb == "stage-image":
         name, sha = opt("--name"), opt("--sha256")
+        opt("--timeout")
         src = args[0]
         if "://" not in src:
             with open(src, "rb") as f:

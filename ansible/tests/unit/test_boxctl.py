@@ -347,10 +347,11 @@ class TestModulesWithFakeBoxctl(unittest.TestCase):
 
     def test_image_url_hides_credentials(self):
         url = "https://bob:s3cret@images.example.com/foo-0.3.tar?token=xyz"
-        r = self.run_module("boxctl_image", {"url": url, "sha256": "3" * 64})
+        r = self.run_module("boxctl_image", {"url": url, "sha256": "3" * 64, "timeout": 5})
         self.assertFalse(r.get("failed"), r)
         self.assertTrue(r["changed"])
         self.assertEqual(self.mutating_calls()[-1][:2], ["stage-image", url])
+        self.assertEqual(self.mutating_calls()[-1][-2:], ["--timeout", "5"])
         out = json.dumps(r)
         self.assertNotIn("s3cret", out)
         self.assertNotIn("token=xyz", out)
