@@ -160,6 +160,9 @@ describe("Ansible collection boxctl.boxctl against a fleet of three hosts", {
     const r = await roll({}, "-v");
     assert.equal(r.code, 0, r.output);
     if (URL_MODE) assert.doesNotMatch(r.output, new RegExp(SECRET), "the URL's password leaked");
+    // The mutating verbs' own --json documents come back as `result` (-v shows them).
+    assert.match(r.output, /"verb": "stage-image"/);
+    assert.match(r.output, /"verb": "cutover-instance"/);
     // serial [1, 2, "100%"]: Ansible announces the play once per batch.
     assert.equal(r.output.match(/^PLAY \[Rolling cutover/gm)?.length, 2, r.output);
     for (const h of fleet) {
