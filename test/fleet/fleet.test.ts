@@ -11,8 +11,8 @@
 //   BOXCTL_FLEET_CONTROLLER=DIR  run ansible from the root filesystem DIR
 //                                (chroot), e.g. Debian 13's ansible-core 2.19
 //   BOXCTL_FLEET_SUITE=trixie    Debian 13 test hosts instead of Debian 12
-//   BOXCTL_FLEET_URL=1           stage foo-0.2 from a URL (needs a boxctl
-//                                with `stage-image URL`)
+//   BOXCTL_FLEET_URL=0           stage foo-0.2 from /srv/images/foo-0.2.tar
+//                                instead of from a URL
 //   BOXCTL_FLEET_VERBOSE=1       show Ansible's output
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -47,11 +47,12 @@ const CHECK = `grep -qx VERSION=0.2 /etc/foo-release && test ! -e ${BROKEN}`;
 controllerMounts();
 const ansibleVersion = controllerVersion();
 const haveAnsible = ansibleVersion !== null;
-// With BOXCTL_FLEET_URL=1 the image is staged from http://127.0.0.1:8000/ in
-// each host (python3 -m http.server over /srv/images), with credentials in
-// the URL that must not show in Ansible's output. Needs a boxctl with
-// `stage-image URL`.
-const URL_MODE = process.env.BOXCTL_FLEET_URL === "1";
+// The rollout stages foo-0.2 from http://fleet:PASSWORD@127.0.0.1:8000/ in
+// each host (python3 -m http.server over /srv/images, on the host's own
+// loopback: the test hosts have private networks, not a shared one), and the
+// password must not show in Ansible's output. BOXCTL_FLEET_URL=0: from the
+// file instead.
+const URL_MODE = process.env.BOXCTL_FLEET_URL !== "0";
 const SECRET = "s3cret-pw";
 
 describe("Ansible collection boxctl.boxctl against a fleet of three hosts", {
