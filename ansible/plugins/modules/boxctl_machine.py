@@ -1,0 +1,316 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) boxctl contributors
+# MIT License (see the LICENSE of the boxctl repository)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: boxctl_machine
+short_description: Ensure a boxctl machine runs a given image, or fall it back
+version_added: "0.1.0"
+description:
+  - Ensures that the systemd-nspawn machine I(name), managed by boxctl, runs an instance of
+    I(image) as its current instance. If it does not, the module runs
+    C(boxctl cutover-instance NAME IMAGE), which creates a new instance of the image, restarts
+    the machine on it and waits for it to boot. If the new instance does not boot within
+    I(timeout) or the I(check) command fails inside it, boxctl goes back to the instance that
+    was current before, on its own, and the task fails with C(rolled_back=true).
+  - With C(state=fallback) it runs C(boxctl fallback-instance NAME), which swaps the current and
+    the fallback instance. Give C(from_image) to make that idempotent, the machine then falls
+    back only while its current instance runs that image.
+  - Optionally also ensures the machine is enabled (starts with the host) and started.
+  - The module reads the machine with C(boxctl list --json) and C(boxctl status NAME --json)
+    before and after each change; it decides only from that JSON and from boxctl's exit status.
+  - Supports check mode and diff mode (the current and fallback image before and after).
+author:
+  - boxctl contributors
+requirements:
+  - boxctl on the managed host (Node.js 18 or newer, systemd-container), run as root
+options:
+  name:
+    description: The machine's name.
+    type: str
+    required: true
+  state:
+    description:
+      - C(current) ensures the machine's current instance is an instance of C(image),
+        cutting over if it is not (a machine that does not exist yet is created).
+      - C(fallback) runs C(boxctl fallback-instance) (see C(from_image)).
+    type: str
+    choices: [current, fallback]
+    default: current
+  image:
+    description:
+      - The staged image the machine must run. Required with C(state=current).
+      - Stage it first with M(boxctl.boxctl.boxctl_image).
+    type: str
+  from_image:
+    description:
+      - With C(state=fallback), fall back only while the current instance runs this image;
+        otherwise nothing changes. Without it, every run falls back (and a second run returns
+        to the newer instance), so set it in playbooks.
+      - Fails if the fallback instance runs this image too.
+    type: str
+  check:
+    description:
+      - A shell command that must succeed inside the container after the cutover or fallback
+        (passed as C(--check)). It is run by C(/bin/sh -c) inside the container. If it fails,
+        boxctl goes back to the previous instance on its own.
+    type: str
+  timeout:
+    description: Seconds to wait for the container to boot (C(--timeout); boxctl's default is 90).
+    type: int
+  wait:
+    description: If another boxctl command holds the machine, wait for it (C(--wait)) instead of failing.
+    type: bool
+    default: false
+  enabled:
+    description: Whether the machine starts with the host (C(boxctl enable) / C(boxctl disable)). Unchanged if omitted.
+    type: bool
+  started:
+    description:
+      - Whether the machine runs (C(boxctl start) / C(boxctl poweroff)). Unchanged if omitted.
+      - A cutover or fallback always leaves the machine running; C(false) then powers it off.
+    type: bool
+  executable:
+    description: The boxctl command, if it is not on the PATH (or in /usr/local/bin).
+    type: path
+notes:
+  - Check mode reports what would change without calling any mutating boxctl verb. It does
+    not require C(image) to be staged yet, so a C(--check) run of a playbook that stages the
+    image in an earlier task shows the planned cutover.
+  - The check command is logged like any parameter; do not put secrets in it.
+seealso:
+  - module: boxctl.boxctl.boxctl_image
+  - module: boxctl.boxctl.boxctl_info
+"""
+
+EXAMPLES = r"""
+- name: Run system1 on foo-0.2, checked, enabled and started
+  boxctl.boxctl.boxctl_machine:
+    name: system1
+    image: foo-0.2
+    check: systemctl is-active nginx
+    timeout: 120
+    enabled: true
+    started: true
+
+- name: Roll system1 back off foo-0.2 (idempotent)
+  boxctl.boxctl.boxctl_machine:
+    name: system1
+    state: fallback
+    from_image: foo-0.2
+    wait: true
+"""
+
+RETURN = r"""
+changed:
+  description: Whether a cutover, fallback, enable/disable or start/poweroff ran (or would run, in check mode).
+  type: bool
+  returned: always
+image:
+  description: The image of the current instance after the task (the one planned, in check mode).
+  type: str
+  returned: always
+  sample: foo-0.2
+before_image:
+  description: The image of the current instance before the task; null for a new machine.
+  type: str
+  returned: always
+  sample: foo-0.1
+switched:
+  description: C(cutover), C(fallback) or null; what the task ran (or would run, in check mode).
+  type: str
+  returned: always
+rolled_back:
+  description:
+    - True when the cutover or fallback failed and boxctl went back to the previous instance,
+      which runs again. The task then fails.
+  type: bool
+  returned: always
+status:
+  description: C(boxctl status NAME --json) after the task (before it, in check mode); null if the machine does not exist.
+  type: dict
+  returned: always
+  sample:
+    version: 1
+    name: system1
+    state: running
+    enabled: true
+    current: {gen: 2, image: foo-0.2}
+    fallback: {gen: 1, image: foo-0.1}
+result:
+  description: The JSON document of the mutating verb, when boxctl supports C(--json) on it.
+  type: dict
+  returned: when a mutating verb ran and printed JSON
+commands:
+  description: The boxctl command lines the task ran (or would run, in check mode).
+  type: list
+  elements: list
+  returned: always
+stderr:
+  description: boxctl's standard error from the failed command.
+  type: str
+  returned: on failure
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.boxctl.boxctl.plugins.module_utils.boxctl import (
+    Boxctl, BoxctlError, error_message, machine_view, plan_changes, plan_machine, render_machine,
+)
+
+
+def find_boxctl(module):
+    exe = module.params["executable"]
+    if exe:
+        return exe
+    return module.get_bin_path("boxctl", required=True, opt_dirs=["/usr/local/bin", "/usr/local/sbin"])
+
+
+def went_back(doc, before_status, after_status):
+    """Whether boxctl went back on its own after a failed cutover or fallback.
+
+    From the verb's JSON if it printed one; else from status: a new last
+    operation whose result is rolled-back (a machine that was busy, say, has
+    the same last operation as before and did not go back).
+    """
+    if doc is not None and doc.get("result"):
+        return doc["result"] == "rolled-back"
+    if not after_status:
+        return False
+    last = after_status.get("lastOperation") or {}
+    prev = (before_status or {}).get("lastOperation") or {}
+    return last.get("result") == "rolled-back" and last != prev
+
+
+def switch_args(p, plan):
+    if plan["switch"] == "cutover":
+        args = ["cutover-instance", p["name"], p["image"]]
+    else:
+        args = ["fallback-instance", p["name"]]
+    if p["timeout"] is not None:
+        args += ["--timeout", str(p["timeout"])]
+    if p["check"] is not None:
+        args += ["--check", p["check"]]
+    if p["wait"]:
+        args.append("--wait")
+    return args
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type="str", required=True),
+            state=dict(type="str", default="current", choices=["current", "fallback"]),
+            image=dict(type="str"),
+            from_image=dict(type="str"),
+            check=dict(type="str"),
+            timeout=dict(type="int"),
+            wait=dict(type="bool", default=False),
+            enabled=dict(type="bool"),
+            started=dict(type="bool"),
+            executable=dict(type="path"),
+        ),
+        required_if=[("state", "current", ["image"])],
+        supports_check_mode=True,
+    )
+    p = module.params
+    name = p["name"]
+    bx = Boxctl(lambda argv: module.run_command(argv, environ_update={"LC_ALL": "C"}), find_boxctl(module))
+    result = dict(changed=False, image=None, before_image=None, switched=None, rolled_back=False,
+                  status=None, commands=[])
+
+    try:
+        before_status = bx.machine_status(name)
+    except BoxctlError as e:
+        module.fail_json(**dict(result, **e.as_result()))
+    before = machine_view(before_status)
+    plan = plan_machine(before, p["state"], image=p["image"], from_image=p["from_image"],
+                        enabled=p["enabled"], started=p["started"])
+    result["status"] = before_status
+    result["before_image"] = before["image"] if before else None
+    if plan["error"]:
+        module.fail_json(msg="%s: %s" % (name, plan["error"]), **result)
+
+    changed = plan_changes(plan)
+    result["changed"] = changed
+    result["switched"] = plan["switch"]
+    planned_cmds = []
+    if plan["switch"]:
+        planned_cmds.append([bx.executable] + switch_args(p, plan))
+    if plan["enable"] is not None:
+        planned_cmds.append([bx.executable, "enable" if plan["enable"] else "disable", name])
+    if plan["power"]:
+        planned_cmds.append([bx.executable, plan["power"], name])
+    diff = {"before_header": "boxctl machine %s" % name, "after_header": "boxctl machine %s" % name,
+            "before": render_machine(before, name)}
+
+    if module.check_mode or not changed:
+        result["image"] = plan["predicted"]["image"]
+        result["commands"] = planned_cmds
+        if module._diff:
+            diff["after"] = render_machine(plan["predicted"], name)
+            result["diff"] = diff
+        module.exit_json(**result)
+
+    def reread():
+        try:
+            return bx.machine_status(name)
+        except BoxctlError as e:
+            module.warn("could not read %s after the change: %s" % (name, e.msg))
+            return None
+
+    if plan["switch"]:
+        rc, doc, cmd, out, err = bx.mutate(switch_args(p, plan))
+        result["commands"].append(cmd)
+        if doc is not None:
+            result["result"] = doc
+        if rc != 0:
+            after_status = reread()
+            after = machine_view(after_status)
+            result["status"] = after_status
+            result["image"] = after["image"] if after else None
+            result["rolled_back"] = went_back(doc, before_status, after_status)
+            reason = error_message(doc, err, "exit status %s" % rc)
+            if result["rolled_back"] and after:
+                where = "boxctl went back to %s (gen %s), which runs again" % (after["image"], after["gen"])
+            elif after:
+                where = "%s is on %s (gen %s), %s" % (name, after["image"], after["gen"], after["state"])
+            else:
+                where = "%s does not exist" % name
+            if module._diff:
+                diff["after"] = render_machine(after, name)
+                result["diff"] = diff
+            what = "cutover to %s" % p["image"] if plan["switch"] == "cutover" else "fallback"
+            module.fail_json(msg="%s: %s failed (boxctl exit %s); %s. boxctl said: %s"
+                             % (name, what, rc, where, reason),
+                             rc=rc, stdout=out, stderr=err, cmd=cmd, **result)
+
+    for verb in (["enable" if plan["enable"] else "disable"] if plan["enable"] is not None else []) + (
+            [plan["power"]] if plan["power"] else []):
+        rc, out, err = bx.run([verb, name])
+        result["commands"].append([bx.executable, verb, name])
+        if rc != 0:
+            result["status"] = reread()
+            module.fail_json(msg="%s: boxctl %s failed: %s" % (name, verb, error_message(None, err, "exit status %s" % rc)),
+                             rc=rc, stdout=out, stderr=err, **result)
+
+    after_status = reread()
+    after = machine_view(after_status)
+    result["status"] = after_status
+    result["image"] = after["image"] if after else None
+    if module._diff:
+        diff["after"] = render_machine(after, name)
+        result["diff"] = diff
+    if p["state"] == "current" and (after is None or after["image"] != p["image"]):
+        module.fail_json(msg="%s: boxctl reported success but the current instance runs %s, not %s"
+                         % (name, result["image"], p["image"]), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

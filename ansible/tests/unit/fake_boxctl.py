@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""A fake boxctl for the unit tests: the verbs the modules call, on a JSON state file.
+
+FAKE_BOXCTL_STATE: the state ({images, machines, json_mutating, fail_check});
+FAKE_BOXCTL_LOG: every argv is appended to it, one JSON list a line.
+Mutating verbs refuse --json with exit 2 unless json_mutating is true, as the
+boxctl of today does.
+"""
+
+import hashlib
+import json
+import os
+import sys
+
+MUTATING = {"stage-image", "delete-image", "cutover-instance", "fallback-instance"}
+
+
+def main():
+    argv = sys.argv[1:]
+    with open(os.environ["FAKE_BOXCTL_LOG"], "a") as f:
+        f.write(json.dumps(argv) + "\n")
+    path = os.environ["FAKE_BOXCTL_STATE"]
+    with open(path) as f:
+        st = json.load(f)
+    verb, args = argv[0], argv[1:]
+    as_json = "--json" in args
+    args = [a for a in args if a != "--json"]
+    if verb in MUTATING and as_json and not st.get("json_mutating"):
+        sys.stderr.write("boxctl: unknown option '--json'\n")
+        return 2
+
+    def opt(name):
+        if name in args:
+            i = args.index(name)
+            v = args[i + 1]
+            del args[i:i + 2]
+            return v
+        return None
+
+    def save():
+        with open(path, "w") as f:
+            json.dump(st, f)
+
+    def inst(m, gen):
+        for i in m["instances"]:
+            if i["gen"] == gen:
+                return {"gen": gen, "image": i["image"]}
+        return None
+
+    def used_by(image):
+        out = []
+        for name, m in sorted(st["machines"].items()):
+            for i in m["instances"]:
+                if i["image"] == image:
+                    role = "current" if i["gen"] == m["current"] else (
+                        "fallback" if i["gen"] == m["fallback"] else "other")
+                    out.append({"machine": name, "gen": i["gen"], "role": role})
+        return out
+
+    def emit(doc, rc=0):
+        if as_json:
+            sys.stdout.write(json.dumps(doc) + "\n")
+        return rc
+
+    if verb == "list":
+        return emit({"version": 1, "machines": [
+            {"name": n, "managed": True, "state": "running" if m["running"] else "stopped",
+             "enabled": m["enabled"], "image": (inst(m, m["current"]) or {}).get("image"),
+             "generation": m["current"], "error": None}
+            for n, m in sorted(st["machines"].items())]})
+    if verb == "list-images":
+        return emit({"version": 1, "images": [
+            {"version": 1, "name": n, "sha256": i["sha256"], "source": i.get("source", n + ".tar"),
+             "os": "Debian", "size": 1, "staged": "2026-01-01T00:00:00.000Z", "usedBy": used_by(n)}
+            for n, i in sorted(st["images"].items())], "machines": []})
+    if verb == "status":
+        m = st["machines"].get(args[0])
+        if m is None:
+            sys.stderr.write("boxctl: no machine '%s'\n" % args[0])
+            return 1
+        return emit({"version": 1, "name": args[0], "state": "running" if m["running"] else "stopped",
+                     "enabled": m["enabled"], "current": inst(m, m["current"]),
+                     "fallback": inst(m, m["fallback"]), "lastOperation": m.get("last")})
+    if verb == "stage-image":
+        name, sha = opt("--name"), opt("--sha256")
+        opt("--timeout")
+        src = args[0]
+        if "://" not in src:
+            with open(src, "rb") as f:
+                digest = hashlib.sha256(f.read()).hexdigest()
+            if sha and sha != digest:
+                sys.stderr.write("boxctl: sha256 mismatch\n")
+                return 1
+            sha = digest
+        if name in st["images"]:
+            sys.stderr.write("boxctl: image '%s' is already staged\n" % name)
+            return 1
+        st["images"][name] = {"sha256": sha, "source": os.path.basename(src.split("?")[0])}
+        save()
+        return emit({"version": 1, "verb": verb, "changed": True, "image": {"name": name}, "error": None})
+    if verb == "delete-image":
+        if used_by(args[0]):
+            sys.stderr.write("boxctl: image in use\n")
+            return 1
+        del st["images"][args[0]]
+        save()
+        return emit({"version": 1, "verb": verb, "changed": True, "image": args[0], "error": None})
+    if verb in ("cutover-instance", "fallback-instance"):
+        opt("--timeout")
+        check = opt("--check")
+        if "--wait" in args:
+            args.remove("--wait")
+        name = args[0]
+        if name in st.get("busy", []):
+            sys.stderr.write("boxctl: %s is busy: cutover-instance by pid 1\n" % name)
+            return 1
+        m = st["machines"].setdefault(name, {"instances": [], "current": None, "fallback": None,
+                                             "running": False, "enabled": False})
+        old_cur, old_fb = m["current"], m["fallback"]
+        if verb == "cutover-instance":
+            image = args[1]
+            if image not in st["images"]:
+                sys.stderr.write("boxctl: image '%s' is not staged\n" % image)
+                return 1
+            gen = max([i["gen"] for i in m["instances"]] or [0]) + 1
+            m["instances"].append({"gen": gen, "image": image})
+        else:
+            if old_fb is None:
+                sys.stderr.write("boxctl: no fallback\n")
+                return 1
+            gen = old_fb
+            image = inst(m, gen)["image"]
+        doc = {"version": 1, "verb": verb, "machine": name, "changed": True,
+               "target": {"gen": gen, "image": image}}
+        st["clock"] = st.get("clock", 0) + 1
+        m["last"] = {"verb": verb, "started": st["clock"], "result": "ok"}
+        if check is not None and image in st.get("fail_check", []):
+            m["last"]["result"] = "rolled-back"
+            m["running"] = old_cur is not None
+            save()
+            sys.stderr.write("boxctl: --check failed; going back\n")
+            doc.update(result="rolled-back", current=inst(m, old_cur), running=m["running"],
+                       error={"message": "--check %r failed inside %s (exit 1)" % (check, name),
+                              "hint": None, "step": "check"})
+            return emit(doc, 1)
+        m["current"], m["fallback"], m["running"] = gen, old_cur, True
+        save()
+        doc.update(result="ok", current=inst(m, gen), fallback=inst(m, old_cur), running=True, error=None)
+        return emit(doc)
+    if verb in ("enable", "disable"):
+        st["machines"][args[0]]["enabled"] = verb == "enable"
+        save()
+        return 0
+    if verb in ("start", "poweroff"):
+        st["machines"][args[0]]["running"] = verb == "start"
+        save()
+        return 0
+    sys.stderr.write("fake boxctl: unknown verb %s\n" % verb)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
