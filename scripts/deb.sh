@@ -89,6 +89,13 @@ if grep -q '^#!' "$root/usr/share/bash-completion/completions/boxctl"; then
   echo "deb.sh: the completion script has a #! line" >&2; exit 1
 fi
 
+# The Ansible collection boxctl.boxctl, where Debian's ansible finds it
+# without configuration (its default collections path); its tests stay out.
+coll="$root/usr/share/ansible/collections/ansible_collections/boxctl/boxctl"
+install -d "$coll"
+(cd ansible && tar -c --exclude=tests --exclude='__pycache__' --exclude='*.pyc' --exclude=.gitignore \
+  galaxy.yml meta plugins playbooks README.md) | tar -x -C "$coll"
+
 install -d "$root/usr/share/doc/boxctl" "$root/usr/share/lintian/overrides"
 cp debian/copyright "$root/usr/share/doc/boxctl/copyright"
 gzip -9n <"$changelog" >"$root/usr/share/doc/boxctl/changelog.Debian.gz"

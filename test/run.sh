@@ -26,7 +26,9 @@ if [[ $mode != unit ]]; then
   # Installs debootstrap and systemd-container if missing, then builds the
   # cached test hosts and guest images (about a minute and a half, once).
   bash test/host/cache.sh
-  files+=(test/system/*.test.ts)
+  files+=(test/system/*.test.ts test/fleet/fleet.test.ts)
+  # The Ansible modules' own tests, with the python that has Debian's Ansible.
+  /usr/bin/python3 -m unittest discover -q -s ansible/tests/unit
 fi
 # Node 20's --test does not find .ts files in a directory, so they are listed.
 exec node --import tsx --test --test-concurrency="${BOXCTL_TEST_JOBS:-2}" "${files[@]}"

@@ -39,6 +39,8 @@ need() {
   local missing=()
   command -v debootstrap >/dev/null || missing+=(debootstrap)
   command -v systemd-nspawn >/dev/null || missing+=(systemd-container)
+  # The fleet test drives the test hosts with Debian's Ansible (community.docker.nsenter).
+  command -v ansible-playbook >/dev/null || missing+=(ansible)
   ((${#missing[@]} == 0)) && return
   [[ $(id -u) == 0 ]] || { echo "cache.sh: needs ${missing[*]}; run as root to install them" >&2; exit 1; }
   echo "cache.sh: installing ${missing[*]}" >&2

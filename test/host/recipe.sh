@@ -11,7 +11,7 @@ kind=$1 suite=$2 dir=$3
 
 common=systemd,systemd-sysv,dbus,util-linux,tar,xz-utils,zstd,bzip2,gzip
 case $kind in
-  host)  pkgs=$common,systemd-container,nodejs,acl,attr,libcap2-bin,procps,libnss-mymachines,locales,util-linux-locales,libc-l10n,man-db,bash-completion,python3 ;;
+  host)  pkgs=$common,systemd-container,nodejs,acl,attr,libcap2-bin,procps,libnss-mymachines,locales,util-linux-locales,libc-l10n,man-db,bash-completion,python3,curl ;;
   guest) pkgs=$common,procps ;;
   *) echo "recipe.sh: unknown kind '$kind'" >&2; exit 2 ;;
 esac

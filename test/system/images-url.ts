@@ -6,14 +6,14 @@ import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { type ImagesCtx, STORE, T } from "./images-helpers.ts";
 
-const PORT = 8088;
+export const PORT = 8088;
 const BASE_URL = `http://127.0.0.1:${PORT}`;
 
 /**
  * /ok/F serves F; /stall/F sends a megabyte of F, then nothing; /cut/F
  * promises all of F and hangs up half-way; anything else is 404.
  */
-const SERVER = `
+export const SERVER = `
 const http = require("node:http"), fs = require("node:fs");
 const dir = process.argv[2];
 http.createServer((req, res) => {

@@ -1,0 +1,50 @@
+// stage-image URL against `curl -o- URL | tar -x` with the same fidelity
+// flags, from the same local HTTP server inside a test host (its loopback),
+// into the same file system, alternating. Only the staging command is
+// timed; the image or tree is removed between runs.
+//   node --import tsx bench/url.bench.ts [bookworm|trixie]      (root)
+import { type Suite, TestHost } from "../test/host/host.ts";
+import { PORT, SERVER } from "../test/system/images-url.ts";
+import { compare } from "./lib.ts";
+
+const suite = (process.argv[2] ?? "bookworm") as Suite;
+const RUNS = Number(process.env.BENCH_RUNS ?? 7);
+const URL = `http://127.0.0.1:${PORT}/ok/foo-0.1.tar`;
+const host = await TestHost.boot(suite);
+const sh = (script: string) => host.sh(["sh", "-c", script], { timeoutMs: 600_000 });
+
+async function timed(script: string): Promise<number> {
+  const t0 = performance.now();
+  await sh(script);
+  return performance.now() - t0;
+}
+
+try {
+  await sh(`cat > /root/serve.cjs <<'EOF'\n${SERVER}\nEOF`);
+  await sh("systemd-run --unit=bx-http --collect node /root/serve.cjs /srv/images");
+  await sh(
+    `for i in $(seq 100); do curl -so /dev/null ${URL} && break; sleep 0.1; done; curl -sfo /dev/null ${URL}`,
+  );
+  const sha = (await sh("sha256sum /srv/images/foo-0.1.tar")).split(" ")[0];
+  let n = 0;
+  await compare(
+    "stage-image URL vs curl | tar -x (same flags, same file system)",
+    async () => {
+      const name = `u${n++}`;
+      const ms = await timed(`boxctl stage-image -q ${URL} --name ${name} --sha256 ${sha}`);
+      await sh(`boxctl delete-image ${name} >/dev/null`);
+      return ms;
+    },
+    async () => {
+      const dir = "/var/lib/boxctl/bench-tree";
+      const ms = await timed(
+        `mkdir -p ${dir} && curl -so- ${URL} | tar -x --numeric-owner --xattrs --xattrs-include='*' --acls -p -C ${dir} && sync -f ${dir}`,
+      );
+      await sh(`rm -rf ${dir}`);
+      return ms;
+    },
+    RUNS,
+  );
+} finally {
+  await host.destroy();
+}
