@@ -28,6 +28,8 @@ export const InstanceSchema = v.object({
    * --private-users no).
    */
   uidBase: v.optional(v.nullable(Base)),
+  /** Pinned (boxctl pin NAME --instance GEN): prune never deletes it. Absent: not pinned. */
+  pinned: v.optional(v.boolean()),
 });
 
 export const OperationSchema = v.object({

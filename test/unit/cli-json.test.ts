@@ -50,8 +50,11 @@ describe("--json of the mutating verbs", () => {
       "delete-image",
       "delete-instance",
       "fallback-instance",
+      "pin",
+      "prune",
       "reset",
       "stage-image",
+      "unpin",
     ]);
   });
 
@@ -101,5 +104,19 @@ describe("--json of the mutating verbs", () => {
     const doc = await run(h, ["delete-instance", "web", "foo-0.1"]);
     assert.equal(doc.changed, false);
     assert.match((doc.error as { message: string }).message, /never deletes the current instance/);
+  });
+
+  it("prune --dry-run lists exactly what prune --yes removes", async () => {
+    await run(h, ["cutover-instance", "web", "foo-0.1"]);
+    await run(h, ["cutover-instance", "web", "foo-0.2"]);
+    await run(h, ["cutover-instance", "web", "foo-0.1"]);
+    const dry = await run(new FakeHost({ dryRun: true }), ["prune", "--keep", "0"]);
+    const real = await run(h, ["prune", "--keep", "0", "--yes"]);
+    assert.deepEqual(dry.plan, real.plan);
+    const plan = dry.plan as { instances: unknown[]; images: unknown[] };
+    assert.deepEqual(real.removed, { instances: plan.instances, images: plan.images });
+    assert.deepEqual(plan.images, ["broken"]);
+    assert.equal(plan.instances.length, 1);
+    assert.equal(real.changed, true);
   });
 });

@@ -14,7 +14,7 @@ import { renderDiff, renderHistory } from "../render/instances.ts";
 import type { Ctx, Opts, Verb } from "../types.ts";
 
 const str = (o: Opts, k: string) => (typeof o[k] === "string" ? (o[k] as string) : undefined);
-function gen(o: Opts, k = "instance"): number | undefined {
+export function gen(o: Opts, k = "instance"): number | undefined {
   const s = str(o, k);
   if (s === undefined) return undefined;
   if (!/^[1-9]\d*$/.test(s))
