@@ -4,7 +4,7 @@ import { df } from "../../ops/df.ts";
 import { pinImage, pinInstance } from "../../ops/pin.ts";
 import { applyPrune, loadStore, parseKeep, prunePlan } from "../../ops/prune.ts";
 import { describe } from "../../store/machine.ts";
-import { done, emit, writeJson } from "../output.ts";
+import { done, emit } from "../output.ts";
 import { pruneLines, renderDf } from "../render/store.ts";
 import type { Ctx, Verb } from "../types.ts";
 import { gen } from "./instances.ts";
@@ -120,14 +120,13 @@ current, an image came into use) is left alone and reported (exit 1).`,
       const { machines, images } = loadStore();
       const plan = prunePlan(machines, images, parseKeep(ctx.opts.keep));
       const lines = pruneLines(plan);
+      // main.ts refuses --json with --dry-run: a dry run prints, one line each, what a real run removes.
       if (ctx.r.dryRun) {
-        if (ctx.opts.json) writeJson({ verb: "prune", dryRun: true, plan, error: null });
-        else
-          process.stdout.write(
-            lines.length
-              ? `would remove:\n${lines.map((l) => `  ${l}\n`).join("")}`
-              : "nothing to prune\n",
-          );
+        process.stdout.write(
+          lines.length
+            ? `would remove:\n${lines.map((l) => `  ${l}\n`).join("")}`
+            : "nothing to prune\n",
+        );
         return 0;
       }
       if (lines.length === 0)
