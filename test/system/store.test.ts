@@ -83,5 +83,17 @@ for (const suite of STAGING_SUITES) {
       );
       assert.ok(await isActive(host, M), "the current instance still runs");
     });
+
+    it("a machine's keep setting prunes its instances after a successful cutover", async () => {
+      ok(await host.boxctl(["set-keep", M, "0"]));
+      const r = ok(await host.boxctl(["cutover-instance", M, "foo-0.1"]));
+      assert.match(r.stderr, new RegExp(`${M}: keep 0: removed instance ${M} gen 3 \\(foo-0.1\\)`));
+      const m = await machineJson(host, M);
+      assert.deepEqual([m.current, m.fallback], [5, 4]);
+      assert.deepEqual(
+        m.instances.map((i) => i.gen),
+        [1, 4, 5],
+      );
+    });
   });
 }

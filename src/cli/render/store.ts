@@ -1,7 +1,7 @@
 // Tables for df and prune.
 import { humanBytes } from "../../base/format.ts";
 import type { DfDoc } from "../../ops/df.ts";
-import type { PrunePlan } from "../../ops/prune.ts";
+import type { PrunePlan, PruneResult } from "../../ops/prune.ts";
 import { renderTable } from "../output.ts";
 
 const yes = (b: boolean, w: string) => (b ? w : "");
@@ -40,4 +40,13 @@ export function pruneLines(p: Pick<PrunePlan, "instances" | "images">): string[]
     ...p.instances.map((i) => `instance ${i.machine} gen ${i.gen} (${i.image})`),
     ...p.images.map((n) => `image ${n}`),
   ];
+}
+
+/** What a machine's keep setting deleted after a cutover, on stderr (stdout is the cutover's). */
+export function reportKeep(name: string, res: PruneResult | null): void {
+  if (!res) return;
+  for (const l of pruneLines(res.removed))
+    process.stderr.write(`boxctl: ${name}: keep ${res.plan.keep}: removed ${l}\n`);
+  for (const f of res.failed)
+    process.stderr.write(`boxctl: ${name}: keep: left ${f.what}: ${f.message}\n`);
 }

@@ -1,6 +1,7 @@
 import { createInterface } from "node:readline";
 import { BoxError, UsageError } from "../../base/errors.ts";
 import { df } from "../../ops/df.ts";
+import { setKeep } from "../../ops/keep.ts";
 import { pinImage, pinInstance } from "../../ops/pin.ts";
 import { applyPrune, loadStore, parseKeep, prunePlan } from "../../ops/prune.ts";
 import { describe } from "../../store/machine.ts";
@@ -154,4 +155,25 @@ current, an image came into use) is left alone and reported (exit 1).`,
   },
   pinVerb(true),
   pinVerb(false),
+  {
+    name: "set-keep",
+    group: "image",
+    args: [{ name: "NAME", complete: "machine" }, { name: "N|off" }],
+    summary: "After each successful cutover of NAME, delete its instances beyond the N newest.",
+    details: `Sets NAME's keep setting, stored in its machine.json (off by default). After every
+successful cutover-instance of NAME, boxctl deletes NAME's instances beyond the N newest
+that are neither current, fallback nor pinned, as boxctl prune --keep N does for that
+machine alone, and says so on stderr. It never deletes an image (boxctl prune does).
+off: keep every instance.`,
+    options: {
+      wait: { type: "boolean", help: "If another boxctl command holds the machine, wait for it." },
+    },
+    mutates: true,
+    run: async (ctx) => {
+      const [name, spec] = ctx.args as [string, string];
+      const keep = await setKeep(ctx.r, name, spec, { wait: ctx.opts.wait === true });
+      if (!ctx.r.dryRun) process.stdout.write(`${name}: keep ${keep === null ? "off" : keep}\n`);
+      return 0;
+    },
+  },
 ];

@@ -4,6 +4,7 @@ import { existsSync } from "node:fs";
 import { beforeEach, describe, it } from "node:test";
 import { paths } from "../../../src/base/paths.ts";
 import { df } from "../../../src/ops/df.ts";
+import { applyKeep, setKeep } from "../../../src/ops/keep.ts";
 import { pinImage, pinInstance } from "../../../src/ops/pin.ts";
 import { applyPrune, loadStore, prunePlan } from "../../../src/ops/prune.ts";
 import { cutover } from "../../../src/ops/switch.ts";
@@ -79,6 +80,26 @@ describe("prune and pin", () => {
     assert.equal((await pinInstance(h, M, 3, true)).changed, true);
     assert.equal(loadMachine(M)?.instances.find((i) => i.gen === 3)?.pinned, true);
     await assert.rejects(pinInstance(h, M, 9, true), /no instance gen 9/);
+  });
+});
+
+describe("keep", () => {
+  it("is off by default, and once set deletes only that machine's old instances, never an image", async () => {
+    tempRoot(["foo-0.1", "foo-0.2", "foo-0.3"]);
+    const h = new FakeHost();
+    for (const im of ["foo-0.1", "foo-0.2", "foo-0.3"]) await cutover(h, M, im, opts);
+    assert.equal(await applyKeep(h, M), null);
+    assert.equal(await setKeep(h, M, "0"), 0);
+    assert.equal(loadMachine(M)?.keep, 0);
+    const res = await applyKeep(h, M);
+    assert.deepEqual(res?.removed, {
+      instances: [{ machine: M, gen: 1, image: "foo-0.1" }],
+      images: [],
+    });
+    assert.ok(existsSync(paths.image("foo-0.1")), "images are prune's business");
+    assert.equal(await setKeep(h, M, "off"), null);
+    assert.equal(loadMachine(M)?.keep, undefined);
+    await assert.rejects(setKeep(h, M, "-1"), /a number or off/);
   });
 });
 
