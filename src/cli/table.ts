@@ -8,6 +8,7 @@ import type { Verb } from "./types.ts";
 import { containerVerbs } from "./verbs/container.ts";
 import { imageVerbs } from "./verbs/images.ts";
 import { instanceVerbs } from "./verbs/instances.ts";
+import { storeVerbs } from "./verbs/store.ts";
 
 const metaVerbs: Verb[] = [
   {
@@ -42,6 +43,7 @@ export const VERBS: Verb[] = [
   ...containerVerbs,
   ...imageVerbs,
   ...instanceVerbs,
+  ...storeVerbs,
   ...metaVerbs,
 ].sort((a, b) => (a.name < b.name ? -1 : 1));
 

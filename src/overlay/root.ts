@@ -18,6 +18,7 @@ import {
 } from "../host/systemd.ts";
 import { removeInstanceDirs } from "../store/instances.ts";
 import type { Instance } from "../store/machine.ts";
+import { viewUnitName } from "./views.ts";
 import { removeViewUnit, rootUnitsMatch, writeRootUnits } from "./wiring.ts";
 
 /** The upper dir of the overlay mounted at the machine's root now: null if nothing is mounted, "" if it is not an overlay. */
@@ -91,9 +92,31 @@ export async function remountLive(r: Runner, name: string, target: Instance): Pr
   if (have !== null) {
     await unmountRoot(r, name);
     await r.whenReal(() => waitMountUnitDown(r, root));
+    await r.whenReal(() => waitViewSettled(r, name, have));
   }
   await startMount(r, root);
   r.whenReal(() => checkMounted(r, name, target));
+}
+
+/**
+ * The old instance's idmapped view stops by itself once its overlay is
+ * unmounted (StopWhenUnneeded). During a switch the mount unit still
+ * requires it (the /etc unit's Requires= stays under the /run drop-in,
+ * see wiring.ts), so starting the mount while that stop is under way
+ * would queue a start against the stop and fail as a dependency: wait for
+ * the stop to end first; the start then mounts it again, unused, until
+ * the commit.
+ */
+async function waitViewSettled(r: Runner, name: string, upper: string): Promise<void> {
+  const gen = /\/instances\/(\d+)\/upper$/.exec(upper)?.[1];
+  if (!gen) return;
+  const unit = viewUnitName(name, Number(gen));
+  for (let i = 0; i < 1000; i++) {
+    const u = await unitInfo(r, unit);
+    // It stops by itself, but systemd may not have queued that stop yet.
+    if ((u.activeState === "inactive" || u.activeState === "failed") && u.job === "") return;
+    await r.sleep(10);
+  }
 }
 
 /**

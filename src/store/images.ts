@@ -24,6 +24,8 @@ export const ImageSchema = v.object({
   source: v.string(),
   /** Machine IDs the image carries, which boxctl keeps out of every instance (machine-id.ts). */
   sharedMachineIds: v.optional(v.array(v.string())),
+  /** Pinned (boxctl pin IMAGE): prune never deletes it. Absent: not pinned. */
+  pinned: v.optional(v.boolean()),
 });
 
 export type ImageMeta = v.InferOutput<typeof ImageSchema>;

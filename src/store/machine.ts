@@ -28,6 +28,8 @@ export const InstanceSchema = v.object({
    * --private-users no).
    */
   uidBase: v.optional(v.nullable(Base)),
+  /** Pinned (boxctl pin NAME --instance GEN): prune never deletes it. Absent: not pinned. */
+  pinned: v.optional(v.boolean()),
 });
 
 export const OperationSchema = v.object({
@@ -70,6 +72,8 @@ export const MachineSchema = v.object({
   privateUsers: v.optional(v.boolean()),
   /** The carry policy (set-carry); absent means DEFAULT_CARRY. */
   carry: v.optional(CarrySchema),
+  /** set-keep: after each successful cutover, prune --keep N this machine's instances. Absent: off. */
+  keep: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
 });
 
 export type Instance = v.InferOutput<typeof InstanceSchema>;

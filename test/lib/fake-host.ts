@@ -37,6 +37,10 @@ export class FakeHost implements Runner {
   readonly busy = new Set<string>();
   /** The exit status of --check commands. */
   checkExit = 0;
+  /** du's bytes for files or dirs (disjoint); a dir with none under it has 4096. */
+  readonly duBytes = new Map<string, number>();
+  /** Hard-linked inodes: bytes held by each of paths, counted once per du, in the first argument that has one. */
+  readonly duLinked: { paths: string[]; bytes: number }[] = [];
 
   constructor(o: { dryRun?: boolean } = {}) {
     this.dryRun = o.dryRun ?? false;
@@ -205,7 +209,7 @@ export class FakeHost implements Runner {
         rmSync(a[a.length - 1] ?? "/nonexistent", { recursive: true, force: true });
         return this.ok();
       case "du":
-        return this.ok(`4096\t${a[a.length - 1]}\n`);
+        return this.du(a);
       case "flock":
       case "machinectl":
         return this.ok();
@@ -224,6 +228,26 @@ export class FakeHost implements Runner {
       default:
         throw new Error(`fake host: ${a.join(" ")} is not simulated`);
     }
+  }
+
+  /** du -s [-c] -B1 -x [--] DIR...: one line per DIR, and a total with -c, as GNU du counts. */
+  private du(a: string[]): RunResult {
+    const dirs = a.slice(1).filter((x) => !x.startsWith("-"));
+    const under = (p: string, d: string) => p === d || p.startsWith(`${d}/`);
+    const seen = new Set<number>();
+    const each = dirs.map((d) => {
+      const own = [...this.duBytes].filter(([p]) => under(p, d));
+      let n = own.length ? own.reduce((s, [, b]) => s + b, 0) : 4096;
+      for (const [k, l] of this.duLinked.entries()) {
+        if (seen.has(k) || !l.paths.some((p) => under(p, d))) continue;
+        seen.add(k);
+        n += l.bytes;
+      }
+      return n;
+    });
+    const lines = dirs.map((d, k) => `${each[k]}\t${d}`);
+    if (a.includes("-c")) lines.push(`${each.reduce((s, n) => s + n, 0)}\ttotal`);
+    return this.ok(`${lines.join("\n")}\n`);
   }
 
   spawn(argv: readonly string[]): ChildProcess {

@@ -50,8 +50,11 @@ describe("--json of the mutating verbs", () => {
       "delete-image",
       "delete-instance",
       "fallback-instance",
+      "pin",
+      "prune",
       "reset",
       "stage-image",
+      "unpin",
     ]);
   });
 
@@ -101,5 +104,23 @@ describe("--json of the mutating verbs", () => {
     const doc = await run(h, ["delete-instance", "web", "foo-0.1"]);
     assert.equal(doc.changed, false);
     assert.match((doc.error as { message: string }).message, /never deletes the current instance/);
+  });
+
+  it("prune --dry-run lists exactly what prune --yes removes", async () => {
+    await run(h, ["cutover-instance", "web", "foo-0.1"]);
+    await run(h, ["cutover-instance", "web", "foo-0.2"]);
+    await run(h, ["cutover-instance", "web", "foo-0.1"]);
+    const verb = findVerb("prune");
+    const dry = await captured(async () => {
+      const { args, opts } = parseVerbArgs(verb, ["--keep", "0"]);
+      await verb.run?.({ verb, args, opts, r: new FakeHost({ dryRun: true }) });
+    });
+    assert.equal(dry, "would remove:\n  instance web gen 1 (foo-0.1)\n  image broken\n");
+    const real = await run(h, ["prune", "--keep", "0", "--yes"]);
+    assert.deepEqual(real.removed, {
+      instances: [{ machine: "web", gen: 1, image: "foo-0.1" }],
+      images: ["broken"],
+    });
+    assert.equal(real.changed, true);
   });
 });

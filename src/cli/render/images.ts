@@ -11,7 +11,7 @@ export function renderImages(
   now = Date.now(),
 ): string {
   const rows = data.images.map((i) => [
-    i.name,
+    i.pinned ? `${i.name} (pinned)` : i.name,
     i.os ?? "-",
     humanBytes(i.size),
     ago(i.staged, now),

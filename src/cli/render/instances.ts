@@ -16,7 +16,12 @@ export function renderHistory(h: HistoryDoc, legend: boolean): string {
       r.current && h.running ? "now" : ago(r.lastActive),
       r.changesBytes === null ? "?" : humanBytes(r.changesBytes),
       r.uidBase ? `private (${r.uidBase})` : "host root",
-      r.current ? color.green("current") : r.fallback ? color.yellow("fallback") : "",
+      [
+        r.current ? color.green("current") : r.fallback ? color.yellow("fallback") : "",
+        r.pinned ? "pinned" : "",
+      ]
+        .filter(Boolean)
+        .join(","),
     ]),
     {
       legend,

@@ -5,16 +5,18 @@ import { deleteInstance } from "../../ops/delete-instance.ts";
 import { gatherDiff } from "../../ops/diff.ts";
 import { recoverAtBoot, recoverCommand } from "../../ops/guard.ts";
 import { gatherHistory } from "../../ops/history.ts";
+import { applyKeep } from "../../ops/keep.ts";
 import { reset } from "../../ops/reset.ts";
 import { cutover, fallback, type SwitchResult } from "../../ops/switch.ts";
 import { describe, instanceRef } from "../../store/machine.ts";
 import { done, emit } from "../output.ts";
 import { parseTimeout } from "../parse.ts";
 import { renderDiff, renderHistory } from "../render/instances.ts";
+import { reportKeep } from "../render/store.ts";
 import type { Ctx, Opts, Verb } from "../types.ts";
 
 const str = (o: Opts, k: string) => (typeof o[k] === "string" ? (o[k] as string) : undefined);
-function gen(o: Opts, k = "instance"): number | undefined {
+export function gen(o: Opts, k = "instance"): number | undefined {
   const s = str(o, k);
   if (s === undefined) return undefined;
   if (!/^[1-9]\d*$/.test(s))
@@ -148,6 +150,7 @@ NAME completes the cutover if the new instance had already booted, or else rolls
         privateUsers: yesNo(ctx.opts, "private-users"),
         ...(spec !== undefined ? { carry: parseCarry(spec) } : {}),
       });
+      reportKeep(name, await applyKeep(ctx.r, name));
       return switched(ctx, res);
     },
   },

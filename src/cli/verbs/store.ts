@@ -1,0 +1,179 @@
+import { createInterface } from "node:readline";
+import { BoxError, UsageError } from "../../base/errors.ts";
+import { df } from "../../ops/df.ts";
+import { setKeep } from "../../ops/keep.ts";
+import { pinImage, pinInstance } from "../../ops/pin.ts";
+import { applyPrune, loadStore, parseKeep, prunePlan } from "../../ops/prune.ts";
+import { describe } from "../../store/machine.ts";
+import { done, emit } from "../output.ts";
+import { pruneLines, renderDf } from "../render/store.ts";
+import type { Ctx, Verb } from "../types.ts";
+import { gen } from "./instances.ts";
+
+async function confirm(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  const answer = await new Promise<string>((res) => rl.question(question, res));
+  rl.close();
+  return /^y(es)?$/i.test(answer.trim());
+}
+
+function pinVerb(on: boolean): Verb {
+  const name = on ? "pin" : "unpin";
+  return {
+    name,
+    group: "image",
+    args: [{ name: "IMAGE|NAME", complete: "image" }],
+    summary: on
+      ? "Keep an image, or with --instance GEN an instance of NAME, from prune."
+      : "Let prune delete an image, or with --instance GEN an instance of NAME, again.",
+    details: `${on ? "Pins" : "Unpins"} IMAGE; with --instance GEN, machine NAME's instance GEN instead.
+prune never deletes a pinned image or instance (delete-image and delete-instance still do).
+The pin is stored in the image's image.json or in the instance's entry in machine.json,
+and shown by list-images --json, history and df.`,
+    options: {
+      instance: {
+        type: "string",
+        arg: "GEN",
+        help: `${on ? "Pin" : "Unpin"} NAME's instance GEN.`,
+      },
+    },
+    mutates: true,
+    scripted: true,
+    run: async (ctx: Ctx) => {
+      const arg = ctx.args[0] as string;
+      const g = gen(ctx.opts);
+      if (g === undefined) {
+        const changed = await pinImage(ctx.r, arg, on);
+        return done(
+          ctx,
+          { changed, image: arg, pinned: on },
+          `image ${arg} ${changed ? "is now" : "was already"} ${on ? "pinned" : "unpinned"}`,
+        );
+      }
+      const res = await pinInstance(ctx.r, arg, g, on);
+      return done(
+        ctx,
+        {
+          changed: res.changed,
+          machine: arg,
+          instance: { gen: g, image: res.instance.image },
+          pinned: on,
+        },
+        `${arg}: ${describe(res.instance)} ${res.changed ? "is now" : "was already"} ${on ? "pinned" : "unpinned"}`,
+      );
+    },
+  };
+}
+
+export const storeVerbs: Verb[] = [
+  {
+    name: "df",
+    group: "image",
+    args: [],
+    summary: "Show where the store's disk space goes, and what prune would free.",
+    details: `Per image, its size and the bytes only it holds (what deleting it alone would free;
+with no hard links shared across images, its whole size); per machine, each instance's
+size and its changes (the upper dir); and what boxctl prune (with --keep 0) would free.
+All sizes are du -s -B1 -x (allocated bytes), and images + instances + other (state
+files, staging, directories) add up to du -s -B1 -x of the store. Walks the whole store.
+The JSON schema is documented in docs/json.md.`,
+    mutates: false,
+    reads: true,
+    run: async (ctx) => {
+      const d = await df(ctx.r);
+      emit(
+        ctx.opts,
+        () => ({ ...d }),
+        (legend) => renderDf(d, legend),
+      );
+      return 0;
+    },
+  },
+  {
+    name: "prune",
+    group: "image",
+    args: [],
+    summary: "Delete old instances and the images no instance uses.",
+    details: `On every machine, deletes each instance beyond the --keep newest (default 0) that is
+neither the current nor the fallback instance nor pinned; then every image that no
+remaining instance uses and that is not pinned. The current and fallback instances do not
+count among the --keep newest. --dry-run lists exactly what a real run removes.
+Asks for confirmation on a terminal; without one, --yes is required.
+Each deletion is a delete-instance or delete-image of its own, each crash-safe: a prune
+that is interrupted leaves every instance and image either whole or gone, and running
+prune again finishes it. Something that changed since prune looked (an instance became
+current, an image came into use) is left alone and reported (exit 1).`,
+    options: {
+      keep: {
+        type: "string",
+        arg: "N",
+        help: "Keep the N newest other instances of each machine.",
+      },
+      yes: { type: "boolean", short: "y", help: "Do not ask for confirmation." },
+      wait: {
+        type: "boolean",
+        help: "If another boxctl command holds a machine or the store, wait.",
+      },
+    },
+    mutates: true,
+    scripted: true,
+    run: async (ctx) => {
+      const { machines, images } = loadStore();
+      const plan = prunePlan(machines, images, parseKeep(ctx.opts.keep));
+      const lines = pruneLines(plan);
+      // main.ts refuses --json with --dry-run: a dry run prints, one line each, what a real run removes.
+      if (ctx.r.dryRun) {
+        process.stdout.write(
+          lines.length
+            ? `would remove:\n${lines.map((l) => `  ${l}\n`).join("")}`
+            : "nothing to prune\n",
+        );
+        return 0;
+      }
+      if (lines.length === 0)
+        return done(ctx, { changed: false, plan, removed: plan, failed: [] }, "nothing to prune");
+      if (ctx.opts.yes !== true) {
+        if (!process.stdin.isTTY)
+          throw new BoxError(
+            "prune deletes instances and images and needs confirmation",
+            "run it on a terminal to be asked, or add --yes (see first: boxctl prune --dry-run)",
+          );
+        process.stderr.write(`prune removes:\n${lines.map((l) => `  ${l}\n`).join("")}`);
+        if (!(await confirm("Delete these? [y/N] ")))
+          throw new UsageError("nothing pruned", "answer y to prune, or add --yes");
+      }
+      const res = await applyPrune(ctx.r, plan, { wait: ctx.opts.wait === true });
+      const removed = pruneLines(res.removed);
+      done(
+        ctx,
+        { changed: removed.length > 0, plan, removed: res.removed, failed: res.failed },
+        ...removed.map((l) => `removed ${l}`),
+        ...res.failed.map((f) => `left ${f.what}: ${f.message}`),
+      );
+      return res.failed.length ? 1 : 0;
+    },
+  },
+  pinVerb(true),
+  pinVerb(false),
+  {
+    name: "set-keep",
+    group: "image",
+    args: [{ name: "NAME", complete: "machine" }, { name: "N|off" }],
+    summary: "After each successful cutover of NAME, delete its instances beyond the N newest.",
+    details: `Sets NAME's keep setting, stored in its machine.json (off by default). After every
+successful cutover-instance of NAME, boxctl deletes NAME's instances beyond the N newest
+that are neither current, fallback nor pinned, as boxctl prune --keep N does for that
+machine alone, and says so on stderr. It never deletes an image (boxctl prune does).
+off: keep every instance.`,
+    options: {
+      wait: { type: "boolean", help: "If another boxctl command holds the machine, wait for it." },
+    },
+    mutates: true,
+    run: async (ctx) => {
+      const [name, spec] = ctx.args as [string, string];
+      const keep = await setKeep(ctx.r, name, spec, { wait: ctx.opts.wait === true });
+      if (!ctx.r.dryRun) process.stdout.write(`${name}: keep ${keep === null ? "off" : keep}\n`);
+      return 0;
+    },
+  },
+];

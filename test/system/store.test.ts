@@ -1,0 +1,107 @@
+// The store over many upgrades: df adds up to du of the store, prune never
+// removes the current, fallback or pinned instance nor an image in use or
+// pinned, and --dry-run lists exactly what the real run removes.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { STAGING_SUITES, TestHost } from "../host/host.ts";
+import { isActive, machineJson, ok, STORE, stage } from "./instances-helpers.ts";
+
+const M = "s1";
+
+/** An unused image of a few files, with the image.json stage-image writes (no need to boot it). */
+async function tinyImage(host: TestHost, image: string): Promise<void> {
+  const dir = `${STORE}/images/${image}`;
+  await host.sh(["mkdir", "-p", `${dir}/rootfs/etc`]);
+  await host.sh(["cp", "/etc/os-release", "/etc/passwd", `${dir}/rootfs/etc/`]);
+  const meta = JSON.parse(await host.sh(["cat", `${STORE}/images/foo-0.1/image.json`]));
+  await host.sh(["tee", `${dir}/image.json`], { input: JSON.stringify({ ...meta, name: image }) });
+}
+
+for (const suite of STAGING_SUITES) {
+  describe(`df and prune on ${suite}`, () => {
+    let host: TestHost;
+    const json = async (argv: string[]) => JSON.parse(ok(await host.boxctl(argv)).stdout);
+    const images = async () => (await host.sh(["ls", `${STORE}/images`])).trim().split("\n");
+
+    before(async () => {
+      host = await TestHost.boot(suite);
+      await stage(host, "foo-0.1");
+      await stage(host, "foo-0.2");
+      // Two small unused images: "spare" pinned, "old" not.
+      for (const im of ["spare", "old"]) await tinyImage(host, im);
+      // Gens 1 (0.1), 2 (0.2), 3 (0.1, fallback), 4 (0.2, current).
+      for (const im of ["foo-0.1", "foo-0.2", "foo-0.1", "foo-0.2"])
+        ok(await host.boxctl(["cutover-instance", M, im]), `cutover to ${im}`);
+      ok(await host.boxctl(["pin", M, "--instance", "1"]));
+      ok(await host.boxctl(["pin", "spare"]));
+    });
+    after(() => host?.destroy());
+
+    it("df adds up to du of the store", async () => {
+      // Stopped, so that nothing writes to the store between df and du.
+      ok(await host.exec(["systemctl", "stop", `systemd-nspawn@${M}.service`]));
+      const d = await json(["df", "--json"]);
+      const du = Number((await host.sh(["du", "-s", "-B1", "-x", STORE])).split(/\s/)[0]);
+      assert.equal(d.store.bytes, du);
+      assert.equal(d.imagesBytes + d.instancesBytes + d.otherBytes, du);
+      // Images share no inode today: each holds all of its bytes alone.
+      for (const i of d.images) assert.equal(i.onlyBytes, i.bytes, i.name);
+      const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+      assert.equal(sum(d.images.map((i: { bytes: number }) => i.bytes)), d.imagesBytes);
+      assert.ok(d.otherBytes >= 0 && d.otherBytes < 1 << 20, String(d.otherBytes));
+      assert.deepEqual(
+        d.prune.instances.map((i: { gen: number }) => i.gen),
+        [2],
+      );
+      assert.deepEqual(d.prune.images, ["old"]);
+      const old = d.images.find((i: { name: string }) => i.name === "old");
+      const gen2 = d.machines[0].instances.find((i: { gen: number }) => i.gen === 2);
+      assert.equal(d.prune.bytes, old.bytes + gen2.bytes);
+      ok(await host.exec(["systemctl", "start", `systemd-nspawn@${M}.service`]));
+    });
+
+    it("prune needs --yes without a terminal, and then removes nothing", async () => {
+      const r = await host.boxctl(["prune"]);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /--yes/);
+      assert.deepEqual(
+        (await machineJson(host, M)).instances.map((i) => i.gen),
+        [1, 2, 3, 4],
+      );
+    });
+
+    it("--dry-run lists exactly what prune removes, never current, fallback, pinned or in use", async () => {
+      const dry = ok(await host.boxctl(["prune", "--dry-run"])).stdout;
+      assert.equal(dry, `would remove:\n  instance ${M} gen 2 (foo-0.2)\n  image old\n`);
+      const staged = await images();
+      const real = ok(await host.boxctl(["prune", "--yes"])).stdout;
+      assert.equal(real, `removed instance ${M} gen 2 (foo-0.2)\nremoved image old\n`);
+      assert.match(ok(await host.boxctl(["prune", "--yes", "--json"])).stdout, /"changed": false/);
+      const m = await machineJson(host, M);
+      assert.deepEqual([m.current, m.fallback], [4, 3]);
+      assert.deepEqual(
+        m.instances.map((i) => i.gen),
+        [1, 3, 4],
+      );
+      assert.equal((await host.exec(["test", "-e", `${STORE}/machines/${M}/instances/2`])).code, 1);
+      const left = await images();
+      assert.deepEqual(
+        staged.filter((i) => !left.includes(i)),
+        ["old"],
+      );
+      assert.ok(await isActive(host, M), "the current instance still runs");
+    });
+
+    it("a machine's keep setting prunes its instances after a successful cutover", async () => {
+      ok(await host.boxctl(["set-keep", M, "0"]));
+      const r = ok(await host.boxctl(["cutover-instance", M, "foo-0.1"]));
+      assert.match(r.stderr, new RegExp(`${M}: keep 0: removed instance ${M} gen 3 \\(foo-0.1\\)`));
+      const m = await machineJson(host, M);
+      assert.deepEqual([m.current, m.fallback], [5, 4]);
+      assert.deepEqual(
+        m.instances.map((i) => i.gen),
+        [1, 4, 5],
+      );
+    });
+  });
+}
