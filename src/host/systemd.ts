@@ -252,6 +252,11 @@ export function isActiveInMachine(r: Runner, name: string, units: string[]) {
   return r.run(["systemctl", "-M", name, "is-active", "--", ...units], { check: false });
 }
 
+/** Queues a unit's start and returns at once (for a unit that the boot's own jobs wait on). */
+export function queueStart(r: Runner, unit: string) {
+  return r.run(["systemctl", "start", "--no-block", unit], { mutates: true, check: false });
+}
+
 /** Mounts a path through its mount unit (the generated one, for a machine's root). */
 export function startMount(r: Runner, path: string): Promise<unknown> {
   return r.run(["systemctl", "start", mountUnitName(path)], { mutates: true });

@@ -9,9 +9,10 @@ import { releaseCarryView } from "../carry/carry.ts";
 import { bootAndVerify } from "../host/boot.ts";
 import { journal } from "../host/journal.ts";
 import type { Runner } from "../host/runner.ts";
-import { stopMachine } from "../host/systemd.ts";
+import { queueStart, stopMachine } from "../host/systemd.ts";
 import { mountedUpper, remountTo, removeInstance, unmountIfMounted } from "../overlay/root.ts";
-import { rootUnitsMatch, writeRootUnits } from "../overlay/wiring.ts";
+import { viewUnitName } from "../overlay/views.ts";
+import { rootUnitsMatch, upperAtNextBoot, writeRootUnits } from "../overlay/wiring.ts";
 import { clearIntent, type Intent, readIntent } from "../plan/intent.ts";
 import { COMMIT_FROM, CUTOVER_STEPS, FALLBACK_STEPS, RESET_STEPS, reached } from "../plan/steps.ts";
 import { discardChanges, purgeDiscarded } from "../store/instances.ts";
@@ -140,7 +141,15 @@ async function recoverSwitch(
   );
   const onlyFiles = filesOnly(r, name, atBoot);
   if (!onlyFiles) await remountTo(r, name, d.on);
-  else if (!rootUnitsMatch(name, d.on)) await writeRootUnits(r, name, d.on);
+  else if (!rootUnitsMatch(name, d.on)) {
+    const planned = upperAtNextBoot(name);
+    await writeRootUnits(r, name, d.on);
+    // The boot's jobs were planned with the unit as it was: a completed
+    // switch's mount now needs the new instance's idmapped view, which no
+    // job starts. Queued, the mount's job (ordered after it) waits for it.
+    if (d.on?.uidBase && planned !== paths.upper(name, d.on.gen))
+      await queueStart(r, viewUnitName(name, d.on.gen));
+  }
   await recordDecision(r, name, intent, d, atBoot);
   if (d.on && !onlyFiles) await bootAndVerify(r, name, root, timeoutMs);
   say(
