@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { BoxError } from "../base/errors.ts";
 import { paths } from "../base/paths.ts";
 import { mountAt } from "../host/mounts.ts";
+import { opaqueDirs } from "../host/opaque.ts";
 import type { Runner } from "../host/runner.ts";
 import { umount } from "../host/systemd.ts";
 import { viewArgv } from "../overlay/views.ts";
@@ -143,33 +144,6 @@ function ensureUpperDirs(
   }
 }
 
-async function opaqueDirs(r: Runner, upper: string): Promise<Set<string>> {
-  const res = await r.run(
-    [
-      "getfattr",
-      "-R",
-      "-P",
-      // -h: the attributes of a link itself, never of what it points to.
-      "-h",
-      "--absolute-names",
-      "-m",
-      "^trusted\\.overlay\\.opaque$",
-      "-d",
-      join(upper, "etc"),
-    ],
-    { check: false },
-  );
-  const set = new Set<string>();
-  let file = "";
-  for (const line of res.stdout.split("\n")) {
-    // getfattr escapes unusual bytes as \NNN; such a name is simply not matched.
-    if (line.startsWith("# file: ")) file = line.slice(8);
-    else if (line === 'trusted.overlay.opaque="y"' && file.startsWith(`${upper}/`))
-      set.add(file.slice(upper.length + 1));
-  }
-  return set;
-}
-
 /** Carries what policy says from instance old into the new (not yet mounted) instance target. */
 export async function carry(
   r: Runner,
@@ -205,7 +179,10 @@ export async function carry(
         const makeOpaque: string[] = [];
         const ctx = {
           r,
-          opaque: await opaqueDirs(r, upperPath),
+          // As "etc/x": the merge walks paths relative to the upper dir.
+          opaque: new Set(
+            [...(await opaqueDirs(r, upperPath, join(upperPath, "etc")))].map((p) => p.slice(1)),
+          ),
           skip: (rel: string) => policy.identity && isIdentity(rel),
           makeOpaque,
           scratch: { fd: scratch, path: scratchPath },

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { BoxError } from "../base/errors.ts";
 import { checkName } from "../base/names.ts";
 import { paths } from "../base/paths.ts";
+import { opaqueDirs } from "../host/opaque.ts";
 import type { Runner } from "../host/runner.ts";
 import { imageExists } from "../store/images.ts";
 import { instanceOf, requireMachine } from "../store/machine.ts";
@@ -83,65 +84,6 @@ export function diffTrees(
   walk("");
   for (const k of ["added", "modified", "deleted"] as const) r[k].sort();
   return r;
-}
-
-/** Undoes getfattr's octal escapes (\012 for a newline, UTF-8 bytes one by one). */
-export function unescapeGetfattr(s: string): string {
-  const bytes: number[] = [];
-  for (let i = 0; i < s.length; i++) {
-    const m = /^\\([0-7]{3})/.exec(s.slice(i, i + 4));
-    if (m?.[1]) {
-      bytes.push(Number.parseInt(m[1], 8));
-      i += 3;
-    } else if (s.slice(i, i + 2) === "\\\\") {
-      bytes.push(0x5c);
-      i += 1;
-    } else bytes.push(...Buffer.from(s[i] as string, "utf8"));
-  }
-  return Buffer.from(bytes).toString("utf8");
-}
-
-/** Parses `getfattr -d` output into the paths (relative to root) of opaque dirs. */
-export function parseOpaque(out: string, root: string): Set<string> {
-  const set = new Set<string>();
-  let file = "";
-  for (const line of out.split("\n")) {
-    if (line.startsWith("# file: ")) file = unescapeGetfattr(line.slice(8));
-    else if (line === 'trusted.overlay.opaque="y"' && file.startsWith(root))
-      set.add(file.slice(root.length).replace(/\/$/, ""));
-  }
-  return set;
-}
-
-async function opaqueDirs(r: Runner, upper: string): Promise<Set<string>> {
-  const argv = [
-    "getfattr",
-    "-R",
-    "-P",
-    // Never read through a link the container planted (without -h getfattr
-    // reads the attributes of the link's target, a host file for /etc/shadow).
-    "-h",
-    "--absolute-names",
-    "-m",
-    "^trusted\\.overlay\\.opaque$",
-    "-d",
-    upper,
-  ];
-  let res: Awaited<ReturnType<Runner["run"]>>;
-  try {
-    res = await r.run(argv, { check: false });
-  } catch (e) {
-    throw new BoxError(
-      `diff needs getfattr to find opaque directories: ${(e as Error).message}`,
-      "install it: apt-get install attr",
-    );
-  }
-  if (res.code !== 0 && !res.stdout)
-    throw new BoxError(
-      `getfattr failed on ${upper}: ${res.stderr.trim()}`,
-      "run boxctl diff as root",
-    );
-  return parseOpaque(res.stdout, upper);
 }
 
 export interface DiffDoc extends DiffResult {

@@ -182,16 +182,7 @@ async function finishReset(
     if (isCurrent && !onlyFiles) await remountTo(r, name, inst);
   }
   clearIntent(r, name);
-  await journal(r, {
-    machine: name,
-    operation: "recover",
-    instance: intent.target,
-    image: intent.image ?? null,
-    result: "completed",
-    message: `completed the interrupted reset of instance ${intent.target}${atBoot ? " at boot" : ""}`,
-    extra: { INTERRUPTED: "reset", STEP: intent.step, AT_BOOT: atBoot ? "yes" : "no" },
-    priority: 4,
-  });
+  await logFinished(r, name, intent, atBoot);
   if (isCurrent && intent.wasRunning && !onlyFiles)
     await bootAndVerify(r, name, paths.machineRoot(name), timeoutMs);
 }
@@ -205,16 +196,7 @@ async function finishDelete(r: Runner, name: string, intent: Intent, atBoot: boo
     await removeInstance(r, name, intent.target);
   }
   clearIntent(r, name);
-  await journal(r, {
-    machine: name,
-    operation: "recover",
-    instance: intent.target,
-    image: intent.image ?? null,
-    result: "completed",
-    message: `completed the interrupted delete-instance of instance ${intent.target}${atBoot ? " at boot" : ""}`,
-    extra: { INTERRUPTED: "delete-instance", STEP: intent.step, AT_BOOT: atBoot ? "yes" : "no" },
-    priority: 4,
-  });
+  await logFinished(r, name, intent, atBoot);
 }
 
 /** atBoot: run by boxctl-recover.service before the machine is mounted (recover --boot). */
@@ -244,4 +226,18 @@ export function pendingWarning(name: string): string | null {
   return intent
     ? `${name}: an interrupted ${intent.verb} (pid ${intent.pid}) is pending; the next mutating command, e.g. boxctl recover ${name}, completes or rolls it back`
     : null;
+}
+
+/** The journal entry of a reset or delete-instance that recovery finished. */
+function logFinished(r: Runner, name: string, intent: Intent, atBoot: boolean): Promise<void> {
+  return journal(r, {
+    machine: name,
+    operation: "recover",
+    instance: intent.target,
+    image: intent.image ?? null,
+    result: "completed",
+    message: `completed the interrupted ${intent.verb} of instance ${intent.target}${atBoot ? " at boot" : ""}`,
+    extra: { INTERRUPTED: intent.verb, STEP: intent.step, AT_BOOT: atBoot ? "yes" : "no" },
+    priority: 4,
+  });
 }
