@@ -24,7 +24,7 @@ export {
   NODE_MAJOR,
   OS_PRETTY_NAME,
   parseSuites,
-  STAGING_SUITES,
+  STABLE_SUITES,
   SUITES,
   type Suite,
   SYSTEMD_VERSION,

@@ -4,10 +4,10 @@
 // itself (package.ts), last, since it ends with boxctl purged.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { cachePath, NODE_MAJOR, SUITES, SYSTEMD_VERSION, TestHost } from "../host/host.ts";
+import { cachePath, NODE_MAJOR, STABLE_SUITES, SYSTEMD_VERSION, TestHost } from "../host/host.ts";
 import { packageTests } from "./package.ts";
 
-for (const suite of SUITES) {
+for (const suite of STABLE_SUITES) {
   describe(`foundation on ${suite}`, () => {
     let host: TestHost;
     const ctx = {

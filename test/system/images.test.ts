@@ -6,14 +6,14 @@
 // file's test hosts instead of booting their own.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { OS_PRETTY_NAME, STAGING_SUITES, TestHost } from "../host/host.ts";
+import { OS_PRETTY_NAME, STABLE_SUITES, TestHost } from "../host/host.ts";
 import { imagesCtx, STORE, T } from "./images-helpers.ts";
 import { hostileCorpus } from "./images-hostile.ts";
 import { listAndDelete } from "./images-list.ts";
 import { stagingRuns } from "./images-run.ts";
 import { urlStaging } from "./images-url.ts";
 
-for (const suite of STAGING_SUITES) {
+for (const suite of STABLE_SUITES) {
   describe(`images on ${suite}`, () => {
     let host: TestHost;
     const ctx = imagesCtx(() => host);

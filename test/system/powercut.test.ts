@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { CUTOVER_STEPS, FALLBACK_STEPS } from "../../src/plan/steps.ts";
-import { SUITES, TestHost } from "../host/host.ts";
+import { STABLE_SUITES, TestHost } from "../host/host.ts";
 import {
   isActive,
   machineJson,
@@ -47,7 +47,7 @@ async function journal(host: TestHost): Promise<JournalEntry[]> {
     .map((l) => JSON.parse(l) as JournalEntry);
 }
 
-for (const suite of SUITES) {
+for (const suite of STABLE_SUITES) {
   describe(`power cuts on ${suite}`, () => {
     let host: TestHost;
     before(async () => {

@@ -6,14 +6,14 @@
 // and each machine's own machine ID.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { SUITES, TestHost } from "../host/host.ts";
+import { STABLE_SUITES, TestHost } from "../host/host.ts";
 import { isActive, machineJson, ok, STORE, stage, upSince } from "./instances-helpers.ts";
 
 const UPPER = (m: string, gen: number) => `${STORE}/machines/${m}/instances/${gen}/upper`;
 /** Owners, modes, sizes, mtimes and contents of an image, as one checksum. */
 const IMAGE_SUM = `cd ${STORE}/images/foo-0.1/rootfs && { find . -printf '%p %y %U %G %m %s %T@ %l\\n' | sort; find . -type f -print0 | sort -z | xargs -0 sha256sum; } | sha256sum`;
 
-for (const suite of SUITES) {
+for (const suite of STABLE_SUITES) {
   describe(`private users on ${suite}`, () => {
     let host: TestHost;
     const inside = (m: string, script: string) => host.inMachine(m, ["sh", "-c", script]);

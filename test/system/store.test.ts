@@ -3,7 +3,7 @@
 // pinned, and --dry-run lists exactly what the real run removes.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { STAGING_SUITES, TestHost } from "../host/host.ts";
+import { STABLE_SUITES, TestHost } from "../host/host.ts";
 import { isActive, machineJson, ok, STORE, stage } from "./instances-helpers.ts";
 
 const M = "s1";
@@ -17,7 +17,7 @@ async function tinyImage(host: TestHost, image: string): Promise<void> {
   await host.sh(["tee", `${dir}/image.json`], { input: JSON.stringify({ ...meta, name: image }) });
 }
 
-for (const suite of STAGING_SUITES) {
+for (const suite of STABLE_SUITES) {
   describe(`df and prune on ${suite}`, () => {
     let host: TestHost;
     const json = async (argv: string[]) => JSON.parse(ok(await host.boxctl(argv)).stdout);
