@@ -215,5 +215,67 @@ for (const suite of STABLE_SUITES) {
       assert.equal(fb?.BOXCTL_INSTANCE, String((await machineJson(host)).current));
       assert.match(fb?.MESSAGE ?? "", /automatic fallback/);
     });
+
+    it("a reset cut off after discarding is finished at boot: the instance is empty and runs", async () => {
+      const m0 = await machineJson(host);
+      const cur = m0.instances.find((i) => i.gen === m0.current);
+      assert.ok(cur);
+      await writeUserData(host, "to-be-reset");
+      const sums = new Map<number, string>();
+      for (const i of m0.instances)
+        if (i.gen !== m0.current) sums.set(i.gen, await userDataSum(host, i.gen));
+      const r = await host.boxctl(["reset", "system1", cur.image, "--yes"], {
+        env: { BOXCTL_CRASH_AFTER: "discard" },
+      });
+      assert.equal(r.code, 137, r.stderr);
+      await host.powerCut();
+      const m = await bootAndCheck(sums);
+      assert.deepEqual([m.current, m.fallback], [m0.current, m0.fallback]);
+      const gone = await host.inMachine("system1", ["test", "-e", "/root/data/file"]);
+      assert.notEqual(gone.code, 0, "the reset's changes are gone");
+      const left = await host.sh(["ls", "-A", `${STORE}/machines/system1/instances/${cur.gen}`]);
+      assert.doesNotMatch(left, /discarded|\.new/);
+    });
+
+    it("a delete-instance cut off after forgetting is finished at boot: not listed, not on disk", async () => {
+      const m0 = await machineJson(host);
+      const victim = m0.instances.find((i) => i.gen !== m0.current && i.gen !== m0.fallback);
+      const target = victim ?? m0.instances.find((i) => i.gen === m0.fallback);
+      assert.ok(target);
+      const r = await host.boxctl(
+        ["delete-instance", "system1", target.image, "--instance", String(target.gen)],
+        { env: { BOXCTL_CRASH_AFTER: "forget" } },
+      );
+      assert.equal(r.code, 137, r.stderr);
+      await host.powerCut();
+      const m = await bootAndCheck(new Map());
+      assert.equal(
+        m.instances.some((i) => i.gen === target.gen),
+        false,
+      );
+      const dir = `${STORE}/machines/system1/instances/${target.gen}`;
+      assert.notEqual((await host.exec(["test", "-e", dir])).code, 0, `${dir} is removed`);
+    });
+
+    it("a stage-image cut off mid-way leaves no image, and its debris goes with the next command", async () => {
+      const images = await host.sh(["ls", `${STORE}/images`]);
+      const run = host.exec([
+        "sh",
+        "-c",
+        "boxctl stage-image --verbose /srv/images/foo-0.2.tar --name cut-stage 2>/tmp/cut.err",
+      ]);
+      // Cut once tar is unpacking into staging/.
+      for (let i = 0; i < 600; i++) {
+        if ((await host.exec(["grep", "-q", "^+ tar", "/tmp/cut.err"])).code === 0) break;
+      }
+      await host.powerCut();
+      await run;
+      // No operation of a machine was pending: recovery has nothing to do at this boot.
+      await host.start();
+      await host.waitBooted("system1");
+      assert.equal(await host.sh(["ls", `${STORE}/images`]), images, "no half image is visible");
+      ok(await host.boxctl(["list-images"]));
+      assert.equal((await host.sh(["ls", "-A", `${STORE}/staging`])).trim(), "");
+    });
   });
 }
