@@ -88,3 +88,18 @@ export function formatCarry(p: CarryPolicy): string {
 }
 
 export const carriesAnything = (p: CarryPolicy) => p.identity || p.etc || p.paths.length > 0;
+
+/**
+ * The first carried path that is, or lies under, a mount point inside the
+ * container (mounts: the container's own mount table; "/" is its root):
+ * boxctl carries an instance's own files, never what is mounted over them.
+ */
+export function mountedPath(
+  p: CarryPolicy,
+  mounts: readonly string[],
+): { path: string; mount: string } | null {
+  for (const path of p.paths)
+    for (const mount of mounts)
+      if (mount !== "/" && (path === mount || path.startsWith(`${mount}/`))) return { path, mount };
+  return null;
+}

@@ -34,3 +34,13 @@ export function overlayOption(superOptions: string, key: string): string | null 
   }
   return null;
 }
+
+/** Every mount point in a mountinfo text, as its process sees them (relative to its root). */
+export function mountPoints(text: string): string[] {
+  const out: string[] = [];
+  for (const line of text.split("\n")) {
+    const mp = line.split(" - ")[0]?.split(" ")[4];
+    if (mp) out.push(unescapeMount(mp));
+  }
+  return out;
+}

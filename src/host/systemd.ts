@@ -191,6 +191,15 @@ export async function setEnabled(r: Runner, name: string, enabled: boolean): Pro
   await r.run(["machinectl", enabled ? "enable" : "disable", name], { mutates: true });
 }
 
+/** The pid of the container's init, as machined knows it; null if it does not run. */
+export async function machineLeader(r: Runner, name: string): Promise<number | null> {
+  const res = await r.run(["machinectl", "show", name, "-p", "Leader", "--value"], {
+    check: false,
+  });
+  const pid = Number.parseInt(res.stdout, 10);
+  return res.code === 0 && pid > 0 ? pid : null;
+}
+
 /** Runs argv inside the running container and passes back its exit status. */
 export function runInMachineArgv(name: string, argv: readonly string[]): string[] {
   return ["systemd-run", "-M", name, "--wait", "--pipe", "--quiet", "--", ...argv];

@@ -1,14 +1,17 @@
 // cutover-instance and fallback-instance: switch a machine's root to
 // another instance, restart the container on it and verify it; on any
 // failure go back to the instance that was current before, on our own.
+import { readFileSync } from "node:fs";
 import { BoxError, EXIT, printError } from "../base/errors.ts";
 import { checkName } from "../base/names.ts";
 import { paths } from "../base/paths.ts";
 import type { CarryReport } from "../carry/carry.ts";
+import { mountedPath, policyOf } from "../carry/policy.ts";
 import { bootAndVerify } from "../host/boot.ts";
 import { withImageStoreLock } from "../host/lock.ts";
+import { mountPoints } from "../host/mounts.ts";
 import type { Runner } from "../host/runner.ts";
-import { isRunning } from "../host/systemd.ts";
+import { isRunning, machineLeader } from "../host/systemd.ts";
 import { remountTo } from "../overlay/root.ts";
 import { pickBase } from "../overlay/views.ts";
 import { apply } from "../plan/apply.ts";
@@ -169,9 +172,30 @@ export async function cutover(r: Runner, name: string, image: string, opts: Swit
       if (uidBase !== null) m.uidBase = uidBase;
       const created = new Date().toISOString();
       const inst: Instance = { gen, image, created, lastActive: null, uidBase };
+      await refuseMountedCarry(r, m, opts);
       return switchTo(r, "cutover-instance", m, inst, true, opts);
     }),
   );
+}
+
+/** A carried path that is a mount point inside the running container is refused before anything changes. */
+async function refuseMountedCarry(r: Runner, m: MachineState, opts: SwitchOptions): Promise<void> {
+  const policy = opts.carry ?? policyOf(m.carry);
+  if (policy.paths.length === 0 || m.current === null) return;
+  const leader = await machineLeader(r, m.name);
+  if (leader === null) return;
+  let mounts: string[] = [];
+  try {
+    mounts = mountPoints(readFileSync(`/proc/${leader}/mountinfo`, "utf8"));
+  } catch {
+    return; // The container stopped meanwhile: nothing is mounted in it.
+  }
+  const hit = mountedPath(policy, mounts);
+  if (hit)
+    throw new BoxError(
+      `cannot carry ${hit.path}: ${hit.mount} is a mount point inside ${m.name}, and boxctl carries the instance's own files, not what is mounted over them`,
+      `drop it from the policy (boxctl set-carry ${m.name} SPEC, or --carry) and keep it with Bind= in /etc/systemd/nspawn/${m.name}.nspawn`,
+    );
 }
 
 export async function fallback(

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { STABLE_SUITES, TestHost } from "../host/host.ts";
-import { ok, STORE } from "./instances-helpers.ts";
+import { ok, STORE, upSince } from "./instances-helpers.ts";
 
 const M = "carry1";
 const UPPER = (gen: number) => `${STORE}/machines/${M}/instances/${gen}/upper`;
@@ -178,6 +178,26 @@ for (const suite of STABLE_SUITES) {
         "none\n",
       );
       ok(await host.boxctl(["fallback-instance", M]), "back to the instance with the changes");
+    });
+
+    it("refuses a named path that is a mount point inside the container, before anything stops", async () => {
+      // Mounted by the container itself (machinectl bind refuses a container with a user namespace).
+      await inM(host, "mkdir -p /var/lib/bound && mount -t tmpfs tmpfs /var/lib/bound");
+      const since = await upSince(host, M);
+      const res = await host.boxctl([
+        "cutover-instance",
+        M,
+        "base-2",
+        "--carry",
+        "identity,/var/lib/bound",
+      ]);
+      assert.equal(res.code, 1, res.stderr);
+      assert.match(
+        res.stderr,
+        /cannot carry \/var\/lib\/bound: \/var\/lib\/bound is a mount point inside carry1/,
+      );
+      assert.match(res.stderr, /Bind= in \/etc\/systemd\/nspawn\/carry1\.nspawn/);
+      assert.equal(await upSince(host, M), since, "the container was never stopped");
     });
 
     it("refuses a named path under a planted symlink before anything stops", async () => {

@@ -192,3 +192,17 @@ describe("walking a container's tree without following its links", () => {
     close(fd);
   });
 });
+
+describe("carry policy against the container's mounts", () => {
+  it("refuses a carried path that is, or lies under, a mount point inside the container", async () => {
+    const { mountedPath, parseCarry } = await import("../../src/carry/policy.ts");
+    const p = parseCarry("identity,/var/lib/app,/srv/data/x");
+    assert.equal(mountedPath(p, ["/", "/proc", "/var/lib/other"]), null);
+    assert.deepEqual(mountedPath(p, ["/", "/var/lib/app"]), {
+      path: "/var/lib/app",
+      mount: "/var/lib/app",
+    });
+    assert.deepEqual(mountedPath(p, ["/srv/data"]), { path: "/srv/data/x", mount: "/srv/data" });
+    assert.equal(mountedPath(p, ["/srv/dat"]), null, "a prefix of a name is not a parent");
+  });
+});
