@@ -109,7 +109,8 @@ my $path = '';
 for my $part (grep { length } split m{/}, $dst) {
   $path .= "/$part";
   next if -d $path;
-  mkdir($path, 0700) or die "idmap-view: mkdir $path: $!\n";
+  # Another machine's view, started beside this one at boot, may make it first.
+  mkdir($path, 0700) or -d $path or die "idmap-view: mkdir $path: $!\n";
 }
 pipe(my $go_r, my $go_w) or die "idmap-view: pipe: $!\n";
 pipe(my $ready_r, my $ready_w) or die "idmap-view: pipe: $!\n";

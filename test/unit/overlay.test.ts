@@ -1,6 +1,6 @@
 // overlay/: the mount unit and the .nspawn settings boxctl writes.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { chownSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -220,6 +220,34 @@ describe("the view script", () => {
   });
 
   const root = process.getuid?.() === 0 && perl;
+  it("makes two views side by side, as two machines do at boot (as root)", {
+    skip: !root && "needs root",
+  }, async () => {
+    // Both create the same parent directories: one found the other's and failed (EEXIST).
+    const dir = mkdtempSync(join(tmpdir(), "boxctl-idmap-race-"));
+    mkdirSync(join(dir, "src"));
+    const script = join(dir, "idmap-view.pl");
+    writeFileSync(script, VIEW_SCRIPT);
+    const view = (dst: string) =>
+      new Promise<[number | null, string]>((res) => {
+        const c = spawn("perl", [script, join(dir, "src"), dst, String(BASE_MIN), "65536"]);
+        let err = "";
+        c.stderr.on("data", (d) => {
+          err += d;
+        });
+        c.on("close", (code) => res([code, err]));
+      });
+    try {
+      for (let i = 0; i < 60; i++) {
+        const views = ["a", "b"].map((m) => join(dir, `run${i}/views/${m}/1`));
+        for (const [code, err] of await Promise.all(views.map(view))) assert.equal(code, 0, err);
+        for (const v of views) spawnSync("umount", [v]);
+      }
+    } finally {
+      spawnSync("sh", ["-c", `grep -o ' ${dir}/[^ ]*' /proc/self/mountinfo | xargs -r umount`]);
+    }
+  });
+
   it("mounts an idmapped, read-only view (as root)", { skip: !root && "needs root" }, (t) => {
     const dir = mkdtempSync(join(tmpdir(), "boxctl-idmap-"));
     const src = join(dir, "src");
