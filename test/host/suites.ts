@@ -11,8 +11,8 @@ export const SUITES: Suite[] = parseSuites(process.env.BOXCTL_TEST_SUITES);
 /**
  * The two stable releases. On 2 cores a warm npm test stays under ten
  * minutes only if sid, the newest systemd, runs just the groups that
- * exercise systemd most (container verbs with a host reboot, instances,
- * the crash matrix); every other group runs here (README, "Development").
+ * exercise systemd most (container verbs with a host reboot, instances);
+ * every other group runs here (README, "Development").
  */
 export const STABLE_SUITES: Suite[] = SUITES.filter((s) => s !== "sid");
 /**

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { CUTOVER_STEPS, FALLBACK_STEPS } from "../../src/plan/steps.ts";
-import { SUITES, TestHost } from "../host/host.ts";
+import { STABLE_SUITES, TestHost } from "../host/host.ts";
 import {
   isActive,
   machineJson,
@@ -25,7 +25,7 @@ import {
 const committed = (steps: readonly string[], step: string) =>
   steps.indexOf(step) >= steps.indexOf("wait-booted");
 
-for (const suite of SUITES) {
+for (const suite of STABLE_SUITES) {
   describe(`crash safety on ${suite}`, () => {
     let host: TestHost;
     before(async () => {
