@@ -224,9 +224,13 @@ for (const suite of STABLE_SUITES) {
       const sums = new Map<number, string>();
       for (const i of m0.instances)
         if (i.gen !== m0.current) sums.set(i.gen, await userDataSum(host, i.gen));
-      const r = await host.boxctl(["reset", "system1", cur.image, "--yes"], {
-        env: { BOXCTL_CRASH_AFTER: "discard" },
-      });
+      // --instance: earlier tests left other instances of the same image, and reset takes the newest.
+      const r = await host.boxctl(
+        ["reset", "system1", cur.image, "--instance", String(cur.gen), "--yes"],
+        {
+          env: { BOXCTL_CRASH_AFTER: "discard" },
+        },
+      );
       assert.equal(r.code, 137, r.stderr);
       await host.powerCut();
       const m = await bootAndCheck(sums);
