@@ -31,7 +31,7 @@ import {
   type Opened,
   openDirAt,
   openPath,
-  openTrusted,
+  trustedOpener,
 } from "./fsafe.ts";
 import { formatCarry, IDENTITY_FILES, IDENTITY_SSH_DIR, IDENTITY_SSH_PREFIX } from "./policy.ts";
 
@@ -161,11 +161,7 @@ export async function carry(
   rmSync(scratchPath, { recursive: true, force: true });
   mkdirSync(scratchPath, { mode: 0o700 });
   const fds: number[] = [];
-  const open = (p: string) => {
-    const fd = openTrusted(p);
-    fds.push(fd);
-    return fd;
-  };
+  const open = trustedOpener(fds);
   try {
     const upper = open(upperPath);
     const scratch = open(scratchPath);

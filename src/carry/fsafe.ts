@@ -41,6 +41,15 @@ export function openTrusted(path: string): number {
   return openSync(path, DIR);
 }
 
+/** openTrusted that records each descriptor in fds, which the caller closes when done. */
+export function trustedOpener(fds: number[]): (path: string) => number {
+  return (path) => {
+    const fd = openTrusted(path);
+    fds.push(fd);
+    return fd;
+  };
+}
+
 export function close(fd: number | null | undefined): void {
   if (typeof fd === "number") closeSync(fd);
 }

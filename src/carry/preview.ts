@@ -12,7 +12,7 @@ import type { CarryPolicy, Instance } from "../store/machine.ts";
 import type { CarryReport } from "./carry.ts";
 import { NO_SHIFT } from "./copy.ts";
 import { type EtcResult, mergeDir } from "./etc.ts";
-import { close, isWhiteout, listAt, lstatAt, openPath, openTrusted } from "./fsafe.ts";
+import { close, isWhiteout, listAt, lstatAt, openPath, trustedOpener } from "./fsafe.ts";
 import { formatCarry, IDENTITY_FILES, IDENTITY_SSH_DIR, IDENTITY_SSH_PREFIX } from "./policy.ts";
 
 /** NAME in directory parts of the upper dir, else of the image: present and not a whiteout. */
@@ -47,11 +47,7 @@ export async function previewCarry(
 ): Promise<CarryReport> {
   const report: CarryReport = { policy: formatCarry(policy), identity: [], etc: null, paths: [] };
   const fds: number[] = [];
-  const open = (p: string) => {
-    const fd = openTrusted(p);
-    fds.push(fd);
-    return fd;
-  };
+  const open = trustedOpener(fds);
   try {
     const upper = open(paths.upper(name, old.gen));
     const oldImg = open(paths.imageRoot(old.image));
