@@ -10,6 +10,8 @@ import { after, before, describe, it } from "node:test";
 import { CUTOVER_STEPS, FALLBACK_STEPS } from "../../src/plan/steps.ts";
 import { STABLE_SUITES, TestHost } from "../host/host.ts";
 import {
+  checkSettledCutover,
+  committed,
   isActive,
   machineJson,
   mounted,
@@ -21,9 +23,6 @@ import {
   userDataSum,
   writeUserData,
 } from "./instances-helpers.ts";
-
-const committed = (steps: readonly string[], step: string) =>
-  steps.indexOf(step) >= steps.indexOf("wait-booted");
 
 for (const suite of STABLE_SUITES) {
   describe(`crash safety on ${suite}`, () => {
@@ -90,23 +89,7 @@ for (const suite of STABLE_SUITES) {
     for (const step of CUTOVER_STEPS) {
       it(`cutover-instance killed after '${step}'`, async () => {
         const { m0, m } = await crashAndRecover(["cutover-instance", "system1", "foo-0.2"], step);
-        const newGen = Math.max(...m.instances.map((i) => i.gen));
-        const created = newGen > Math.max(...m0.instances.map((i) => i.gen));
-        if (committed(CUTOVER_STEPS, step)) {
-          assert.deepEqual([m.current, m.fallback], [newGen, m0.current]);
-          ok(await host.boxctl(["fallback-instance", "system1"]));
-        } else assert.deepEqual([m.current, m.fallback], [m0.current, m0.fallback]);
-        // The new instance, if any, is listed so that it can be deleted.
-        if (created)
-          ok(
-            await host.boxctl([
-              "delete-instance",
-              "system1",
-              "foo-0.2",
-              "--instance",
-              String(newGen),
-            ]),
-          );
+        await checkSettledCutover(host, step, m0, m);
       });
     }
   });

@@ -1,5 +1,6 @@
 // Helpers shared by the instances and crash system tests.
 import assert from "node:assert/strict";
+import { CUTOVER_STEPS } from "../../src/plan/steps.ts";
 import type { ExecResult, TestHost } from "../host/host.ts";
 
 export const STORE = "/var/lib/boxctl";
@@ -138,4 +139,34 @@ export async function ensureSystem1(host: TestHost): Promise<void> {
     ok(await host.boxctl(["fallback-instance", "system1"]));
   }
   if (!(await isActive(host))) ok(await host.boxctl(["start", "system1"]));
+}
+
+/**
+ * Whether a switch stopped after step is completed rather than rolled back.
+ * Written out here, not taken from plan/steps.ts, so that the tests pin the
+ * commit point instead of following it.
+ */
+export const committed = (steps: readonly string[], step: string) =>
+  steps.indexOf(step) >= steps.indexOf("wait-booted");
+
+/**
+ * After a cutover of system1 to foo-0.2, stopped after step, has been settled
+ * (by recovery now, or at boot): the machine is on the new instance with the
+ * old as fallback, and a fallback works from it, or it is exactly as before.
+ * The new instance, which is always listed, is then deleted so that the next
+ * case starts alike.
+ */
+export async function checkSettledCutover(
+  host: TestHost,
+  step: string,
+  m0: MachineJson,
+  m: MachineJson,
+): Promise<void> {
+  const newGen = Math.max(...m.instances.map((i) => i.gen));
+  if (committed(CUTOVER_STEPS, step)) {
+    assert.deepEqual([m.current, m.fallback], [newGen, m0.current]);
+    ok(await host.boxctl(["fallback-instance", "system1"]));
+  } else assert.deepEqual([m.current, m.fallback], [m0.current, m0.fallback]);
+  if (newGen > Math.max(...m0.instances.map((i) => i.gen)))
+    ok(await host.boxctl(["delete-instance", "system1", "foo-0.2", "--instance", String(newGen)]));
 }
