@@ -6,12 +6,17 @@
 // existing delete-instance and delete-image machinery, each of which is
 // crash-safe on its own (a Plan with intent and recovery, or one rename):
 // a prune killed half-way leaves a store in which every instance and image
-// is either whole or gone, and the next prune finishes the job.
+// is either whole or gone, and the next prune finishes the job: it first
+// settles every machine's interrupted operation (settleInterrupted), since
+// an instance whose deletion was cut off after "forget" is no longer in its
+// machine's record, so no plan would name it again.
 import { BoxError } from "../base/errors.ts";
 import type { Runner } from "../host/runner.ts";
+import { pendingMachines } from "../plan/intent.ts";
 import { type ImageMeta, listImageNames, loadImage } from "../store/images.ts";
 import { listMachineNames, loadMachine, type MachineState } from "../store/machine.ts";
 import { deleteInstance } from "./delete-instance.ts";
+import { guarded } from "./guard.ts";
 import { deleteImage } from "./images.ts";
 
 export interface PrunedInstance {
@@ -53,6 +58,16 @@ export function prunePlan(ms: MachineState[], images: ImageMeta[], keep: number)
     .map((im) => im.name)
     .sort();
   return { keep, instances, images: gone };
+}
+
+/**
+ * Completes or rolls back every machine's interrupted operation (each
+ * under its own lock, as any mutating verb on it would), so that the plan
+ * is made from a settled store. Under --dry-run it only says what it would do.
+ */
+export async function settleInterrupted(r: Runner, opts: { wait?: boolean } = {}): Promise<void> {
+  for (const name of pendingMachines())
+    await guarded(r, name, "prune", { wait: opts.wait }, async () => undefined);
 }
 
 export function loadStore(): { machines: MachineState[]; images: ImageMeta[] } {

@@ -103,5 +103,43 @@ for (const suite of STABLE_SUITES) {
         [1, 4, 5],
       );
     });
+
+    it("a prune killed half-way leaves a consistent store, and the next prune finishes it", async () => {
+      ok(await host.boxctl(["unpin", M, "--instance", "1"]));
+      await tinyImage(host, "old2");
+      const intent = `${STORE}/machines/${M}/intent.json`;
+      // Killed (the documented test hook) right after its first deletion forgot gen 1.
+      const r = await host.boxctl(["prune", "--yes"], { env: { BOXCTL_CRASH_AFTER: "forget" } });
+      assert.equal(r.code, 137, r.stderr);
+      assert.equal((await host.exec(["test", "-e", intent])).code, 0);
+      assert.equal((await host.exec(["test", "-d", `${STORE}/machines/${M}/instances/1`])).code, 0);
+      // Every instance and image is whole or gone; a dry run names what is left and the repair.
+      const dry = ok(await host.boxctl(["prune", "--dry-run"])).stdout;
+      assert.match(
+        dry,
+        new RegExp(
+          `^# ${M}: would first complete or roll back the interrupted delete-instance \\(pid \\d+\\)\nwould remove:\n  image old2\n$`,
+        ),
+      );
+      const real = ok(await host.boxctl(["prune", "--yes"]));
+      assert.equal(real.stdout, "removed image old2\n");
+      assert.equal(
+        (await host.exec(["test", "-e", intent])).code,
+        1,
+        "the interrupted deletion is settled",
+      );
+      assert.equal((await host.exec(["test", "-e", `${STORE}/machines/${M}/instances/1`])).code, 1);
+      assert.deepEqual(
+        (await machineJson(host, M)).instances.map((i) => i.gen),
+        [4, 5],
+      );
+      assert.ok(!(await images()).includes("old2"));
+      assert.ok(await isActive(host, M), "the current instance still runs");
+      ok(await host.exec(["systemctl", "stop", `systemd-nspawn@${M}.service`]));
+      const d = await json(["df", "--json"]);
+      const du = Number((await host.sh(["du", "-s", "-B1", "-x", STORE])).split(/\s/)[0]);
+      assert.equal(d.imagesBytes + d.instancesBytes + d.otherBytes, du, "df still adds up");
+      ok(await host.exec(["systemctl", "start", `systemd-nspawn@${M}.service`]));
+    });
   });
 }

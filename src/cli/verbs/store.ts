@@ -3,7 +3,7 @@ import { BoxError, UsageError } from "../../base/errors.ts";
 import { df } from "../../ops/df.ts";
 import { setKeep } from "../../ops/keep.ts";
 import { pinImage, pinInstance } from "../../ops/pin.ts";
-import { applyPrune, loadStore, parseKeep, prunePlan } from "../../ops/prune.ts";
+import { applyPrune, loadStore, parseKeep, prunePlan, settleInterrupted } from "../../ops/prune.ts";
 import { describe } from "../../store/machine.ts";
 import { done, emit } from "../output.ts";
 import { pruneLines, renderDf } from "../render/store.ts";
@@ -101,7 +101,8 @@ count among the --keep newest. --dry-run lists exactly what a real run removes.
 Asks for confirmation on a terminal; without one, --yes is required.
 Each deletion is a delete-instance or delete-image of its own, each crash-safe: a prune
 that is interrupted leaves every instance and image either whole or gone, and running
-prune again finishes it. Something that changed since prune looked (an instance became
+prune again finishes it: prune first completes or rolls back any machine's interrupted
+operation, as boxctl recover NAME would. Something that changed since prune looked (an instance became
 current, an image came into use) is left alone and reported (exit 1).`,
     options: {
       keep: {
@@ -118,8 +119,10 @@ current, an image came into use) is left alone and reported (exit 1).`,
     mutates: true,
     scripted: true,
     run: async (ctx) => {
+      const keep = parseKeep(ctx.opts.keep);
+      await settleInterrupted(ctx.r, { wait: ctx.opts.wait === true });
       const { machines, images } = loadStore();
-      const plan = prunePlan(machines, images, parseKeep(ctx.opts.keep));
+      const plan = prunePlan(machines, images, keep);
       const lines = pruneLines(plan);
       // main.ts refuses --json with --dry-run: a dry run prints, one line each, what a real run removes.
       if (ctx.r.dryRun) {

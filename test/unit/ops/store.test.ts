@@ -3,13 +3,16 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { beforeEach, describe, it } from "node:test";
 import { paths } from "../../../src/base/paths.ts";
+import { deletePlan } from "../../../src/ops/delete-instance.ts";
 import { df } from "../../../src/ops/df.ts";
 import { applyKeep, setKeep } from "../../../src/ops/keep.ts";
 import { pinImage, pinInstance } from "../../../src/ops/pin.ts";
-import { applyPrune, loadStore, prunePlan } from "../../../src/ops/prune.ts";
+import { applyPrune, loadStore, prunePlan, settleInterrupted } from "../../../src/ops/prune.ts";
 import { cutover } from "../../../src/ops/switch.ts";
+import { apply } from "../../../src/plan/apply.ts";
+import { newIntent, readIntent } from "../../../src/plan/intent.ts";
 import { loadImage } from "../../../src/store/images.ts";
-import { loadMachine } from "../../../src/store/machine.ts";
+import { instanceOf, loadMachine } from "../../../src/store/machine.ts";
 import { FakeHost, tempRoot } from "../../lib/fake-host.ts";
 
 const M = "app1";
@@ -58,6 +61,26 @@ describe("prune and pin", () => {
     // A second prune has nothing left to do.
     const again = prunePlan(loadStore().machines, loadStore().images, 0);
     assert.deepEqual([again.instances, again.images], [[], []]);
+  });
+
+  it("a prune killed after an instance's 'forget' is finished by the next prune", async () => {
+    // What prune's first deletion leaves when killed there: gen 1 gone from
+    // the record (so no plan names it again), its directory still on disk.
+    const m = loadMachine(M);
+    const inst = m ? instanceOf(m, 1) : undefined;
+    assert.ok(m && inst);
+    const plan = deletePlan(m, newIntent("delete-instance", m, inst, false), inst);
+    await apply(h, { ...plan, steps: plan.steps.slice(0, 2) });
+    assert.equal(readIntent(M)?.step, "forget");
+    assert.ok(existsSync(paths.instance(M, 1)));
+    await settleInterrupted(h);
+    assert.equal(readIntent(M), null);
+    assert.equal(existsSync(paths.instance(M, 1)), false, "the cut-off deletion is finished");
+    const again = prunePlan(loadStore().machines, loadStore().images, 0);
+    assert.deepEqual(
+      again.instances.map((i) => i.gen),
+      [3, 2],
+    );
   });
 
   it("what changed since the plan is left alone and reported", async () => {
