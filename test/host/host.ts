@@ -28,6 +28,7 @@ export {
   SUITES,
   type Suite,
   SYSTEMD_VERSION,
+  shareOf,
 } from "./suites.ts";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");

@@ -16,6 +16,19 @@ export const SUITES: Suite[] = parseSuites(process.env.BOXCTL_TEST_SUITES);
  */
 export const STABLE_SUITES: Suite[] = SUITES.filter((s) => s !== "sid");
 /**
+ * The share of a per-step matrix (crash, power cut) that suite runs. The
+ * steps are dealt out in turn over the stable suites that run, so every
+ * step runs once, on alternating systemd versions, and the two matrices
+ * cost half as much; with one suite, or BOXCTL_TEST_FULL=1, every suite runs
+ * every step. Measured: this takes about a minute off a warm npm test.
+ */
+export function shareOf<T>(items: readonly T[], suite: Suite): T[] {
+  const n = STABLE_SUITES.length;
+  const k = STABLE_SUITES.indexOf(suite);
+  if (process.env.BOXCTL_TEST_FULL === "1" || n < 2 || k < 0) return [...items];
+  return items.filter((_, i) => i % n === k);
+}
+/**
  * systemd's major version on each suite's host when its cache was built;
  * sid moves, so a test that depends on the exact number asks the host
  * (TestHost.systemdVersion()).

@@ -4,11 +4,12 @@
 // the old instance or exactly on the new one with the old as fallback,
 // running, with no upper dir lost or changed.
 //
-// The full matrix runs on both test hosts.
+// Each step runs on one of the two test hosts, alternately (shareOf in
+// test/host/suites.ts); BOXCTL_TEST_FULL=1 runs every step on both.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { CUTOVER_STEPS, FALLBACK_STEPS } from "../../src/plan/steps.ts";
-import { STABLE_SUITES, TestHost } from "../host/host.ts";
+import { STABLE_SUITES, shareOf, TestHost } from "../host/host.ts";
 import {
   checkSettledCutover,
   committed,
@@ -76,7 +77,7 @@ for (const suite of STABLE_SUITES) {
       return { m0, m };
     }
 
-    for (const step of FALLBACK_STEPS) {
+    for (const step of shareOf(FALLBACK_STEPS, suite)) {
       it(`fallback-instance killed after '${step}'`, async () => {
         const { m0, m } = await crashAndRecover(["fallback-instance", "system1"], step);
         const want = committed(FALLBACK_STEPS, step)
@@ -86,7 +87,7 @@ for (const suite of STABLE_SUITES) {
       });
     }
 
-    for (const step of CUTOVER_STEPS) {
+    for (const step of shareOf(CUTOVER_STEPS, suite)) {
       it(`cutover-instance killed after '${step}'`, async () => {
         const { m0, m } = await crashAndRecover(["cutover-instance", "system1", "foo-0.2"], step);
         await checkSettledCutover(host, step, m0, m);
