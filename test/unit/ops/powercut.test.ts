@@ -31,22 +31,15 @@ import {
   FALLBACK_STEPS,
   RESET_STEPS,
 } from "../../../src/plan/steps.ts";
-import { instanceOf, loadMachine, type MachineState } from "../../../src/store/machine.ts";
+import { instanceOf, type MachineState } from "../../../src/store/machine.ts";
 import { FakeHost, tempRoot } from "../../lib/fake-host.ts";
+import { interruptAfter as interruptAt, machineState } from "../../lib/interrupt.ts";
 
 const M = "web1";
 const opts = { timeoutMs: 20_000 };
-const state = (): MachineState => {
-  const m = loadMachine(M);
-  assert.ok(m);
-  return m;
-};
+const state = (): MachineState => machineState(M);
 
-async function interruptAfter(h: FakeHost, plan: Plan, step: string): Promise<void> {
-  const upTo = plan.steps.findIndex((s) => s.name === step);
-  await apply(h, { ...plan, steps: plan.steps.slice(0, upTo + 1) });
-  assert.equal(readIntent(M)?.step, step);
-}
+const interruptAfter = (h: FakeHost, plan: Plan, step: string) => interruptAt(h, M, plan, step);
 
 /** What a power cut and a boot up to boxctl-recover.service do: /run and every mount and unit state gone. */
 function powerCut(h: FakeHost): void {

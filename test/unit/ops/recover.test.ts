@@ -11,7 +11,7 @@ import { recoverInterrupted, switchCommitted } from "../../../src/ops/recover.ts
 import { resetPlan } from "../../../src/ops/reset.ts";
 import { cutover } from "../../../src/ops/switch.ts";
 import { switchPlan } from "../../../src/ops/switch-plan.ts";
-import { apply, type Plan } from "../../../src/plan/apply.ts";
+import type { Plan } from "../../../src/plan/apply.ts";
 import { type Intent, newIntent, readIntent } from "../../../src/plan/intent.ts";
 import {
   COMMIT_FROM,
@@ -20,25 +20,16 @@ import {
   FALLBACK_STEPS,
   RESET_STEPS,
 } from "../../../src/plan/steps.ts";
-import { instanceOf, loadMachine, type MachineState } from "../../../src/store/machine.ts";
+import { instanceOf, type MachineState } from "../../../src/store/machine.ts";
 import { FakeHost, tempRoot } from "../../lib/fake-host.ts";
+import { interruptAfter as interruptAt, machineState } from "../../lib/interrupt.ts";
 
 const M = "db1";
 const opts = { timeoutMs: 20_000 };
-const state = (): MachineState => {
-  const m = loadMachine(M);
-  assert.ok(m);
-  return m;
-};
+const state = (): MachineState => machineState(M);
 const marker = (gen: number) => `${paths.upper(M, gen)}/marker`;
 
-/** Applies plan's steps up to and including step, then stops as a kill -9 would. */
-async function interruptAfter(h: FakeHost, plan: Plan, step: string): Promise<void> {
-  const upTo = plan.steps.findIndex((s) => s.name === step);
-  assert.ok(upTo >= 0, `${step} is a step of the plan`);
-  await apply(h, { ...plan, steps: plan.steps.slice(0, upTo + 1) });
-  assert.equal(readIntent(M)?.step, step);
-}
+const interruptAfter = (h: FakeHost, plan: Plan, step: string) => interruptAt(h, M, plan, step);
 
 /** A machine on foo-0.2 (gen 2) with foo-0.1 (gen 1) as fallback, each with a change. */
 async function twoInstances(h: FakeHost): Promise<void> {

@@ -9,11 +9,11 @@ import { applyKeep, setKeep } from "../../../src/ops/keep.ts";
 import { pinImage, pinInstance } from "../../../src/ops/pin.ts";
 import { applyPrune, loadStore, prunePlan, settleInterrupted } from "../../../src/ops/prune.ts";
 import { cutover } from "../../../src/ops/switch.ts";
-import { apply } from "../../../src/plan/apply.ts";
 import { newIntent, readIntent } from "../../../src/plan/intent.ts";
 import { loadImage } from "../../../src/store/images.ts";
 import { instanceOf, loadMachine } from "../../../src/store/machine.ts";
 import { FakeHost, tempRoot } from "../../lib/fake-host.ts";
+import { interruptAfter, machineState } from "../../lib/interrupt.ts";
 
 const M = "app1";
 const opts = { timeoutMs: 15_000 };
@@ -66,12 +66,15 @@ describe("prune and pin", () => {
   it("a prune killed after an instance's 'forget' is finished by the next prune", async () => {
     // What prune's first deletion leaves when killed there: gen 1 gone from
     // the record (so no plan names it again), its directory still on disk.
-    const m = loadMachine(M);
-    const inst = m ? instanceOf(m, 1) : undefined;
-    assert.ok(m && inst);
-    const plan = deletePlan(m, newIntent("delete-instance", m, inst, false), inst);
-    await apply(h, { ...plan, steps: plan.steps.slice(0, 2) });
-    assert.equal(readIntent(M)?.step, "forget");
+    const m = machineState(M);
+    const inst = instanceOf(m, 1);
+    assert.ok(inst);
+    await interruptAfter(
+      h,
+      M,
+      deletePlan(m, newIntent("delete-instance", m, inst, false), inst),
+      "forget",
+    );
     assert.ok(existsSync(paths.instance(M, 1)));
     await settleInterrupted(h);
     assert.equal(readIntent(M), null);
