@@ -10,6 +10,7 @@
 // Each timing includes a final sync, so that write-back is charged to the
 // run that caused it. Prints medians and ratios to the tar baseline.
 //   node --import tsx bench/stage.bench.ts [bookworm|trixie] [ROUNDS]
+import { execFileSync } from "node:child_process";
 import { SUITES, type Suite, TestHost } from "../test/host/host.ts";
 
 const suite = (process.argv[2] as Suite | undefined) ?? "trixie";
@@ -71,9 +72,11 @@ try {
       }
       process.stderr.write(`${fs}: round ${i + 1}/${n} done\n`);
     }
+    const load = execFileSync("uptime", { encoding: "utf8" }).trim();
     const base = median(runs.tar ?? []);
     const mb = bytes / 2 ** 20;
     console.log(`\n${suite}, ${fs}: ${mb.toFixed(0)} MiB uncompressed tar, ${n} rounds, medians`);
+    console.log(`at the end: ${load}`);
     for (const [what, xs] of Object.entries(runs)) {
       if (!xs.length) continue;
       const m = median(xs);
