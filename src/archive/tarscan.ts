@@ -1,7 +1,10 @@
-// A streaming checker for tar headers. stage-image runs every byte that it
-// hands to GNU tar through TarScanner.push() first, so a hostile entry is
-// refused before tar has seen it, let alone written anything. The scanner
-// looks only at header blocks and steps over file data by arithmetic.
+// A streaming checker for tar headers. When stage-image streams an archive
+// (pump.ts), every byte it hands to GNU tar goes through TarScanner.push()
+// first, so a hostile entry is refused before tar has seen it. On the fast
+// path for a file (prescan.ts) tar reads the file itself and the check runs
+// beside it, inside a private directory that only a successful check makes
+// visible. The scanner looks only at header blocks and steps over file data
+// by arithmetic.
 //
 // It is deliberately stricter than tar: anything it cannot account for
 // exactly (a bad checksum, data on a symlink, a multi-volume header) is
