@@ -7,9 +7,15 @@
 //   sha256   boxctl stage-image --sha256 HEX
 //   stdin    boxctl stage-image - < FILE (the streaming path; tmpfs only)
 //   machinectl  machinectl import-tar (where the host has it)
+//   before, before-stdin  stage and stdin by another build of boxctl, given
+//               as BENCH_BEFORE=path/to/boxctl.cjs (e.g. main's), so that a
+//               change is measured against its parent in the same rounds
 // Each timing includes a final sync, so that write-back is charged to the
 // run that caused it. Prints medians and ratios to the tar baseline.
 //   node --import tsx bench/stage.bench.ts [bookworm|trixie] [ROUNDS]
+import { execFileSync } from "node:child_process";
+import { copyFileSync } from "node:fs";
+import { join } from "node:path";
 import { SUITES, type Suite, TestHost } from "../test/host/host.ts";
 
 const suite = (process.argv[2] as Suite | undefined) ?? "trixie";
@@ -17,6 +23,8 @@ const rounds = Number(process.argv[3] ?? 5);
 if (!SUITES.includes(suite)) throw new Error(`suite must be one of ${SUITES.join(", ")}`);
 
 const host = await TestHost.boot(suite);
+const before = process.env.BENCH_BEFORE;
+if (before) copyFileSync(before, join(host.dir, "root/before.cjs"));
 const sh = (script: string) => host.sh(["sh", "-c", script], { timeoutMs: 600_000 });
 
 /** Runs script, then sync; returns the wall time in seconds. */
@@ -50,6 +58,8 @@ try {
       sha256: [],
       stdin: [],
       machinectl: [],
+      before: [],
+      "before-stdin": [],
     };
     for (let i = 0; i < n; i++) {
       const dir = "/var/lib/boxctl/bench-tar";
@@ -65,21 +75,35 @@ try {
         runs.stdin?.push(await timed("boxctl stage-image -q - --name b3 < /root/big.tar"));
         await sh("boxctl delete-image b3 >/dev/null; sync");
       }
+      if (before) {
+        runs.before?.push(
+          await timed("node /root/before.cjs stage-image -q /root/big.tar --name b4"),
+        );
+        await sh("boxctl delete-image b4 >/dev/null; sync");
+        if (streamed) {
+          runs["before-stdin"]?.push(
+            await timed("node /root/before.cjs stage-image -q - --name b5 < /root/big.tar"),
+          );
+          await sh("boxctl delete-image b5 >/dev/null; sync");
+        }
+      }
       if (hasMachinectl) {
         runs.machinectl?.push(await timed("machinectl --quiet import-tar /root/big.tar bench"));
         await sh("machinectl remove bench; sync");
       }
       process.stderr.write(`${fs}: round ${i + 1}/${n} done\n`);
     }
+    const load = execFileSync("uptime", { encoding: "utf8" }).trim();
     const base = median(runs.tar ?? []);
     const mb = bytes / 2 ** 20;
     console.log(`\n${suite}, ${fs}: ${mb.toFixed(0)} MiB uncompressed tar, ${n} rounds, medians`);
+    console.log(`at the end: ${load}`);
     for (const [what, xs] of Object.entries(runs)) {
       if (!xs.length) continue;
       const m = median(xs);
       const all = xs.map((x) => x.toFixed(2)).join(" ");
       console.log(
-        `${what.padEnd(11)} ${m.toFixed(2)} s ${(mb / m).toFixed(0).padStart(5)} MiB/s  ratio ${(m / base).toFixed(2)}  (${all})`,
+        `${what.padEnd(12)} ${m.toFixed(2)} s ${(mb / m).toFixed(0).padStart(5)} MiB/s  ratio ${(m / base).toFixed(2)}  (${all})`,
       );
     }
   };

@@ -127,9 +127,8 @@ export function pump(
         fail(e instanceof TarViolation ? violation(o.label, e) : (e as Error));
         return;
       }
-      const more = tar.stdin.write(chunk);
+      send(src, tar.stdin, chunk);
       if (scanner.ended) tar.stdin.end();
-      else if (!more) backpressure(src, tar.stdin);
     };
     const endTar = () => {
       if (failed) return;
@@ -176,7 +175,7 @@ export function pump(
       bytesIn += chunk.length;
       o.meter.bytes = bytesIn;
       if (dec?.stdin) {
-        if (!dec.stdin.write(chunk)) backpressure(o.input, dec.stdin);
+        send(o.input, dec.stdin, chunk);
       } else toTar(chunk, o.input);
     };
 
@@ -221,6 +220,19 @@ export function pump(
       done();
     });
   });
+}
+
+// How much node queues for a child before it stops reading its input. A
+// child's stdin is a socket that holds ~200 KiB; with node's default of
+// 16 KiB every 64 KiB chunk paused the input until the child had read it
+// all, one round trip of both processes per chunk. A few MiB queued keep
+// node reading while the child writes, at a bounded cost in memory.
+const QUEUE = 4 << 20;
+
+/** Writes chunk to dst; pauses src while dst holds more than QUEUE bytes. */
+function send(src: Readable, dst: Writable, chunk: Buffer): void {
+  dst.write(chunk);
+  if (dst.writableLength > QUEUE) backpressure(src, dst);
 }
 
 /** Pauses src until dst drains, or is closed (tar may stop reading at the end marker). */

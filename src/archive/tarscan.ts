@@ -1,7 +1,10 @@
-// A streaming checker for tar headers. stage-image runs every byte that it
-// hands to GNU tar through TarScanner.push() first, so a hostile entry is
-// refused before tar has seen it, let alone written anything. The scanner
-// looks only at header blocks and steps over file data by arithmetic.
+// A streaming checker for tar headers. When stage-image streams an archive
+// (pump.ts), every byte it hands to GNU tar goes through TarScanner.push()
+// first, so a hostile entry is refused before tar has seen it. On the fast
+// path for a file (prescan.ts) tar reads the file itself and the check runs
+// beside it, inside a private directory that only a successful check makes
+// visible. The scanner looks only at header blocks and steps over file data
+// by arithmetic.
 //
 // It is deliberately stricter than tar: anything it cannot account for
 // exactly (a bad checksum, data on a symlink, a multi-volume header) is
@@ -54,16 +57,16 @@ function text(b: Buffer, off: number, len: number): string {
   return b.toString("utf8", off, end);
 }
 
-/** True if the header's checksum matches (tar accepts the unsigned or the signed sum). */
-export function checksumOk(b: Uint8Array): boolean {
-  const want = numeric(b, 148, 8);
+/** True if the header at b[at] has a matching checksum (tar accepts the unsigned or the signed sum). */
+export function checksumOk(b: Uint8Array, at = 0): boolean {
+  const want = numeric(b, at + 148, 8);
   let unsigned = 8 * 0x20;
-  for (let i = 0; i < 148; i++) unsigned += b[i] as number;
-  for (let i = 156; i < BLOCK; i++) unsigned += b[i] as number;
+  for (let i = at; i < at + 148; i++) unsigned += b[i] as number;
+  for (let i = at + 156; i < at + BLOCK; i++) unsigned += b[i] as number;
   if (want === unsigned) return true;
   let signed = 8 * 0x20;
-  for (let i = 0; i < BLOCK; i++) {
-    if (i >= 148 && i < 156) continue;
+  for (let i = at; i < at + BLOCK; i++) {
+    if (i >= at + 148 && i < at + 156) continue;
     const c = b[i] as number;
     signed += c > 127 ? c - 256 : c;
   }
@@ -97,14 +100,18 @@ export function parsePax(buf: Buffer): Record<string, string> {
   let pos = 0;
   while (pos < buf.length) {
     if (buf[pos] === 0) break;
-    const sp = buf.indexOf(0x20, pos);
+    // Records are short: a loop beats indexOf's call into C++.
+    let sp = pos;
+    while (sp < buf.length && buf[sp] !== 0x20) sp++;
+    if (sp === buf.length) sp = -1;
     const len = Number(buf.toString("latin1", pos, sp));
     if (sp < 0 || !Number.isInteger(len) || len <= sp - pos || pos + len > buf.length)
       throw new TarViolation(`corrupt pax header record at byte ${pos} of a pax header`);
-    const rec = buf.subarray(sp + 1, pos + len - 1);
-    const eq = rec.indexOf(0x3d);
-    if (eq < 0) throw new TarViolation("corrupt pax header record (no '=')");
-    out[rec.toString("utf8", 0, eq)] = rec.toString("utf8", eq + 1);
+    const end = pos + len - 1;
+    let eq = sp + 1;
+    while (eq < end && buf[eq] !== 0x3d) eq++;
+    if (eq === end) throw new TarViolation("corrupt pax header record (no '=')");
+    out[buf.toString("utf8", sp + 1, eq)] = buf.toString("utf8", eq + 1, end);
     pos += len;
   }
   return out;
@@ -133,6 +140,10 @@ export class TarScanner {
   private pax: Record<string, string> = {};
   private last = "";
   private readonly symlinks = new Set<string>();
+  /** A directory known to have no symlink in its path; reset when a symlink is added. */
+  private clearDir: string | null = null;
+  /** Holds long names and pax records while they are collected; reused. */
+  private scratch = Buffer.allocUnsafe(4096);
   private readonly nondirs = new Set<string>();
 
   /** Checks a chunk of the stream; throws TarViolation before returning if it holds a bad header. */
@@ -153,10 +164,10 @@ export class TarScanner {
         if (c.fill === c.size) {
           this.collect = null;
           this.skip = padded(c.size) - c.size;
-          this.meta(c.kind, c.buf);
+          this.meta(c.kind, c.buf.subarray(0, c.size));
         }
       } else if (this.hdrFill === 0 && n - i >= BLOCK) {
-        this.block(chunk.subarray(i, i + BLOCK), this.offset + i);
+        this.block(chunk, i, this.offset + i);
         i += BLOCK;
       } else {
         const k = Math.min(BLOCK - this.hdrFill, n - i);
@@ -165,7 +176,7 @@ export class TarScanner {
         i += k;
         if (this.hdrFill === BLOCK) {
           this.hdrFill = 0;
-          this.block(this.hdr, this.offset + i - BLOCK);
+          this.block(this.hdr, 0, this.offset + i - BLOCK);
         }
       }
     }
@@ -193,43 +204,45 @@ export class TarScanner {
     }
   }
 
-  private block(b: Buffer, at: number): void {
+  /** The header block b[h, h + 512), found at byte `at` of the stream. */
+  private block(b: Buffer, h: number, at: number): void {
     if (this.sparseData !== null) {
       // Old GNU sparse headers continue in extension blocks before the data.
-      if (b[504] === 0) {
+      if (b[h + 504] === 0) {
         this.skip = this.sparseData;
         this.sparseData = null;
       }
       return;
     }
-    if (b[0] === 0 && b.equals(ZERO)) {
+    if (b[h] === 0 && ZERO.compare(b, h, h + BLOCK) === 0) {
       this.ended = true;
       return;
     }
-    if (!checksumOk(b)) {
+    if (!checksumOk(b, h)) {
       const after = this.last ? ` after entry '${printable(this.last)}'` : "";
       throw new TarViolation(`corrupt tar header${after} (bad checksum near byte ${at})`);
     }
-    const type = b[156] ?? 0;
+    const type = b[h + 156] ?? 0;
     // "ustar\0" is POSIX (with a name prefix field); GNU writes "ustar  \0".
-    const posix = b[262] === 0 && b[257] === 0x75;
-    let name = text(b, 0, 100);
-    if (posix && b[345] !== 0) name = `${text(b, 345, 155)}/${name}`;
-    let size = numeric(b, 124, 12);
+    const posix = b[h + 262] === 0 && b[h + 257] === 0x75;
+    let name = text(b, h, 100);
+    if (posix && b[h + 345] !== 0) name = `${text(b, h + 345, 155)}/${name}`;
+    let size = numeric(b, h + 124, 12);
     if (!Number.isFinite(size)) throw new TarViolation(`corrupt size in the header of '${name}'`);
     if (type === 0x4c || type === 0x4b || type === 0x78 || type === 0x67) {
       // L, K: GNU long name or link target; x, g: pax records.
       if (size > MAX_META)
         throw new TarViolation(`a ${String.fromCharCode(type)} header of ${size} bytes is too big`);
       if (size === 0) return;
-      this.collect = { kind: type, buf: Buffer.alloc(size), fill: 0, size };
+      if (size > this.scratch.length) this.scratch = Buffer.allocUnsafe(size);
+      this.collect = { kind: type, buf: this.scratch, fill: 0, size };
       return;
     }
     const pax = this.pax;
     if (this.longName !== undefined) name = this.longName;
     if (pax.path !== undefined) name = pax.path;
     if (pax["GNU.sparse.name"] !== undefined) name = pax["GNU.sparse.name"];
-    let link = this.longLink ?? text(b, 157, 100);
+    let link = this.longLink ?? text(b, h + 157, 100);
     if (pax.linkpath !== undefined) link = pax.linkpath;
     if (pax.size !== undefined) size = Number(pax.size);
     this.longName = undefined;
@@ -238,7 +251,7 @@ export class TarScanner {
     this.last = name;
     this.entries++;
     this.entry(type, name, link, size);
-    if (type === 0x53 && b[482] !== 0) this.sparseData = padded(size);
+    if (type === 0x53 && b[h + 482] !== 0) this.sparseData = padded(size);
     else this.skip = padded(size);
   }
 
@@ -254,43 +267,55 @@ export class TarScanner {
   }
 
   private entry(type: number, name: string, link: string, size: number): void {
-    const shown = printable(name);
+    // Made only for a message: printable() costs more than the whole check.
+    const shown = () => printable(name);
     const parts = pathParts(name, "path", name);
     const key = parts.join("/");
-    this.throughSymlink(parts, name, "is written through");
+    this.throughSymlink(parts, key, name, "is written through");
     const ch = String.fromCharCode(type);
     if (ch === "M" || ch === "N")
-      throw new TarViolation(`entry '${shown}' is a multi-volume or old GNU header; refused`, name);
+      throw new TarViolation(
+        `entry '${shown()}' is a multi-volume or old GNU header; refused`,
+        name,
+      );
     // These types carry no data; a size on them would make tar and this
     // scanner disagree about where the next header is.
     if ("123456".includes(ch) && size !== 0)
-      throw new TarViolation(`entry '${shown}' (type ${ch}) claims ${size} bytes of data`, name);
+      throw new TarViolation(`entry '${shown()}' (type ${ch}) claims ${size} bytes of data`, name);
     if (key === "" && ch !== "5")
-      throw new TarViolation(`entry '${shown}' replaces the root`, name);
+      throw new TarViolation(`entry '${shown()}' replaces the root`, name);
     const plainDir = (ch === "0" || type === 0) && name.endsWith("/");
     if (ch === "5" || ch === "D" || plainDir) {
       if (this.symlinks.has(key))
-        throw new TarViolation(`directory '${shown}' would be made through the symlink`, name);
+        throw new TarViolation(`directory '${shown()}' would be made through the symlink`, name);
       return;
     }
     if (ch === "1") {
       const target = pathParts(link, "hardlink target", name);
-      this.throughSymlink(target, name, "is a hardlink through");
-      if (!this.nondirs.has(target.join("/")))
+      const targetKey = target.join("/");
+      this.throughSymlink(target, targetKey, name, "is a hardlink through");
+      if (!this.nondirs.has(targetKey))
         throw new TarViolation(
-          `hardlink '${shown}' points to '${printable(link)}', which is not earlier in the archive (outside it)`,
+          `hardlink '${shown()}' points to '${printable(link)}', which is not earlier in the archive (outside it)`,
           name,
         );
     } else if (ch === "2") {
       this.symlinks.add(key);
+      this.clearDir = null;
     } else if (ch !== "3" && ch !== "4" && ch !== "6") {
       this.dataBytes += size;
     }
     this.nondirs.add(key);
   }
 
-  private throughSymlink(parts: string[], name: string, verb: string): void {
+  /** Refuses a path (parts, joined: key) with a symlink among its leading components. */
+  private throughSymlink(parts: string[], key: string, name: string, verb: string): void {
     if (this.symlinks.size === 0) return;
+    const slash = key.lastIndexOf("/");
+    if (slash < 0) return;
+    // Archives list a directory's entries together: its path is checked once.
+    const dir = key.slice(0, slash);
+    if (dir === this.clearDir) return;
     let prefix = "";
     for (let j = 0; j < parts.length - 1; j++) {
       prefix = j === 0 ? (parts[0] as string) : `${prefix}/${parts[j]}`;
@@ -300,5 +325,6 @@ export class TarScanner {
           name,
         );
     }
+    this.clearDir = dir;
   }
 }

@@ -18,10 +18,9 @@ import type { Readable } from "node:stream";
 import { detect, MAGIC_BYTES } from "../archive/archive.ts";
 import { isUrl } from "../archive/download.ts";
 import { findLayout, prettyName } from "../archive/layout.ts";
-import { extractFile, hashInBackground, onlyRootWrites, prescan } from "../archive/prescan.ts";
+import { extractChecked, onlyRootWrites } from "../archive/prescan.ts";
 import { Progress } from "../archive/progress.ts";
-import { bomb, diskFull, INTERRUPTED, pump, tarArgv, violation } from "../archive/pump.ts";
-import { type TarScanner, TarViolation } from "../archive/tarscan.ts";
+import { bomb, diskFull, INTERRUPTED, pump, tarArgv } from "../archive/pump.ts";
 import { BoxError } from "../base/errors.ts";
 import { paths } from "../base/paths.ts";
 import { fsyncDir, makeDir, removeTree, writeJsonAtomic } from "../host/files.ts";
@@ -82,16 +81,8 @@ async function unpack(
     const n = readSync(fd, head, 0, MAGIC_BYTES, 0);
     if (detect(head.subarray(0, n)) === "tar" && onlyRootWrites(`/proc/self/fd/${fd}`, st)) {
       if (st.size > s.maxBytes) throw bomb(label, s.maxBytes);
-      const hashing = hashInBackground(fd, label);
-      let scanner: TarScanner;
-      try {
-        scanner = prescan(fd, st.size);
-      } catch (e) {
-        hashing.stop();
-        throw e instanceof TarViolation ? violation(label, e) : e;
-      }
-      const x = await extractFile(r, { fd, size: st.size, label, dest, meter, hashing }, ctl);
-      return { sha256: x.sha256, dataBytes: scanner.dataBytes };
+      const x = await extractChecked(r, { fd, size: st.size, label, dest, meter }, ctl);
+      return { sha256: x.sha256, dataBytes: x.dataBytes };
     }
   }
   const input: Readable =

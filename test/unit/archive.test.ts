@@ -1,12 +1,13 @@
 // archive/, the pure parts of staging: format detection, names, sizes, and
 // the tar header checker that stands between a hostile archive and tar.
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { decompressor, detect, imageNameFromPath, parseSize } from "../../src/archive/archive.ts";
-import { prescan } from "../../src/archive/prescan.ts";
+import { scanFile } from "../../src/archive/prescan.ts";
 import {
   checksumOk,
   numeric,
@@ -200,47 +201,79 @@ describe("TarScanner", () => {
   });
 });
 
-describe("prescan (headers read from a file at their offsets)", () => {
-  const withFile = (data: Buffer, fn: (fd: number) => void) => {
+describe("scanFile (the fast path's check and hash, in one read of the file)", () => {
+  const withFile = async (data: Buffer, fn: (fd: number) => Promise<void>) => {
     const dir = mkdtempSync(join(tmpdir(), "boxctl-unit-"));
     const path = join(dir, "a.tar");
     writeFileSync(path, data);
     const fd = openSync(path, "r");
     try {
-      fn(fd);
+      await fn(fd);
     } finally {
       closeSync(fd);
       rmSync(dir, { recursive: true });
     }
   };
-  const big = "z".repeat(300_000);
+  const big = "z".repeat(3_000_000);
+  const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
-  it("steps over file data and sees every header", () => {
+  it("sees every header and hashes every byte, past the end marker", async () => {
     const tar = Buffer.concat([
       entry("a", "0", big),
       entry("b", "0", big),
       entry("c", "2", "", "a"),
       END,
+      Buffer.alloc(10_000, 7),
     ]);
-    withFile(tar, (fd) => {
-      const s = prescan(fd, tar.length);
-      assert.equal(s.entries, 3);
-      assert.equal(s.dataBytes, 600_000);
+    await withFile(tar, async (fd) => {
+      const s = await scanFile(fd, tar.length);
+      assert.equal(s.scanner.entries, 3);
+      assert.equal(s.scanner.dataBytes, 6_000_000);
+      assert.equal(s.sha256, sha(tar));
+      assert.equal(s.bytes, tar.length);
     });
   });
 
-  it("finds a bad entry behind big files, and truncation inside one", () => {
+  it("steps over file data once hashing is given up, and still sees every header", async () => {
     const tar = Buffer.concat([
       entry("a", "0", big),
       entry("l", "2", "", "/"),
       entry("l/x", "0", "x"),
       END,
     ]);
-    withFile(tar, (fd) =>
-      assert.throws(() => prescan(fd, tar.length), /'l\/x' is written through/),
+    let calls = 0;
+    await withFile(tar, (fd) =>
+      assert.rejects(
+        scanFile(fd, tar.length, () => ++calls < 2),
+        /'l\/x' is written through/,
+      ),
     );
-    withFile(tar.subarray(0, 200_000), (fd) =>
-      assert.throws(() => prescan(fd, 200_000), /truncated inside entry 'a'/),
+  });
+
+  it("finds a bad entry behind big files, and truncation inside one", async () => {
+    const tar = Buffer.concat([
+      entry("a", "0", big),
+      entry("l", "2", "", "/"),
+      entry("l/x", "0", "x"),
+      END,
+    ]);
+    await withFile(tar, (fd) =>
+      assert.rejects(scanFile(fd, tar.length), /'l\/x' is written through/),
+    );
+    await withFile(tar.subarray(0, 2_000_000), (fd) =>
+      assert.rejects(scanFile(fd, 2_000_000), /truncated inside entry 'a'/),
+    );
+  });
+
+  it("stops at once when told to", async () => {
+    const tar = Buffer.concat([entry("a", "0", big), END]);
+    await withFile(tar, (fd) =>
+      assert.rejects(
+        scanFile(fd, tar.length, () => {
+          throw new Error("interrupted");
+        }),
+        /interrupted/,
+      ),
     );
   });
 });
