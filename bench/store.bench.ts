@@ -12,7 +12,7 @@
 // Needs root, GNU tar, getfattr (attr) and a built dist/ (npm run build).
 //   node --import tsx bench/store.bench.ts [WORKDIR on disk] [ROUNDS]
 import { spawnSync } from "node:child_process";
-import { mkdirSync, rmSync } from "node:fs";
+import { appendFileSync, lstatSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { cachePath } from "../test/host/host.ts";
 import { compare } from "./lib.ts";
@@ -35,24 +35,61 @@ function sh(script: string, env: NodeJS.ProcessEnv = {}): string {
 const du = (dirs: string[]) =>
   Number(sh(`du -s -c -B1 -x ${dirs.join(" ")} | tail -1`).split(/\s/)[0]);
 
-/** Five archives, each changing every 20th file (about 5 % of the bytes) of the one before. */
-function makeVersions(): string[] {
+/** Regular files (one link) under dir, with their sizes, in path order. */
+function regularFiles(dir: string): { path: string; size: number }[] {
+  const out: { path: string; size: number }[] = [];
+  const todo = [dir];
+  while (todo.length) {
+    const d = todo.pop() as string;
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) todo.push(p);
+      else if (e.isFile()) {
+        const st = lstatSync(p);
+        if (st.nlink === 1) out.push({ path: p, size: st.size });
+      }
+    }
+  }
+  return out.sort((a, b) => (a.path < b.path ? -1 : 1));
+}
+
+/**
+ * Five archives, each changing 5 % of the file bytes of the one before: a
+ * line appended to files picked in a fixed pseudo-random order per version
+ * until they hold 5 % of all bytes.
+ */
+function makeVersions(): { tars: string[]; changed: number[]; total: number } {
   const tree = join(work, "tree");
   rmSync(tree, { recursive: true, force: true });
   mkdirSync(tree, { recursive: true });
   const foo = join(cachePath("guest-bookworm"), "images/foo-0.1.tar");
   sh(`tar ${FIDELITY.join(" ")} -xpf ${foo} -C ${tree}`);
+  const files = regularFiles(tree);
+  const total = files.reduce((a, f) => a + f.size, 0);
   const tars: string[] = [];
+  const changed: number[] = [];
+  let seed = 12345;
   for (let v = 1; v <= 5; v++) {
-    if (v > 1)
-      sh(`cd ${tree} && find usr etc -type f -links 1 | LC_ALL=C sort | awk 'NR % 20 == ${v}' |
-        while IFS= read -r f; do echo "version ${v}" >> "$f"; done`);
+    let bytes = 0;
+    if (v > 1) {
+      const order = files.map((f) => {
+        seed = (seed * 1103515245 + 12345) % 2 ** 31;
+        return { f, k: seed };
+      });
+      order.sort((a, b) => a.k - b.k);
+      for (const { f } of order) {
+        if (bytes >= total * 0.05) break;
+        appendFileSync(f.path, `version ${v}\n`);
+        bytes += f.size;
+      }
+    }
+    changed.push(bytes);
     const tar = join(work, `v${v}.tar`);
     sh(`tar ${FIDELITY.join(" ")} -C ${tree} -cf ${tar} .`);
     tars.push(tar);
   }
   rmSync(tree, { recursive: true, force: true });
-  return tars;
+  return { tars, changed, total };
 }
 
 function measure(fs: string, base: string, tars: string[]) {
@@ -68,6 +105,12 @@ function measure(fs: string, base: string, tars: string[]) {
   console.log(
     `${fs}: five versions ${(five / 2 ** 20).toFixed(1)} MiB, one ${(one / 2 ** 20).toFixed(1)} MiB -> ratio ${(five / one).toFixed(3)} (without sharing: ${(each / one).toFixed(2)})`,
   );
+  // Where a version's own bytes go: what it changed (regular files with one
+  // link), and what no hard link can share (directories, symlinks, index).
+  const own = sh(`find ${images[4]} -printf '%y %n %b\\n' | awk '
+    $1 == "d" { d += $3 } $1 == "l" { l += $3 } $1 == "f" && $2 == 1 { f += $3 }
+    END { printf "directories %.1f MiB, symlinks %.1f MiB, unshared files (changed, index) %.1f MiB", d/2048, l/2048, f/2048 }'`);
+  console.log(`${fs}: sv-5 holds alone: ${own}`);
   // Against the first four: the fifth version, staged and deleted each round.
   sh(`node ${boxctl} delete-image sv-5 >/dev/null`, env);
   const dest = join(base, "tar-dest");
@@ -94,7 +137,13 @@ mkdirSync(work, { recursive: true });
 const tmpfs = join(work, "tmpfs");
 try {
   console.log(`${new Date().toISOString()}, load ${sh("cut -d' ' -f1-3 /proc/loadavg").trim()}`);
-  const tars = makeVersions();
+  const { tars, changed, total } = makeVersions();
+  console.log(
+    `five versions of foo-0.1 (${(total / 2 ** 20).toFixed(1)} MiB in regular files): each changes ${changed
+      .slice(1)
+      .map((c) => `${((100 * c) / total).toFixed(1)} %`)
+      .join(", ")} of the bytes`,
+  );
   sh(`cat ${tars.join(" ")} > /dev/null`);
   await measure(`disk (${sh(`findmnt -no FSTYPE -T ${work}`).trim()})`, work, tars);
   mkdirSync(tmpfs, { recursive: true });

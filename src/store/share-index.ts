@@ -9,7 +9,7 @@
 import { createHash } from "node:crypto";
 
 export const INDEX_FILE = "files.idx";
-export const INDEX_HEADER = "boxctl-files 1";
+export const INDEX_HEADER = "boxctl-files 2";
 
 export interface FileFacts {
   sha256: string;
@@ -20,14 +20,21 @@ export interface FileFacts {
   mtimeNs: bigint;
   /** xattrDigest() of its extended attributes; "-" for none. */
   xattrs: string;
+  /** Its names in its image: 1, or the size of a hard-link group the archive made. */
+  links: number;
 }
 
-/** The key two files must share, as one index field list (space-free). */
+/**
+ * The key two files must share, as one index field list (space-free). A
+ * hard-link group of the archive is one entry (its first name) and only
+ * ever matches a group of as many names, so that an image keeps exactly
+ * the link structure its archive gave it.
+ */
 export function fileKey(f: FileFacts): string {
-  return `${f.sha256} ${f.size} ${f.mode.toString(8)} ${f.uid} ${f.gid} ${f.mtimeNs} ${f.xattrs}`;
+  return `${f.sha256} ${f.size} ${f.mode.toString(8)} ${f.uid} ${f.gid} ${f.mtimeNs} ${f.xattrs} ${f.links}`;
 }
 
-const KEY_FIELDS = 7;
+const KEY_FIELDS = 8;
 
 /**
  * Relative paths boxctl indexes: printable ASCII without a backslash, no

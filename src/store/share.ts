@@ -65,11 +65,14 @@ const STOPPED = new Error("interrupted");
 interface Walked {
   rel: string;
   st: BigIntStats;
+  /** Every name of the inode in the tree, rel first: more than one for an archive's hard links. */
+  names: string[];
 }
 
-/** Regular files under root, never following a link. */
+/** Regular files under root, never following a link; an archive's hard-link group is one. */
 async function walk(root: string, stop: () => boolean) {
   const files: Walked[] = [];
+  const groups = new Map<bigint, Walked>();
   const todo = [""];
   let n = 0;
   while (todo.length) {
@@ -79,13 +82,27 @@ async function walk(root: string, stop: () => boolean) {
       if (!shareableName(sub)) continue;
       const st = lstatSync(join(root, sub), { bigint: true });
       if (st.isDirectory()) todo.push(sub);
-      else if (st.isFile() && st.size > 0n && st.nlink === 1n) files.push({ rel: sub, st });
+      else if (st.isFile() && st.size > 0n) {
+        if (st.nlink === 1n) files.push({ rel: sub, st, names: [sub] });
+        else {
+          const g = groups.get(st.ino);
+          if (g) g.names.push(sub);
+          else groups.set(st.ino, { rel: sub, st, names: [sub] });
+        }
+      }
       if (++n % 4096 === 0) {
         await yieldNow();
         if (stop()) throw STOPPED;
       }
     }
   }
+  // A group with a name outside the tree cannot be: skip it all the same.
+  for (const g of groups.values())
+    if (BigInt(g.names.length) === g.st.nlink) {
+      g.names.sort();
+      g.rel = g.names[0] as string;
+      files.push(g);
+    }
   return files;
 }
 
@@ -212,6 +229,7 @@ async function share(r: Runner, o: ShareRequest): Promise<ShareResult> {
       gid: Number(gid),
       mtimeNs,
       xattrs: x,
+      links: f.names.length,
     });
     entries.push({ key, rel: f.rel });
     const same = want.get(key);
@@ -225,7 +243,8 @@ async function share(r: Runner, o: ShareRequest): Promise<ShareResult> {
   res.files = entries.length;
   const twins = findTwins(o.name, want);
   const dirsOf = new Set<string>();
-  for (const key of twins.keys()) for (const f of want.get(key) ?? []) dirsOf.add(dirname(f.rel));
+  for (const key of twins.keys())
+    for (const f of want.get(key) ?? []) for (const n of f.names) dirsOf.add(dirname(n));
   const putBack = await keepDirTimes(r, o.rootfs, join(o.stageDir, "dirs.tar"), dirsOf);
   const safeDirs = new Map<string, boolean>();
   let n = 0;
@@ -244,6 +263,7 @@ async function share(r: Runner, o: ShareRequest): Promise<ShareResult> {
       if (ino === null) continue;
       k++;
       res.linked++;
+      res.linked += f.names.length - 1;
       res.bytes += Number(f.st.size);
       if (++n % 256 === 0) {
         await yieldNow();
@@ -285,26 +305,39 @@ function linkTwin(
   }
   // Images are never written, but an index is only a record: check.
   if (!tst.isFile() || !sameFacts(tst, f.st) || used.has(tst.ino)) return null;
-  const staged = join(rootfs, f.rel);
-  const tmp = join(dirname(staged), `.boxctl-share.${process.pid}.${n}`);
+  if (tst.nlink < BigInt(f.names.length)) return null; // not a group as large
+  const done: string[] = [];
   try {
-    linkSync(twin, tmp);
+    for (const name of f.names) {
+      replaceWithLink(twin, join(rootfs, name), n);
+      done.push(name);
+    }
   } catch (e) {
+    // A group half moved would split what the archive made one file: put
+    // the moved names back on the group's own inode (a name not moved).
     const code = (e as NodeJS.ErrnoException).code;
-    // EMLINK: the file system's link limit (ext4: 65000); keep the copy.
-    // ENOENT: that image was deleted meanwhile.
+    const left = f.names[done.length] as string;
+    for (const name of done) replaceWithLink(join(rootfs, left), join(rootfs, name), n);
+    // EMLINK: the file system's link limit (ext4: 65000); ENOENT: that
+    // image was deleted meanwhile. Either way the copy stays.
     if (code === "EMLINK" || code === "EXDEV" || code === "EEXIST" || code === "ENOENT")
       return null;
     throw e;
   }
+  used.add(tst.ino);
+  return tst.ino;
+}
+
+/** Replaces staged with a hard link to target, atomically (a temporary name, then rename). */
+function replaceWithLink(target: string, staged: string, n: number): void {
+  const tmp = join(dirname(staged), `.boxctl-share.${process.pid}.${n}`);
+  linkSync(target, tmp);
   try {
     renameSync(tmp, staged);
   } catch (e) {
     unlinkSync(tmp);
     throw e;
   }
-  used.add(tst.ino);
-  return tst.ino;
 }
 
 /**

@@ -88,6 +88,11 @@ export function sharedFiles(getHost: () => TestHost, machine: string): void {
     const bash = (v: number) => ino(`${ROOT(v)}/usr/bin/bash`);
     for (const v of V) assert.equal(await bash(v), await bash(1), `usr/bin/bash of ${img(v)}`);
     assert.equal(await ino(`${STORE}/images/foo-0.1/rootfs/usr/bin/bash`), await bash(1));
+    // The archive's own hard links (perl, perl5.36.0) stay one file per image, shared as one.
+    const perl = await ino(`${ROOT(1)}/usr/bin/perl`);
+    for (const v of [1, 5])
+      for (const name of ["perl", "perl5.36.0"])
+        assert.equal(await ino(`${ROOT(v)}/usr/bin/${name}`), perl, `${img(v)} ${name}`);
     // Each change keeps its own inode: content, mode, xattr, ACL, mtime.
     const differs = async (a: number, b: number, rel: string) =>
       assert.notEqual(await ino(`${ROOT(a)}/${rel}`), await ino(`${ROOT(b)}/${rel}`), rel);

@@ -6,6 +6,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import {
   chmodSync,
   existsSync,
+  linkSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -75,11 +76,12 @@ describe("identical files stored once (share-index, share)", () => {
     gid: 0,
     mtimeNs: 1_700_000_000_123_456_789n,
     xattrs: "-",
+    links: 1,
   };
 
   it("keys on content and every bit of metadata a hard link shares", () => {
     const k = fileKey(facts);
-    assert.equal(k, `${"a".repeat(64)} 5 100644 0 0 1700000000123456789 -`);
+    assert.equal(k, `${"a".repeat(64)} 5 100644 0 0 1700000000123456789 - 1`);
     for (const other of [
       { sha256: "b".repeat(64) },
       { size: 6n },
@@ -88,6 +90,7 @@ describe("identical files stored once (share-index, share)", () => {
       { gid: 1 },
       { mtimeNs: facts.mtimeNs + 1n },
       { xattrs: xattrDigest(["user.x=0x31"]) },
+      { links: 2 },
     ])
       assert.notEqual(
         fileKey({ ...facts, ...other }),
@@ -120,7 +123,7 @@ describe("identical files stored once (share-index, share)", () => {
       [k, "usr/x"],
     ]);
     assert.equal(
-      forEachIndexed(text.replace("boxctl-files 1", "boxctl-files 2"), () => assert.fail()),
+      forEachIndexed(text.replace("boxctl-files 2", "boxctl-files 1"), () => assert.fail()),
       false,
     );
   });
@@ -244,6 +247,36 @@ describe("identical files stored once (share-index, share)", () => {
         readdirSync(join(root("b"), "etc")).filter((n) => n.startsWith(".boxctl")),
         [],
       );
+    });
+
+    it("shares an archive's hard-link group only with a group of as many names, all or none", async () => {
+      const mk = (name: string, group: string[], single: string) => {
+        const stageDir = join(dir, "staging", name);
+        const rootfs = join(stageDir, "rootfs");
+        put(rootfs, group[0] as string, "group\n");
+        for (const g of group.slice(1)) linkSync(join(rootfs, group[0] as string), join(rootfs, g));
+        put(rootfs, single, "group\n");
+        return { stageDir, rootfs };
+      };
+      const share = async (name: string, t: { stageDir: string; rootfs: string }) => {
+        const res = await shareIdentical(r, { ...t, name, stop: () => false });
+        renameSync(t.stageDir, paths.image(name));
+        return res;
+      };
+      const g1 = await share("g1", mk("g1", ["bin/perl", "bin/perl5"], "bin/alone"));
+      assert.equal(g1.files, 2); // the group is one entry
+      const g2 = await share("g2", mk("g2", ["bin/perl", "bin/perl5"], "bin/alone"));
+      assert.equal(g2.linked, 3);
+      assert.equal(ino("g2", "bin/perl"), ino("g1", "bin/perl"));
+      assert.equal(ino("g2", "bin/perl5"), ino("g1", "bin/perl"));
+      assert.equal(ino("g2", "bin/alone"), ino("g1", "bin/alone"));
+      assert.equal(statSync(join(root("g2"), "bin/perl")).nlink, 4);
+      // A group of three names is not a group of two; a lone file never joins a group.
+      const g3 = await share("g3", mk("g3", ["bin/perl", "bin/perl5", "bin/perl6"], "bin/x"));
+      assert.equal(g3.linked, 1);
+      assert.equal(ino("g3", "bin/x"), ino("g1", "bin/alone"));
+      assert.equal(statSync(join(root("g3"), "bin/perl")).nlink, 3);
+      assert.notEqual(ino("g3", "bin/perl"), ino("g1", "bin/perl"));
     });
 
     it("never links to a file changed since it was indexed, nor to an image without an index", async () => {
