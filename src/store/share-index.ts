@@ -1,6 +1,6 @@
 // The pure half of storing identical files once (share.ts): what makes two
 // files interchangeable as one inode, the per-image index that remembers
-// it (images/NAME/files.idx), and reading getfattr's dump.
+// it (images/NAME/files.idx.gz), and reading getfattr's dump.
 //
 // Two files may become one inode only if nothing a hard link shares can
 // tell them apart: content (sha256), size, mode (type and permission
@@ -8,7 +8,8 @@
 // attribute (which holds ACLs, file capabilities and SELinux labels).
 import { createHash } from "node:crypto";
 
-export const INDEX_FILE = "files.idx";
+/** gzip: the index is about 140 bytes per file, a third of that compressed (0.3 MiB for 6,000 files). */
+export const INDEX_FILE = "files.idx.gz";
 export const INDEX_HEADER = "boxctl-files 2";
 
 export interface FileFacts {

@@ -35,6 +35,7 @@ import {
 } from "node:fs";
 import { dirname, join } from "node:path";
 import { setImmediate as yieldNow } from "node:timers/promises";
+import { gunzipSync, gzipSync } from "node:zlib";
 import { paths } from "../base/paths.ts";
 import type { Runner } from "../host/runner.ts";
 import { listImageNames } from "./images.ts";
@@ -152,7 +153,13 @@ function findTwins(name: string, want: Map<string, Walked[]>): Map<string, strin
     } catch {
       continue;
     }
-    forEachIndexed(readFileSync(o.idx, "utf8"), (key, rel) => {
+    let text: string;
+    try {
+      text = gunzipSync(readFileSync(o.idx)).toString("utf8");
+    } catch {
+      continue; // damaged: that image is not shared with
+    }
+    forEachIndexed(text, (key, rel) => {
       const mine = want.get(key);
       if (!mine) return;
       const got = found.get(key) ?? [];
@@ -272,7 +279,7 @@ async function share(r: Runner, o: ShareRequest): Promise<ShareResult> {
     }
   }
   await putBack();
-  writeFileSync(join(o.stageDir, INDEX_FILE), indexText(entries), { mode: 0o600 });
+  writeFileSync(join(o.stageDir, INDEX_FILE), gzipSync(indexText(entries)), { mode: 0o600 });
   return res;
 }
 
