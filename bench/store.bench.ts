@@ -7,15 +7,16 @@
 //   2. Staging the fifth version with sharing, into a store that holds the
 //      other four, against `tar -xpf` of the same archive (GNU tar with the
 //      fidelity flags boxctl uses), interleaved (target <= 1.10 on disk,
-//      <= 1.30 on tmpfs). Each timing ends with a sync, so write-back is
-//      charged to the run that caused it.
+//      <= 1.30 on tmpfs); and the same stage into an empty store (all of
+//      the sharing's work but the links). Each timing ends with a sync, so
+//      write-back is charged to the run that caused it.
 // Needs root, GNU tar, getfattr (attr) and a built dist/ (npm run build).
 //   node --import tsx bench/store.bench.ts [WORKDIR on disk] [ROUNDS]
 import { spawnSync } from "node:child_process";
 import { appendFileSync, lstatSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { cachePath } from "../test/host/host.ts";
-import { compare } from "./lib.ts";
+import { compareInterleaved } from "./lib.ts";
 
 const work = resolve(process.argv[2] ?? "/var/tmp/boxctl-store-bench");
 const rounds = Number(process.argv[3] ?? 7);
@@ -122,13 +123,24 @@ function measure(fs: string, base: string, tars: string[]) {
     return ms;
   };
   const v5 = tars[4] as string;
-  return compare(
-    `${fs}: stage-image with sharing vs tar -xpf`,
-    timed(
-      `node ${boxctl} stage-image -q ${v5} --name cand`,
-      `node ${boxctl} delete-image cand >/dev/null`,
-    ),
-    timed(`mkdir ${dest} && tar ${FIDELITY.join(" ")} -xpf ${v5} -C ${dest}`, `rm -rf ${dest}`),
+  // The same stage into an empty store: everything but the linking (walk,
+  // getfattr, hashing, index), to tell the two costs apart.
+  const empty = { BOXCTL_STORE: join(base, "empty-store") };
+  return compareInterleaved(
+    {
+      [`${fs}: stage-image, four versions staged (shares ~95 %)`]: async () =>
+        timed(
+          `node ${boxctl} stage-image -q ${v5} --name cand`,
+          `node ${boxctl} delete-image cand >/dev/null`,
+        )(),
+      [`${fs}: stage-image, empty store (nothing to share)`]: async () =>
+        timed(
+          `BOXCTL_STORE=${empty.BOXCTL_STORE} node ${boxctl} stage-image -q ${v5} --name cand`,
+          `BOXCTL_STORE=${empty.BOXCTL_STORE} node ${boxctl} delete-image cand >/dev/null`,
+        )(),
+    },
+    async () =>
+      timed(`mkdir ${dest} && tar ${FIDELITY.join(" ")} -xpf ${v5} -C ${dest}`, `rm -rf ${dest}`)(),
     rounds,
   );
 }
