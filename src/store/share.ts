@@ -193,8 +193,7 @@ async function share(r: Runner, o: ShareRequest): Promise<ShareResult> {
       const ino = linkTwin(twin, f, o.rootfs, used, safeDirs, tries++);
       if (ino === null) continue;
       k++;
-      res.linked++;
-      res.linked += f.names.length - 1;
+      res.linked += f.names.length;
       res.bytes += Number(f.st.size);
       if (++n % 256 === 0) {
         await yieldNow();
