@@ -22,12 +22,14 @@ import { extractChecked, onlyRootWrites } from "../archive/prescan.ts";
 import { Progress } from "../archive/progress.ts";
 import { bomb, diskFull, INTERRUPTED, pump, tarArgv } from "../archive/pump.ts";
 import { BoxError } from "../base/errors.ts";
+import { humanBytes } from "../base/format.ts";
 import { paths } from "../base/paths.ts";
 import { fsyncDir, makeDir, removeTree, writeJsonAtomic } from "../host/files.ts";
 import { journal } from "../host/journal.ts";
 import { type Runner, showCommand } from "../host/runner.ts";
 import { IMAGE_VERSION, type ImageMeta, stagingEntry } from "../store/images.ts";
 import { machineIdFacts, sharedMachineIds } from "../store/machine-id.ts";
+import { shareIdentical } from "../store/share.ts";
 
 export interface StageRequest {
   path: string;
@@ -105,6 +107,9 @@ export async function stageFrom(r: Runner, req: StageRequest, s: Source): Promis
       `# unpack ${showCommand([label])} into ${dir}/tree, checking each header\n`,
     );
     process.stdout.write(`${showCommand(tarArgv(join(dir, "tree")))}\n`);
+    process.stdout.write(
+      `# link files identical to other images' to them, and index ${dir}/rootfs\n`,
+    );
     process.stdout.write(`# rename ${dir} ${paths.image(name)}\n`);
     return null;
   }
@@ -170,6 +175,18 @@ export async function stageFrom(r: Runner, req: StageRequest, s: Source): Promis
         `boxctl: note: ${name} carries a machine ID (${ids.join(", ")}); every machine made from it would share it, so boxctl gives each new instance its own\n`,
       );
     }
+    // Still private: files identical to another image's become links to
+    // them, and the image's index is written (store/share.ts).
+    const shared = await shareIdentical(r, { stageDir, rootfs, name, stop: () => interrupted });
+    if (interrupted) throw INTERRUPTED();
+    if (shared.skipped)
+      process.stderr.write(
+        `boxctl: note: ${name} shares no file with other images: ${shared.skipped}\n`,
+      );
+    else if (shared.linked)
+      r.note(
+        `${name}: ${shared.linked} of ${shared.files} files (${humanBytes(shared.bytes)}) are stored once with other images`,
+      );
     writeJsonAtomic(r, join(stageDir, "image.json"), meta);
     // Only root may look inside an image: its tree has world-writable
     // directories (tmp/) that instances share.
