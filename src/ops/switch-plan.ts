@@ -187,8 +187,9 @@ export function switchPlan(
       run: async (r) => {
         // The unit first, then the record: a power cut between the two
         // boots the new instance with intent.json at wait-booted, which
-        // recovery completes by writing the record.
-        await writeRootUnits(r, name, target);
+        // recovery completes by writing the record. systemd's reload is
+        // not waited for: the loaded unit already mounts target.
+        await writeRootUnits(r, name, target, "background");
         commitSwitch(r, m, target.gen, old?.gen ?? null, {
           verb: intent.verb,
           result: "ok",
