@@ -138,7 +138,8 @@ export async function watchUnit(r: Runner, unit: string): Promise<UnitWatch | nu
   };
   const until = Date.now() + ATTACH_MS;
   while (isAttached === undefined && Date.now() < until) {
-    await r.run(["busctl", "emit", pingPath(), ...PING], { check: false });
+    // A missing busctl is the monitor's error event (end): nothing to report here.
+    await r.run(["busctl", "emit", pingPath(), ...PING], { check: false }).catch(() => {});
     await Promise.race([ready, r.sleep(PING_MS)]);
   }
   if (!isAttached) {

@@ -235,6 +235,25 @@ describe("following a boot", () => {
       assert.ok(!h.commands.some((c) => c.startsWith("systemd-run")), h.commands.join("\n"));
     });
 
+  it("polls where busctl is not installed", async () => {
+    const h = withUnit("active", "Container running: Ready.", false);
+    const spawn = h.spawn.bind(h);
+    h.spawn = (argv) => {
+      const child = spawn(argv);
+      child.removeAllListeners();
+      queueMicrotask(() =>
+        child.emit("error", Object.assign(new Error("spawn busctl ENOENT"), { code: "ENOENT" })),
+      );
+      return child;
+    };
+    const run = h.run.bind(h);
+    h.run = (argv, o) =>
+      argv[0] === "busctl"
+        ? Promise.reject(new Error("required program 'busctl' is not installed"))
+        : run(argv, o);
+    assert.equal(await waitBooted(h, "m1", 5000), "booted");
+  });
+
   it("says so at once when the container stops while booting", async () => {
     const h = withUnit("failed", "");
     await assert.rejects(waitBooted(h, "m1", 60_000), /m1 stopped while booting \(unit failed/);
