@@ -263,10 +263,17 @@ export class FakeHost implements Runner {
   busMonitor = true;
 
   /**
+   * A boot that goes on after the watcher has read the unit: called once
+   * the monitor has attached, with a function that prints a line as
+   * `busctl monitor --json=short` would. Unset: nothing to announce.
+   */
+  onMonitor?: (print: (line: string) => void) => void;
+
+  /**
    * Only `busctl monitor` streams here. Units change only inside a command
    * of this host, which has returned before a watcher reads the unit, so
-   * the watch never has anything to announce: it attaches and waits to be
-   * closed.
+   * unless onMonitor says otherwise the watch has nothing to announce: it
+   * attaches and waits to be closed.
    */
   spawn(argv: readonly string[]): ChildProcess {
     const a = [...argv];
@@ -282,8 +289,12 @@ export class FakeHost implements Runner {
       },
     });
     queueMicrotask(() => {
-      if (this.busMonitor) child.stderr.write("Monitoring bus message stream.\n");
-      else {
+      if (this.busMonitor) {
+        child.stderr.write("Monitoring bus message stream.\n");
+        const on = this.onMonitor;
+        // Later than the watcher's first read of the unit.
+        if (on) setTimeout(() => on((l) => child.stdout.write(`${l}\n`)), 20);
+      } else {
         child.stderr.write("Failed to connect to bus: No such file or directory\n");
         child.emit("close", 1, null);
       }

@@ -254,6 +254,26 @@ describe("following a boot", () => {
     assert.equal(await waitBooted(h, "m1", 5000), "booted");
   });
 
+  it("learns of the boot's end from the signal, not by asking again", async () => {
+    const h = withUnit("active", "Container running.");
+    h.onMonitor = (print) => print(service);
+    const t0 = Date.now();
+    assert.equal(await waitBooted(h, "m1", 60_000), "booted");
+    assert.ok(Date.now() - t0 < 1000, `${Date.now() - t0} ms: not the 2 s re-read`);
+    assert.equal(h.commands.filter((c) => c.startsWith("systemctl show")).length, 1);
+  });
+
+  it("learns from the signal that the container stopped while booting", async () => {
+    const h = withUnit("active", "Container running.");
+    h.onMonitor = (print) => {
+      h.units.set(nspawn, { active: "failed", statusText: "" });
+      print(unit);
+    };
+    const t0 = Date.now();
+    await assert.rejects(waitBooted(h, "m1", 60_000), /m1 stopped while booting \(unit failed/);
+    assert.ok(Date.now() - t0 < 1000, `${Date.now() - t0} ms`);
+  });
+
   it("says so at once when the container stops while booting", async () => {
     const h = withUnit("failed", "");
     await assert.rejects(waitBooted(h, "m1", 60_000), /m1 stopped while booting \(unit failed/);
