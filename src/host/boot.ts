@@ -46,7 +46,7 @@ async function waitForReadyStatus(
 ): Promise<"ready" | "down" | "unsure"> {
   const until = Math.min(deadline, Date.now() + READY_STATUS_WAIT_MS);
   const unit = nspawnUnit(name);
-  const watch = await watchUnit(r, unit);
+  let watch = await watchUnit(r, unit);
   try {
     for (;;) {
       // Read after the watch is attached: nothing can change unseen in between.
@@ -61,8 +61,13 @@ async function waitForReadyStatus(
           break;
         }
         const changes = await watch.next(Math.min(RECHECK_MS, left));
-        // The monitor ended, no change for a while, or a sign that the unit went down: read it.
-        if (changes === null || changes.length === 0) break;
+        if (changes === null) {
+          // busctl ended under us: poll from here on.
+          watch = null;
+          break;
+        }
+        // No change for a while, or a sign that the unit went down: read it.
+        if (changes.length === 0) break;
         if (changes.some((c) => c.statusText !== undefined && isReady(c.statusText)))
           return "ready";
         if (changes.some((c) => c.activeState !== undefined && !isUpState(c.activeState))) break;

@@ -299,8 +299,12 @@ export class FakeHost implements Runner {
         child.emit("close", 1, null);
       }
     });
+    this.spawned.push(child as unknown as ChildProcess);
     return child as unknown as ChildProcess;
   }
+
+  /** Every process spawn() started, in order. */
+  readonly spawned: ChildProcess[] = [];
 
   effect<T>(what: string, fn: () => T): T | undefined {
     this.effects.push(what);

@@ -263,6 +263,29 @@ describe("following a boot", () => {
     assert.equal(h.commands.filter((c) => c.startsWith("systemctl show")).length, 1);
   });
 
+  it("polls, without spinning, when busctl ends during the boot", async () => {
+    const h = withUnit("active", "Container running.");
+    let shows = 0;
+    const run = h.run.bind(h);
+    h.run = (argv, o) => {
+      if (argv[1] === "show" && ++shows === 3)
+        h.units.set(nspawn, { active: "active", statusText: "Container running: Ready." });
+      return run(argv, o);
+    };
+    h.onMonitor = () => {
+      // The monitor's process dies: its close event, as the fake's kill() sends it.
+      const child = h.spawned.at(-1);
+      child?.emit("close", 1, null);
+    };
+    let sleeps = 0;
+    h.sleep = async () => {
+      sleeps++;
+    };
+    assert.equal(await waitBooted(h, "m1", 60_000), "booted");
+    assert.equal(shows, 3);
+    assert.equal(sleeps, 2, "after the read at attach, a poll's sleep before each read");
+  });
+
   it("learns from the signal that the container stopped while booting", async () => {
     const h = withUnit("active", "Container running.");
     h.onMonitor = (print) => {
