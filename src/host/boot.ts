@@ -4,11 +4,13 @@ import type { Runner } from "./runner.ts";
 import {
   isRunning,
   isUpOrQueued,
+  isUpState,
   nspawnUnit,
   runInMachine,
   startMachine,
   unitInfo,
 } from "./systemd.ts";
+import { watchUnit } from "./unit-watch.ts";
 
 /** How long cutover, fallback, start and recovery wait for a boot unless told (--timeout). */
 export const DEFAULT_BOOT_TIMEOUT_MS = 90_000;
@@ -16,67 +18,106 @@ export const DEFAULT_BOOT_TIMEOUT_MS = 90_000;
 /** How long to trust the unit's status text before asking the container itself regardless. */
 const READY_STATUS_WAIT_MS = 10_000;
 
+/** Between two reads of the unit while watching it: only a safety net for a lost signal. */
+const RECHECK_MS = 2000;
+
+/** Polling, where busctl cannot watch: each poll is a systemctl on the CPUs the boot needs. */
+const POLL_MS = 250;
+
+const isReady = (statusText: string) => statusText.endsWith("Ready.");
+
 /**
  * nspawn relays the container's sd_notify status to its unit: "Container
  * running: Ready." once the container's systemd has finished starting up
- * (systemd 252 and 257 alike). Watching that from the host keeps boxctl out
- * of the container while it boots: each systemd-run into a booting
- * container costs its systemd a transient unit, and that showed in cutover
- * downtime on 2 cores. Returns once the unit is down too, and after
- * READY_STATUS_WAIT_MS for an init that reports otherwise.
+ * (systemd 252 and 257 alike; measured 8 ms after the container's
+ * FinishTimestamp). Following that from the host keeps boxctl out of the
+ * container while it boots: each systemd-run into a booting container
+ * costs its systemd a transient unit, and that showed in cutover downtime
+ * on 2 cores. It is followed by events (unit-watch.ts): boxctl learns of
+ * the boot when systemd announces it, where a 250 ms poll lost 125 ms on
+ * average, and no process runs beside the boot meanwhile. "ready" once
+ * the status says so; "down" if the unit stopped; "unsure" after
+ * READY_STATUS_WAIT_MS, for an init that reports otherwise.
  */
 async function waitForReadyStatus(
   r: Runner,
   name: string,
   deadline: number,
-  pollMs: number,
-): Promise<void> {
+): Promise<"ready" | "down" | "unsure"> {
   const until = Math.min(deadline, Date.now() + READY_STATUS_WAIT_MS);
-  // Sleeps first: right after a start, nspawn is setting the container up,
-  // and asking systemd then slowed that set-up measurably (systemd 257).
-  while (Date.now() < until) {
-    await r.sleep(pollMs);
-    const u = await unitInfo(r, nspawnUnit(name));
-    if (!isUpOrQueued(u) || u.statusText.endsWith("Ready.")) return;
+  const unit = nspawnUnit(name);
+  let watch = await watchUnit(r, unit);
+  try {
+    for (;;) {
+      // Read after the watch is attached: nothing can change unseen in between.
+      const u = await unitInfo(r, unit);
+      if (!isUpOrQueued(u)) return "down";
+      if (isReady(u.statusText)) return "ready";
+      for (;;) {
+        const left = until - Date.now();
+        if (left <= 0) return "unsure";
+        if (!watch) {
+          await r.sleep(Math.min(POLL_MS, left));
+          break;
+        }
+        const changes = await watch.next(Math.min(RECHECK_MS, left));
+        if (changes === null) {
+          // busctl ended under us: poll from here on.
+          watch = null;
+          break;
+        }
+        // No change for a while, or a sign that the unit went down: read it.
+        if (changes.length === 0) break;
+        if (changes.some((c) => c.statusText !== undefined && isReady(c.statusText)))
+          return "ready";
+        if (changes.some((c) => c.activeState !== undefined && !isUpState(c.activeState))) break;
+      }
+    }
+  } finally {
+    watch?.close();
   }
 }
 
 /**
  * Waits until the container's own systemd reports running or degraded.
  * Gives up early, with the unit's state, if the container stops meanwhile.
- * Polls every 250 ms by default: each poll spawns systemctl on the same
- * CPUs the boot needs. Measured on 2 cores, polling every 40 ms lengthened
- * a 310 ms boot by about 30 ms, 150 ms polling by about 10 ms; how soon
- * boxctl notices does not change the container's downtime.
+ * After the status said Ready, the container is not asked again: that
+ * status is its systemd's own report of a finished start-up.
  */
 export async function waitBooted(
   r: Runner,
   name: string,
   timeoutMs: number,
-  pollMs = 250,
+  pollMs = POLL_MS,
 ): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   let last = "";
-  await waitForReadyStatus(r, name, deadline, pollMs);
+  const status = await waitForReadyStatus(r, name, deadline);
+  if (status === "ready") return "booted";
+  if (status === "down") await throwIfDown(r, name);
   for (;;) {
     const left = deadline - Date.now();
     if (left <= 0) break;
     const res = await runInMachine(r, name, ["systemctl", "is-system-running", "--wait"], left);
     last = res.stdout.trim() || res.stderr.trim().split("\n").pop() || "";
     if (last === "running" || last === "degraded") return last;
-    const s = await unitInfo(r, nspawnUnit(name));
-    if (!isUpOrQueued(s)) {
-      throw new BoxError(
-        `container ${name} stopped while booting (unit ${s.activeState}, result ${s.result})`,
-        `see: journalctl -u ${nspawnUnit(name)}`,
-      );
-    }
+    await throwIfDown(r, name);
     await r.sleep(pollMs);
   }
   throw new BoxError(
     `container ${name} did not finish booting within ${Math.round(timeoutMs / 1000)} s (last state: ${last || "unknown"})`,
     `see: journalctl -M ${name} -b, or raise --timeout`,
   );
+}
+
+async function throwIfDown(r: Runner, name: string): Promise<void> {
+  const s = await unitInfo(r, nspawnUnit(name));
+  if (!isUpOrQueued(s)) {
+    throw new BoxError(
+      `container ${name} stopped while booting (unit ${s.activeState}, result ${s.result})`,
+      `see: journalctl -u ${nspawnUnit(name)}`,
+    );
+  }
 }
 
 /** Waits for the boot, then runs the user's --check inside the container. */

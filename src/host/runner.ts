@@ -22,6 +22,12 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Open descriptors handed to the command as its fd 3, 4, ... (flock). */
   fds?: number[];
+  /**
+   * Started and not waited for: it runs on after boxctl exits (its own
+   * process group, no pdeathsig), and its outcome is not known. Resolves
+   * at once with exit 0.
+   */
+  detach?: boolean;
 }
 
 export interface RunResult {
@@ -136,6 +142,12 @@ export class SystemRunner implements Runner {
   run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
     if (!this.announce(argv, opts.mutates ?? false))
       return Promise.resolve({ code: 0, stdout: "", stderr: "" });
+    if (opts.detach) {
+      const child = this.start(argv, "ignore", false);
+      child.on("error", () => {});
+      child.unref();
+      return Promise.resolve({ code: 0, stdout: "", stderr: "" });
+    }
     const stdio: StdioOptions = opts.interactive
       ? "inherit"
       : [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe", ...(opts.fds ?? [])];

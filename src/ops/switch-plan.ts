@@ -88,6 +88,19 @@ export function switchPlan(
         ensureMountPoint(r, name);
       },
     });
+  // Its reload is waited for by remount, so that it runs beside the carry (140 ms idle, more loaded).
+  let reloaded: Promise<void> = Promise.resolve();
+  steps.push({
+    name: "switch-unit",
+    // In /run only (power cuts, issue 14): until the commit step, a boot
+    // mounts the instance machine.json calls current, never an unverified one.
+    what: `point the mount unit at instance ${target.gen} until the next boot (it takes effect at the next mount; commit makes it permanent)`,
+    run: async (r) => {
+      reloaded = stageRootUnits(r, name, target);
+      // Seen by remount; a step that fails before it must not leave it unhandled.
+      reloaded.catch(() => {});
+    },
+  });
   if (isNew)
     steps.push({
       name: "carry",
@@ -108,19 +121,14 @@ export function switchPlan(
     });
   steps.push(
     {
-      name: "switch-unit",
-      // In /run only (power cuts, issue 14): until the commit step, a boot
-      // mounts the instance machine.json calls current, never an unverified one.
-      what: `point the mount unit at instance ${target.gen} until the next boot (it takes effect at the next mount; commit makes it permanent)`,
-      run: async (r) => {
-        await stageRootUnits(r, name, target);
-        await resetFailed(r, nspawnUnit(name), mountUnitName(root));
-      },
-    },
-    {
       name: "remount",
       what: `mount instance ${target.gen} at ${root} on the host, in place of the old one (a running ${name} keeps its own copy of the old root until the restart)`,
-      run: (r) => remountLive(r, name, target),
+      run: async (r) => {
+        await reloaded;
+        // After the reload: systemd answers nothing while it reloads.
+        await resetFailed(r, nspawnUnit(name), mountUnitName(root));
+        await remountLive(r, name, target);
+      },
       durable: false,
     },
     ...(!carrying || !old
@@ -187,8 +195,9 @@ export function switchPlan(
       run: async (r) => {
         // The unit first, then the record: a power cut between the two
         // boots the new instance with intent.json at wait-booted, which
-        // recovery completes by writing the record.
-        await writeRootUnits(r, name, target);
+        // recovery completes by writing the record. systemd's reload is
+        // not waited for: the loaded unit already mounts target.
+        await writeRootUnits(r, name, target, "background");
         commitSwitch(r, m, target.gen, old?.gen ?? null, {
           verb: intent.verb,
           result: "ok",

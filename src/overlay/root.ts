@@ -10,11 +10,11 @@ import type { Runner } from "../host/runner.ts";
 import {
   mountUnitName,
   resetFailed,
+  showUnits,
   startMount,
   stopMachine,
   stopMountUnit,
   umount,
-  unitInfo,
 } from "../host/systemd.ts";
 import { removeInstanceDirs } from "../store/instances.ts";
 import type { Instance } from "../store/machine.ts";
@@ -91,30 +91,45 @@ export async function remountLive(r: Runner, name: string, target: Instance): Pr
   if (have === paths.upper(name, target.gen)) return;
   if (have !== null) {
     await unmountRoot(r, name);
-    await r.whenReal(() => waitMountUnitDown(r, root));
-    await r.whenReal(() => waitViewSettled(r, name, have));
+    await r.whenReal(() => waitUnmountSettled(r, root, viewOf(name, have)));
   }
   await startMount(r, root);
   r.whenReal(() => checkMounted(r, name, target));
 }
 
-/**
- * The old instance's idmapped view stops by itself once its overlay is
- * unmounted (StopWhenUnneeded). During a switch the mount unit still
- * requires it (the /etc unit's Requires= stays under the /run drop-in,
- * see wiring.ts), so starting the mount while that stop is under way
- * would queue a start against the stop and fail as a dependency: wait for
- * the stop to end first; the start then mounts it again, unused, until
- * the commit.
- */
-async function waitViewSettled(r: Runner, name: string, upper: string): Promise<void> {
+/** The view unit of the instance whose upper dir is upper, if it has private users. */
+function viewOf(name: string, upper: string): string | null {
   const gen = /\/instances\/(\d+)\/upper$/.exec(upper)?.[1];
-  if (!gen) return;
-  const unit = viewUnitName(name, Number(gen));
+  return gen ? viewUnitName(name, Number(gen)) : null;
+}
+
+/**
+ * After the host's umount of the root, waits until systemd has noticed:
+ * it learns of an unmount from the mount table, not from us, and asking
+ * it to start the mount unit before that would be a no-op. And the old
+ * instance's idmapped view (view: its unit) stops by itself once its
+ * overlay is unmounted (StopWhenUnneeded). During a switch the mount unit
+ * still requires it (the /etc unit's Requires= stays under the /run
+ * drop-in, see wiring.ts), so starting the mount while that stop is under
+ * way would queue a start against the stop and fail as a dependency: wait
+ * for the stop to end too; the start then mounts it again, unused, until
+ * the commit. Both in one systemctl per look.
+ */
+async function waitUnmountSettled(r: Runner, root: string, view: string | null): Promise<void> {
+  const unit = mountUnitName(root);
   for (let i = 0; i < 1000; i++) {
-    const u = await unitInfo(r, unit);
+    const u = await showUnits(r, view ? [unit, view] : [unit]);
+    const mountDown = !["active", "deactivating"].includes(u.get(unit)?.activeState ?? "");
+    const v = view ? u.get(view) : undefined;
     // It stops by itself, but systemd may not have queued that stop yet.
-    if ((u.activeState === "inactive" || u.activeState === "failed") && u.job === "") return;
+    const viewDown =
+      !v || ((v.activeState === "inactive" || v.activeState === "failed") && v.job === "");
+    if (mountDown && viewDown) return;
+    if (!mountDown && i >= 500)
+      throw new BoxError(
+        `systemd still reports ${unit} active after ${root} was unmounted`,
+        `see: systemctl status ${unit}`,
+      );
     await r.sleep(10);
   }
 }
@@ -144,22 +159,6 @@ async function unmountRoot(r: Runner, name: string): Promise<void> {
     // there uncovered an earlier one stacked under it, which goes at once.
     if (res.code !== 0) await r.sleep(300);
   }
-}
-
-/**
- * systemd learns of an unmount from the mount table, not from us; asking
- * it to start the mount unit before it has noticed would be a no-op.
- */
-async function waitMountUnitDown(r: Runner, root: string): Promise<void> {
-  const unit = mountUnitName(root);
-  for (let i = 0; i < 500; i++) {
-    if (!["active", "deactivating"].includes((await unitInfo(r, unit)).activeState)) return;
-    await r.sleep(10);
-  }
-  throw new BoxError(
-    `systemd still reports ${unit} active after ${root} was unmounted`,
-    `see: systemctl status ${unit}`,
-  );
 }
 
 function checkMounted(r: Runner, name: string, target: Instance): void {

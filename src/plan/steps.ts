@@ -5,9 +5,11 @@
 export const CUTOVER_STEPS = [
   "intent",
   "create-instance",
+  // Before the carry: systemd's reload, which this step starts, runs
+  // beside the carry, and remount waits for it.
+  "switch-unit",
   // Writes only the new instance's upper dir, while the container still runs.
   "carry",
-  "switch-unit",
   "remount",
   // Only when the cutover carries: the restart split in two, so that what
   // the container changed after the carry step is carried too.

@@ -6,9 +6,11 @@
 // the mount unit files they write to know what `systemctl start X.mount`
 // mounts. Time does not pass: sleep() returns at once.
 import type { ChildProcess } from "node:child_process";
+import { EventEmitter } from "node:events";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PassThrough } from "node:stream";
 import { paths, relocate } from "../../src/base/paths.ts";
 import type { Runner, RunOptions, RunResult } from "../../src/host/runner.ts";
 
@@ -171,6 +173,7 @@ export class FakeHost implements Runner {
   async run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
     const a = [...argv];
     this.calls.push({ argv: a, ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) });
+    if (opts.detach) this.detached.push(a.join(" "));
     if (this.dryRun && opts.mutates) return this.ok();
     const res = this.answer(a, opts.input);
     if (res.code !== 0 && (opts.check ?? true))
@@ -210,6 +213,10 @@ export class FakeHost implements Runner {
         return this.ok();
       case "du":
         return this.du(a);
+      case "busctl":
+        // The one call boxctl makes: a signal to itself, for its own `busctl monitor` (unit-watch.ts).
+        if (a[1] !== "emit") throw new Error(`fake host: ${a.join(" ")} is not simulated`);
+        return this.ok();
       case "flock":
       case "machinectl":
         return this.ok();
@@ -250,9 +257,54 @@ export class FakeHost implements Runner {
     return this.ok(`${lines.join("\n")}\n`);
   }
 
+  /** Commands started and not waited for (detach), in order. */
+  readonly detached: string[] = [];
+  /** Whether `busctl monitor` can attach (false: as on a host without a D-Bus broker). */
+  busMonitor = true;
+
+  /**
+   * A boot that goes on after the watcher has read the unit: called once
+   * the monitor has attached, with a function that prints a line as
+   * `busctl monitor --json=short` would. Unset: nothing to announce.
+   */
+  onMonitor?: (print: (line: string) => void) => void;
+
+  /**
+   * Only `busctl monitor` streams here. Units change only inside a command
+   * of this host, which has returned before a watcher reads the unit, so
+   * unless onMonitor says otherwise the watch has nothing to announce: it
+   * attaches and waits to be closed.
+   */
   spawn(argv: readonly string[]): ChildProcess {
-    throw new Error(`fake host: cannot stream ${argv.join(" ")}`);
+    const a = [...argv];
+    this.calls.push({ argv: a });
+    if (a[0] !== "busctl" || a[1] !== "monitor")
+      throw new Error(`fake host: cannot stream ${a.join(" ")}`);
+    const child = Object.assign(new EventEmitter(), {
+      stdout: new PassThrough(),
+      stderr: new PassThrough(),
+      kill: () => {
+        queueMicrotask(() => child.emit("close", null, "SIGTERM"));
+        return true;
+      },
+    });
+    queueMicrotask(() => {
+      if (this.busMonitor) {
+        child.stderr.write("Monitoring bus message stream.\n");
+        const on = this.onMonitor;
+        // Later than the watcher's first read of the unit.
+        if (on) setTimeout(() => on((l) => child.stdout.write(`${l}\n`)), 20);
+      } else {
+        child.stderr.write("Failed to connect to bus: No such file or directory\n");
+        child.emit("close", 1, null);
+      }
+    });
+    this.spawned.push(child as unknown as ChildProcess);
+    return child as unknown as ChildProcess;
   }
+
+  /** Every process spawn() started, in order. */
+  readonly spawned: ChildProcess[] = [];
 
   effect<T>(what: string, fn: () => T): T | undefined {
     this.effects.push(what);
