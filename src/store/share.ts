@@ -125,19 +125,24 @@ export async function shareIdentical(r: Runner, o: ShareRequest): Promise<ShareR
 
 async function share(r: Runner, o: ShareRequest): Promise<ShareResult> {
   const res: ShareResult = { files: 0, linked: 0, bytes: 0 };
-  const files = await walk(o.rootfs, o.stop);
   // One run over the whole tree: every attribute of every file that has any.
-  let dump: string;
-  try {
-    const g = await r.run(
-      ["getfattr", "-R", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names", "--", o.rootfs],
-      { check: false },
+  // It runs beside the walk (another process, on the other core).
+  const argv = ["getfattr", "-R", "-h", "-d", "-m", "-", "-e", "hex", "--absolute-names"];
+  const getfattr: Promise<{ dump?: string; skipped?: string }> = r
+    .run([...argv, "--", o.rootfs], { check: false })
+    .then(
+      (g) =>
+        g.code === 0 ? { dump: g.stdout } : { skipped: `getfattr failed: ${g.stderr.trim()}` },
+      (e: Error) => ({ skipped: e.message }),
     );
-    if (g.code !== 0) return { ...res, skipped: `getfattr failed: ${g.stderr.trim()}` };
-    dump = g.stdout;
-  } catch (e) {
-    return { ...res, skipped: (e as Error).message };
+  let files: Walked[];
+  try {
+    files = await walk(o.rootfs, o.stop);
+  } finally {
+    await getfattr; // never leave it running into the staging dir's removal
   }
+  const { dump, skipped } = await getfattr;
+  if (dump === undefined) return { ...res, skipped };
   const xattrs = parseXattrDump(dump, o.rootfs);
   const want = new Map<string, Walked[]>();
   const entries: { key: string; rel: string }[] = [];
