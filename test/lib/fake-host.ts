@@ -41,8 +41,6 @@ export class FakeHost implements Runner {
   checkExit = 0;
   /** du's bytes for files or dirs (disjoint); a dir with none under it has 4096. */
   readonly duBytes = new Map<string, number>();
-  /** Hard-linked inodes: bytes held by each of paths, counted once per du, in the first argument that has one. */
-  readonly duLinked: { paths: string[]; bytes: number }[] = [];
 
   constructor(o: { dryRun?: boolean } = {}) {
     this.dryRun = o.dryRun ?? false;
@@ -241,16 +239,9 @@ export class FakeHost implements Runner {
   private du(a: string[]): RunResult {
     const dirs = a.slice(1).filter((x) => !x.startsWith("-"));
     const under = (p: string, d: string) => p === d || p.startsWith(`${d}/`);
-    const seen = new Set<number>();
     const each = dirs.map((d) => {
       const own = [...this.duBytes].filter(([p]) => under(p, d));
-      let n = own.length ? own.reduce((s, [, b]) => s + b, 0) : 4096;
-      for (const [k, l] of this.duLinked.entries()) {
-        if (seen.has(k) || !l.paths.some((p) => under(p, d))) continue;
-        seen.add(k);
-        n += l.bytes;
-      }
-      return n;
+      return own.length ? own.reduce((s, [, b]) => s + b, 0) : 4096;
     });
     const lines = dirs.map((d, k) => `${each[k]}\t${d}`);
     if (a.includes("-c")) lines.push(`${each.reduce((s, n) => s + n, 0)}\ttotal`);

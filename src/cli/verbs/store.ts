@@ -80,7 +80,7 @@ The JSON schema is documented in docs/json.md.`,
     mutates: false,
     reads: true,
     run: async (ctx) => {
-      const d = await df(ctx.r);
+      const d = df();
       emit(
         ctx.opts,
         () => ({ ...d }),

@@ -1,6 +1,8 @@
 // prune, pin and df against a fake host.
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, linkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { beforeEach, describe, it } from "node:test";
 import { paths } from "../../../src/base/paths.ts";
 import { deletePlan } from "../../../src/ops/delete-instance.ts";
@@ -130,42 +132,57 @@ describe("keep", () => {
 });
 
 describe("df", () => {
-  it("adds up to du of the store, and counts a hard-linked inode once", async () => {
+  /** GNU du itself, the oracle: -s -c -B1 -x over dirs, the total. */
+  const du = (...dirs: string[]) =>
+    Number(
+      execFileSync("du", ["-s", "-c", "-B1", "-x", ...dirs], { encoding: "utf8" })
+        .trim()
+        .split("\n")
+        .pop()
+        ?.split("\t")[0],
+    );
+
+  it("adds up to du of the store in one walk, and counts an inode shared by images once", async () => {
     tempRoot(["a", "b", "c"]);
     const h = new FakeHost();
     await cutover(h, M, "a", opts);
     await cutover(h, M, "b", opts);
     await cutover(h, M, "a", opts);
     // Gens 1 (a), 2 (b, fallback), 3 (a, current); c unused.
-    h.duBytes.set(paths.image("a"), 1000);
-    h.duBytes.set(paths.image("b"), 2000);
-    h.duBytes.set(paths.image("c"), 300);
-    // 500 bytes of files hard-linked between b and c.
-    h.duLinked.push({ paths: [paths.image("b"), paths.image("c")], bytes: 500 });
-    for (const g of [1, 2, 3]) {
-      h.duBytes.set(paths.upper(M, g), 10 * g);
-      h.duBytes.set(paths.work(M, g), 1);
-    }
-    h.duBytes.set(paths.machineState(M), 7);
-    const d = await df(h);
-    assert.equal(d.store.bytes, 1000 + 2000 + 300 + 500 + 60 + 3 + 7);
+    const put = (path: string, bytes: number) => writeFileSync(path, Buffer.alloc(bytes, 1));
+    put(join(paths.imageRoot("a"), "x"), 10_000);
+    put(join(paths.imageRoot("a"), "y"), 5_000);
+    // Two names of one file within a: its own hard links, still only a's.
+    linkSync(join(paths.imageRoot("a"), "y"), join(paths.imageRoot("a"), "y2"));
+    put(join(paths.imageRoot("b"), "big"), 40_000);
+    put(join(paths.imageRoot("b"), "shared"), 20_000);
+    put(join(paths.imageRoot("c"), "own"), 3_000);
+    // A file stored once for b and c.
+    linkSync(join(paths.imageRoot("b"), "shared"), join(paths.imageRoot("c"), "shared"));
+    for (const g of [1, 2, 3]) put(join(paths.upper(M, g), "changed"), 4096 * g);
+    const d = df();
+    const images = ["a", "b", "c"].map((n) => paths.image(n));
+    assert.equal(d.store.bytes, du(paths.store()));
+    assert.equal(d.imagesBytes, du(...images));
     assert.equal(d.imagesBytes + d.instancesBytes + d.otherBytes, d.store.bytes);
-    assert.equal(d.imagesBytes, 3800);
-    assert.equal(d.otherBytes, 7);
-    const img = Object.fromEntries(d.images.map((i) => [i.name, [i.bytes, i.onlyBytes]]));
-    assert.deepEqual(img, { a: [1000, 1000], b: [2500, 2000], c: [800, 300] });
-    const insts = d.machines[0]?.instances.map((i) => [i.gen, i.bytes, i.changesBytes]);
-    assert.deepEqual(insts, [
-      [1, 11, 10],
-      [2, 21, 20],
-      [3, 31, 30],
-    ]);
-    // prune: gen 1 (11 bytes) and image c (300: its shared 500 stay with b).
+    for (const [k, i] of d.images.entries()) {
+      assert.equal(i.bytes, du(images[k] as string), i.name);
+      const others = images.filter((_, j) => j !== k);
+      assert.equal(i.onlyBytes, d.imagesBytes - du(...others), i.name);
+    }
+    const b = d.images.find((i) => i.name === "b");
+    assert.ok(b && b.onlyBytes < b.bytes, "b shares a file with c");
+    for (const i of d.machines[0]?.instances ?? []) {
+      assert.equal(i.bytes, du(paths.instance(M, i.gen)), `gen ${i.gen}`);
+      assert.equal(i.changesBytes, du(paths.upper(M, i.gen)), `gen ${i.gen}`);
+    }
+    // prune: gen 1 and image c (its own file; the shared one stays with b).
     assert.deepEqual(d.prune.images, ["c"]);
     assert.deepEqual(
       d.prune.instances.map((i) => i.gen),
       [1],
     );
-    assert.equal(d.prune.bytes, 11 + 300);
+    const cOnly = d.imagesBytes - du(paths.image("a"), paths.image("b"));
+    assert.equal(d.prune.bytes, du(paths.instance(M, 1)) + cOnly);
   });
 });
