@@ -48,6 +48,8 @@ export interface Staged {
   seconds: number;
   /** It was staged already, with the --sha256 given: nothing was done. */
   already?: boolean;
+  /** Its files now stored once with other images (store/share.ts). */
+  shared?: { files: number; linked: number; bytes: number };
 }
 
 export function alreadyStaged(name: string): BoxError {
@@ -212,7 +214,8 @@ export async function stageFrom(r: Runner, req: StageRequest, s: Source): Promis
       message: `staged image ${name} from ${meta.source} (${meta.size} bytes, sha256 ${meta.sha256})`,
       extra: { SHA256: meta.sha256 },
     });
-    return { meta, seconds: (Date.now() - started) / 1000 };
+    const { files, linked, bytes } = shared;
+    return { meta, seconds: (Date.now() - started) / 1000, shared: { files, linked, bytes } };
   } catch (e) {
     progress.stop();
     await removeTree(r, stageDir);

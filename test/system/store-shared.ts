@@ -60,8 +60,19 @@ export function sharedFiles(getHost: () => TestHost, machine: string): void {
     const host = getHost();
     await sh(`mkdir -p ${WORK} && mount -t tmpfs -o size=1500m tmpfs ${WORK}`);
     ok(await host.exec(["sh", "-c", VERSIONS, LISTING], { timeoutMs: 300_000 }), "versions");
-    for (const v of V)
-      ok(await host.boxctl(["stage-image", `${WORK}/v${v}.tar`, "--name", img(v)]), img(v));
+    const staged = [];
+    for (const v of V) {
+      const r = ok(
+        await host.boxctl(["stage-image", `${WORK}/v${v}.tar`, "--name", img(v), "--json"]),
+      );
+      staged.push(JSON.parse(r.stdout).shared);
+    }
+    // --json says what each stage stored once: the first version shares
+    // with foo-0.1 (the same files), the fifth with the four before it.
+    for (const [k, s] of staged.entries()) {
+      assert.ok(s.linked > 0.9 * s.files, `${img(V[k] as number)}: ${JSON.stringify(s)}`);
+      assert.ok(s.bytes > 100e6, `${img(V[k] as number)}: ${JSON.stringify(s)}`);
+    }
     const one = await duOf(host, [ROOT(1)]);
     const five = await duOf(
       host,

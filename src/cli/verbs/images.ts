@@ -85,7 +85,7 @@ given, does nothing and says so (exit 0).`,
         );
       return done(
         ctx,
-        { changed: true, image: meta },
+        { changed: true, image: meta, shared: staged.shared ?? null },
         `staged ${meta.name}: ${meta.os ?? "no OS release"}, ${humanBytes(meta.size)} in ${seconds.toFixed(1)}s`,
       );
     },
