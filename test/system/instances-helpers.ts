@@ -16,7 +16,16 @@ export async function isDir(host: TestHost, path: string): Promise<boolean> {
 }
 
 /** An image that cannot boot: foo-0.1 without any init. */
-export async function stageBroken(host: TestHost, image = "broken"): Promise<void> {
+/**
+ * A staged copy of foo-0.1 that does not boot: without an init (the
+ * container fails at once), or ("powers-off") one that starts booting and
+ * powers itself off before its boot has finished.
+ */
+export async function stageBroken(
+  host: TestHost,
+  image = "broken",
+  how: "no-init" | "powers-off" = "no-init",
+): Promise<void> {
   await host.sh(["rm", "-rf", `${STORE}/images/${image}`]);
   await host.sh(["mkdir", "-p", `${STORE}/images/${image}`]);
   await host.sh(["cp", "-a", `${STORE}/images/foo-0.1/rootfs`, `${STORE}/images/${image}/rootfs`]);
@@ -25,6 +34,16 @@ export async function stageBroken(host: TestHost, image = "broken"): Promise<voi
   await host.sh(["tee", `${STORE}/images/${image}/image.json`], {
     input: JSON.stringify({ ...meta, name: image }),
   });
+  if (how === "powers-off") {
+    // It boots, then powers itself off before its boot is finished.
+    const etc = `${STORE}/images/${image}/rootfs/etc/systemd/system`;
+    await host.sh(["mkdir", "-p", `${etc}/multi-user.target.wants`]);
+    await host.sh(["tee", `${etc}/dies.service`], {
+      input: "[Service]\nType=oneshot\nExecStart=/usr/bin/systemctl --no-block poweroff\n",
+    });
+    await host.sh(["ln", "-s", "../dies.service", `${etc}/multi-user.target.wants/`]);
+    return;
+  }
   await host.sh([
     "rm",
     "-f",

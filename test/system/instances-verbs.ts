@@ -46,6 +46,18 @@ export function cutoverVerbs(ctx: HostCtx): void {
       );
     });
 
+    it("falls back at once when the new container stops half-way through its boot", async () => {
+      await stageBroken(host, "dies", "powers-off");
+      // The timeout is long: the fallback must come from the unit going down, not from it.
+      const r = await host.boxctl(["cutover-instance", "system1", "dies", "--timeout", "300"]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /container system1 stopped while booting/);
+      assert.match(r.stderr, /system1 is running on instance 1 \(foo-0\.1\) again/);
+      assert.equal(await release(host), "0.1");
+      ok(await host.boxctl(["delete-instance", "system1", "dies"]));
+      ok(await host.boxctl(["delete-image", "dies"]));
+    });
+
     it("falls back on its own when --check fails, and passes a good --check", async () => {
       const bad = await host.boxctl([
         "cutover-instance",
