@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { apply, type Plan } from "../../src/plan/apply.ts";
 import { readIntent } from "../../src/plan/intent.ts";
-import { loadMachine, type MachineState } from "../../src/store/machine.ts";
+import { type Instance, loadMachine, type MachineState } from "../../src/store/machine.ts";
 import type { FakeHost } from "./fake-host.ts";
 
 /** The machine's record, which must exist. */
@@ -24,4 +24,9 @@ export async function interruptAfter(
   assert.ok(upTo >= 0, `${step} is a step of the plan`);
   await apply(h, { ...plan, steps: plan.steps.slice(0, upTo + 1) });
   assert.equal(readIntent(name)?.step, step);
+}
+
+/** The record of an instance that a cutover is about to create. */
+export function newInstance(gen: number, image: string): Instance {
+  return { gen, image, created: new Date().toISOString(), lastActive: null };
 }

@@ -23,7 +23,7 @@ import {
   recoveryWantsLink,
 } from "../../../src/overlay/recovery-unit.ts";
 import { mountUnitPath, runtimeUnitPaths, upperAtNextBoot } from "../../../src/overlay/wiring.ts";
-import { apply, type Plan } from "../../../src/plan/apply.ts";
+import type { Plan } from "../../../src/plan/apply.ts";
 import { newIntent, readIntent } from "../../../src/plan/intent.ts";
 import {
   CUTOVER_STEPS,
@@ -31,9 +31,9 @@ import {
   FALLBACK_STEPS,
   RESET_STEPS,
 } from "../../../src/plan/steps.ts";
-import { instanceOf, type MachineState } from "../../../src/store/machine.ts";
+import { emptyMachine, instanceOf, type MachineState } from "../../../src/store/machine.ts";
 import { FakeHost, tempRoot } from "../../lib/fake-host.ts";
-import { interruptAfter as interruptAt, machineState } from "../../lib/interrupt.ts";
+import { interruptAfter as interruptAt, machineState, newInstance } from "../../lib/interrupt.ts";
 
 const M = "web1";
 const opts = { timeoutMs: 20_000 };
@@ -68,12 +68,7 @@ describe("power cuts", () => {
 
   it("a switch never names an unverified instance in /etc; commit moves it there from /run", async () => {
     const m = state();
-    const target = {
-      gen: 3,
-      image: "foo-0.3",
-      created: new Date().toISOString(),
-      lastActive: null,
-    };
+    const target = newInstance(3, "foo-0.3");
     const intent = newIntent("cutover-instance", m, target, true);
     await interruptAfter(h, switchPlan(m, intent, target, true, opts), "wait-booted");
     assert.equal(upperAtNextBoot(M), paths.upper(M, 2), "/etc still names the current instance");
@@ -85,26 +80,10 @@ describe("power cuts", () => {
   });
 
   it("a first cutover stages a whole unit in /run (a drop-in needs a fragment)", async () => {
-    const m = {
-      version: 1 as const,
-      name: "new1",
-      current: null,
-      fallback: null,
-      instances: [],
-      lastOperation: null,
-    };
-    const target = {
-      gen: 1,
-      image: "foo-0.1",
-      created: new Date().toISOString(),
-      lastActive: null,
-    };
+    const m = emptyMachine("new1");
+    const target = newInstance(1, "foo-0.1");
     const intent = newIntent("cutover-instance", m, target, false);
-    const plan = switchPlan(m, intent, target, true, opts);
-    await apply(h, {
-      ...plan,
-      steps: plan.steps.slice(0, plan.steps.findIndex((s) => s.name === "remount") + 1),
-    });
+    await interruptAt(h, "new1", switchPlan(m, intent, target, true, opts), "remount");
     assert.ok(existsSync(runtimeUnitPaths("new1").fragment));
     assert.ok(!existsSync(mountUnitPath("new1")));
     assert.equal(h.mounts.get(paths.machineRoot("new1")), paths.upper("new1", 1));
@@ -119,7 +98,7 @@ describe("power cuts", () => {
         const m = state();
         const isNew = verb === "cutover-instance";
         const target = isNew
-          ? { gen: 3, image: "foo-0.3", created: new Date().toISOString(), lastActive: null }
+          ? newInstance(3, "foo-0.3")
           : (instanceOf(m, m.fallback) as NonNullable<ReturnType<typeof instanceOf>>);
         const intent = newIntent(verb, m, target, true);
         await interruptAfter(h, switchPlan(m, intent, target, isNew, opts), step);

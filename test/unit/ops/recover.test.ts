@@ -22,7 +22,7 @@ import {
 } from "../../../src/plan/steps.ts";
 import { instanceOf, type MachineState } from "../../../src/store/machine.ts";
 import { FakeHost, tempRoot } from "../../lib/fake-host.ts";
-import { interruptAfter as interruptAt, machineState } from "../../lib/interrupt.ts";
+import { interruptAfter as interruptAt, machineState, newInstance } from "../../lib/interrupt.ts";
 
 const M = "db1";
 const opts = { timeoutMs: 20_000 };
@@ -49,12 +49,7 @@ describe("recovery from an interrupted operation", () => {
 
   it("cutover killed in the middle of 'carry': the view is released, the old instance untouched, rolled back", async () => {
     const m = state();
-    const target = {
-      gen: 3,
-      image: "foo-0.3",
-      created: new Date().toISOString(),
-      lastActive: null,
-    };
+    const target = newInstance(3, "foo-0.3");
     const intent = newIntent("cutover-instance", m, target, true);
     await interruptAfter(h, switchPlan(m, intent, target, true, opts), "create-instance");
     // As a kill -9 inside the carry step leaves it: its read-only view still mounted.
@@ -68,12 +63,7 @@ describe("recovery from an interrupted operation", () => {
   for (const step of CUTOVER_STEPS) {
     it(`cutover killed after '${step}': ${CUTOVER_STEPS.indexOf(step) >= CUTOVER_STEPS.indexOf(COMMIT_FROM) ? "completed" : "rolled back"}`, async () => {
       const m = state();
-      const target = {
-        gen: 3,
-        image: "foo-0.3",
-        created: new Date().toISOString(),
-        lastActive: null,
-      };
+      const target = newInstance(3, "foo-0.3");
       const intent = newIntent("cutover-instance", m, target, true);
       await interruptAfter(h, switchPlan(m, intent, target, true, opts), step);
       const committed = switchCommitted(intent, state());
