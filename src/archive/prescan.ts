@@ -33,7 +33,7 @@ import { readFileSync, readSync, type Stats, statfsSync } from "node:fs";
 import { BoxError } from "../base/errors.ts";
 import { type Runner, spawnError } from "../host/runner.ts";
 import { childFailed, collect, diskFull, tarArgv, violation } from "./pump.ts";
-import { TarScanner, TarViolation } from "./tarscan.ts";
+import { type MemberDigest, TarScanner, TarViolation } from "./tarscan.ts";
 
 // NFS, SMB/CIFS, FUSE, 9p, Ceph: another machine or process may change the
 // file between the check and tar's read, so those take the streaming path.
@@ -77,7 +77,7 @@ export async function scanFile(
   size: number,
   hashing: () => boolean = () => true,
 ): Promise<Scanned> {
-  const scanner = new TarScanner();
+  const scanner = new TarScanner({ digests: true });
   const hash = createHash("sha256");
   const buf = Buffer.allocUnsafe(CHUNK);
   let off = 0;
@@ -117,7 +117,12 @@ export async function extractChecked(
   r: Runner,
   o: FileExtract,
   ctl: { abort?: (e: Error) => void },
-): Promise<{ sha256: string; bytesIn: number; dataBytes: number }> {
+): Promise<{
+  sha256: string;
+  bytesIn: number;
+  dataBytes: number;
+  digests: ReadonlyMap<string, MemberDigest> | null;
+}> {
   const tar = r.spawn(tarArgv(o.dest, `/proc/${process.pid}/fd/${o.fd}`));
   tar.stdin?.end();
   // The first of: tar's failure, a full disk, Ctrl-C. A violation found
@@ -183,6 +188,7 @@ export async function extractChecked(
       sha256: scanned.sha256 as string,
       bytesIn: scanned.bytes,
       dataBytes: scanned.scanner.dataBytes,
+      digests: scanned.scanner.memberDigests(),
     };
   } finally {
     clearInterval(poll);

@@ -64,7 +64,7 @@ export function pump(
   signal: { abort?: (e: Error) => void },
 ): Promise<PumpResult> {
   const hash = createHash("sha256");
-  const scanner = new TarScanner();
+  const scanner = new TarScanner({ digests: true });
   const children: ChildProcess[] = [];
   let format: Format | null = null;
   let bytesIn = 0;

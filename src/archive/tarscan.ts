@@ -10,6 +10,7 @@
 // exactly (a bad checksum, data on a symlink, a multi-volume header) is
 // refused, because a header that tar and this scanner read differently is
 // how hidden entries get past a checker.
+import { createHash, type Hash } from "node:crypto";
 import { printable } from "../base/errors.ts";
 
 export class TarViolation extends Error {
@@ -119,6 +120,12 @@ export function parsePax(buf: Buffer): Record<string, string> {
 
 type Collect = { kind: number; buf: Buffer; fill: number; size: number };
 
+/** A regular file's data as it passed in the stream: what tar wrote at its path. */
+export interface MemberDigest {
+  sha256: string;
+  size: number;
+}
+
 export class TarScanner {
   /** Bytes seen so far. */
   offset = 0;
@@ -145,6 +152,26 @@ export class TarScanner {
   /** Holds long names and pax records while they are collected; reused. */
   private scratch = Buffer.allocUnsafe(4096);
   private readonly nondirs = new Set<string>();
+  /**
+   * With digests on (staging, for store/share.ts): the sha256 of each
+   * regular file's data, by path, so that the unpacked tree need not be
+   * read back. Null once it cannot be trusted: a path written twice (which
+   * copy tar leaves, and whether an earlier hard link keeps the old data,
+   * is tar's business) or data stepped over unread.
+   */
+  private digests: Map<string, MemberDigest> | null;
+  private file: { hash: Hash; left: number; key: string; size: number } | null = null;
+
+  constructor(opts: { digests?: boolean } = {}) {
+    this.digests = opts.digests ? new Map() : null;
+  }
+
+  /** The files' digests (see above), once the whole archive was checked; null if off or not to be trusted. */
+  memberDigests(): ReadonlyMap<string, MemberDigest> | null {
+    return this.ended || this.finished ? this.digests : null;
+  }
+
+  private finished = false;
 
   /** Checks a chunk of the stream; throws TarViolation before returning if it holds a bad header. */
   push(chunk: Buffer): void {
@@ -153,6 +180,7 @@ export class TarScanner {
     while (i < n && !this.ended) {
       if (this.skip > 0) {
         const k = Math.min(this.skip, n - i);
+        if (this.file) this.feed(chunk, i, k);
         this.skip -= k;
         i += k;
       } else if (this.collect) {
@@ -189,6 +217,7 @@ export class TarScanner {
    */
   skipData(max: number): number {
     const k = Math.min(this.skip, max);
+    if (k > 0) this.stopDigests();
     this.skip -= k;
     this.offset += k;
     return k;
@@ -202,6 +231,23 @@ export class TarScanner {
       const where = this.last ? ` inside entry '${printable(this.last)}'` : "";
       throw new TarViolation(`the archive is truncated${where} (at byte ${this.offset})`);
     }
+    this.finished = true;
+  }
+
+  /** Hashes k bytes at chunk[i] that belong to the current file's data (the rest is padding). */
+  private feed(chunk: Buffer, i: number, k: number): void {
+    const f = this.file as NonNullable<typeof this.file>;
+    const m = Math.min(k, f.left);
+    f.hash.update(m === chunk.length ? chunk : chunk.subarray(i, i + m));
+    f.left -= m;
+    if (f.left > 0) return;
+    this.file = null;
+    this.digests?.set(f.key, { sha256: f.hash.digest("hex"), size: f.size });
+  }
+
+  private stopDigests(): void {
+    this.digests = null;
+    this.file = null;
   }
 
   /** The header block b[h, h + 512), found at byte `at` of the stream. */
@@ -245,12 +291,22 @@ export class TarScanner {
     let link = this.longLink ?? text(b, h + 157, 100);
     if (pax.linkpath !== undefined) link = pax.linkpath;
     if (pax.size !== undefined) size = Number(pax.size);
+    // A sparse file's data in the archive is not its content.
+    const sparse = type === 0x53 || Object.keys(pax).some((k) => k.startsWith("GNU.sparse."));
     this.longName = undefined;
     this.longLink = undefined;
     this.pax = {};
     this.last = name;
     this.entries++;
-    this.entry(type, name, link, size);
+    const key = this.entry(type, name, link, size);
+    if (
+      this.digests &&
+      key !== null &&
+      size > 0 &&
+      !sparse &&
+      (type === 0 || type === 0x30 || type === 0x37)
+    )
+      this.file = { hash: createHash("sha256"), left: size, key, size };
     if (type === 0x53 && b[h + 482] !== 0) this.sparseData = padded(size);
     else this.skip = padded(size);
   }
@@ -266,7 +322,8 @@ export class TarScanner {
     }
   }
 
-  private entry(type: number, name: string, link: string, size: number): void {
+  /** Checks an entry; returns its path key if it is not a directory. */
+  private entry(type: number, name: string, link: string, size: number): string | null {
     // Made only for a message: printable() costs more than the whole check.
     const shown = () => printable(name);
     const parts = pathParts(name, "path", name);
@@ -288,7 +345,7 @@ export class TarScanner {
     if (ch === "5" || ch === "D" || plainDir) {
       if (this.symlinks.has(key))
         throw new TarViolation(`directory '${shown()}' would be made through the symlink`, name);
-      return;
+      return null;
     }
     if (ch === "1") {
       const target = pathParts(link, "hardlink target", name);
@@ -299,13 +356,18 @@ export class TarScanner {
           `hardlink '${shown()}' points to '${printable(link)}', which is not earlier in the archive (outside it)`,
           name,
         );
+      // The same inode as its target, with the data its target has now.
+      const d = this.digests?.get(targetKey);
+      if (d && !this.nondirs.has(key)) this.digests?.set(key, d);
     } else if (ch === "2") {
       this.symlinks.add(key);
       this.clearDir = null;
     } else if (ch !== "3" && ch !== "4" && ch !== "6") {
       this.dataBytes += size;
     }
+    if (this.nondirs.has(key)) this.stopDigests();
     this.nondirs.add(key);
+    return key;
   }
 
   /** Refuses a path (parts, joined: key) with a symlink among its leading components. */

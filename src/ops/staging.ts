@@ -21,6 +21,7 @@ import { findLayout, prettyName } from "../archive/layout.ts";
 import { extractChecked, onlyRootWrites } from "../archive/prescan.ts";
 import { Progress } from "../archive/progress.ts";
 import { bomb, diskFull, INTERRUPTED, pump, tarArgv } from "../archive/pump.ts";
+import type { MemberDigest } from "../archive/tarscan.ts";
 import { BoxError } from "../base/errors.ts";
 import { humanBytes } from "../base/format.ts";
 import { paths } from "../base/paths.ts";
@@ -71,6 +72,13 @@ export interface Source {
   input?: Readable;
 }
 
+interface Unpacked {
+  sha256: string;
+  dataBytes: number;
+  /** Each regular file's sha256 as it streamed past, by archive path (tarscan.ts). */
+  digests: ReadonlyMap<string, MemberDigest> | null;
+}
+
 /** Unpacks with the fast path when it is safe (prescan.ts), else by streaming (pump.ts). */
 async function unpack(
   r: Runner,
@@ -78,7 +86,7 @@ async function unpack(
   dest: string,
   meter: { bytes: number },
   ctl: { abort?: (e: Error) => void },
-): Promise<{ sha256: string; dataBytes: number }> {
+): Promise<Unpacked> {
   const { fd, st, label } = s;
   if (fd !== undefined && st) {
     const head = Buffer.alloc(MAGIC_BYTES);
@@ -86,7 +94,7 @@ async function unpack(
     if (detect(head.subarray(0, n)) === "tar" && onlyRootWrites(`/proc/self/fd/${fd}`, st)) {
       if (st.size > s.maxBytes) throw bomb(label, s.maxBytes);
       const x = await extractChecked(r, { fd, size: st.size, label, dest, meter }, ctl);
-      return { sha256: x.sha256, dataBytes: x.dataBytes };
+      return { sha256: x.sha256, dataBytes: x.dataBytes, digests: x.digests };
     }
   }
   const input: Readable =
@@ -95,7 +103,8 @@ async function unpack(
       ? process.stdin
       : createReadStream("", { fd, start: 0, autoClose: false, highWaterMark: 1 << 20 }));
   const res = await pump(r, { input, label, dest, maxBytes: s.maxBytes, meter }, ctl);
-  return { sha256: res.sha256, dataBytes: res.scanner.dataBytes };
+  const digests = res.scanner.memberDigests();
+  return { sha256: res.sha256, dataBytes: res.scanner.dataBytes, digests };
 }
 
 export async function stageFrom(r: Runner, req: StageRequest, s: Source): Promise<Staged | null> {
@@ -179,7 +188,14 @@ export async function stageFrom(r: Runner, req: StageRequest, s: Source): Promis
     }
     // Still private: files identical to another image's become links to
     // them, and the image's index is written (store/share.ts).
-    const shared = await shareIdentical(r, { stageDir, rootfs, name, stop: () => interrupted });
+    const digests = underDir(res.digests, layout.kind === "inner" ? layout.dir : "");
+    const shared = await shareIdentical(r, {
+      stageDir,
+      rootfs,
+      name,
+      digests,
+      stop: () => interrupted,
+    });
     if (interrupted) throw INTERRUPTED();
     if (shared.skipped)
       process.stderr.write(
@@ -226,4 +242,16 @@ export async function stageFrom(r: Runner, req: StageRequest, s: Source): Promis
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
   }
+}
+
+/** The digests of the files under dir (all, for ""), by their paths inside it. */
+function underDir(
+  all: ReadonlyMap<string, MemberDigest> | null,
+  dir: string,
+): ReadonlyMap<string, MemberDigest> | undefined {
+  if (!all) return undefined;
+  if (dir === "") return all;
+  const out = new Map<string, MemberDigest>();
+  for (const [k, d] of all) if (k.startsWith(`${dir}/`)) out.set(k.slice(dir.length + 1), d);
+  return out;
 }

@@ -13,8 +13,9 @@
 // see is a link count above 1 (docs/shared-files.md).
 //
 // The staged tree comes from an untrusted archive: it is walked with
-// lstat and readdir only, files are opened O_NOFOLLOW and checked to be
-// the inode walked, and a link only ever points at a file under another
+// lstat and readdir only, a file is hashed from the stream tar was given
+// (ShareRequest.digests) or else opened O_NOFOLLOW and checked to be the
+// inode walked, and a link only ever points at a file under another
 // image's rootfs whose directory resolves to itself (no link on the way).
 import { type BigIntStats, lstatSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -97,6 +98,18 @@ function findTwins(name: string, want: Map<string, Walked[]>): Map<string, strin
   return found;
 }
 
+/** The sha256 the stream gave every name of f, if they all have the same one of f's size. */
+function streamed(digests: ShareRequest["digests"], f: Walked): string | null {
+  if (!digests) return null;
+  let sha: string | null = null;
+  for (const n of f.names) {
+    const d = digests.get(n);
+    if (!d || BigInt(d.size) !== f.st.size || (sha !== null && d.sha256 !== sha)) return null;
+    sha = d.sha256;
+  }
+  return sha;
+}
+
 const sameFacts = (a: BigIntStats, b: BigIntStats) =>
   a.size === b.size &&
   a.mode === b.mode &&
@@ -110,6 +123,12 @@ export interface ShareRequest {
   stageDir: string;
   rootfs: string;
   name: string;
+  /**
+   * Each regular file's sha256 and size as tar was handed its data, by
+   * path (archive/tarscan.ts), so that files need not be read back; a
+   * file without one, or whose size differs, is read and hashed.
+   */
+  digests?: ReadonlyMap<string, { sha256: string; size: number }>;
   /** True once the stage is being abandoned (Ctrl-C). */
   stop: () => boolean;
 }
@@ -149,12 +168,13 @@ async function share(r: Runner, o: ShareRequest): Promise<ShareResult> {
   for (const [i, f] of files.entries()) {
     const x = xattrs.get(f.rel) ?? "-";
     if (x === UNKNOWN_XATTRS) continue;
-    let sha256: string | null;
-    try {
-      sha256 = hashFile(join(o.rootfs, f.rel), f.st);
-    } catch {
-      sha256 = null; // gone or changed: nothing to share
-    }
+    let sha256 = streamed(o.digests, f);
+    if (sha256 === null)
+      try {
+        sha256 = hashFile(join(o.rootfs, f.rel), f.st);
+      } catch {
+        sha256 = null; // gone or changed: nothing to share
+      }
     if (!sha256) continue;
     const { size, mode, uid, gid, mtimeNs } = f.st;
     const key = fileKey({

@@ -193,6 +193,56 @@ describe("TarScanner", () => {
     refused(END, /no entries/);
   });
 
+  it("with digests on, gives each regular file's sha256 by path, in any chunking", () => {
+    const sha = (t: string) => createHash("sha256").update(t).digest("hex");
+    const x = "abcdef".repeat(200);
+    const tar = Buffer.concat([
+      entry("./", "5"),
+      entry("./usr/bin/x", "0", x),
+      entry("usr/bin/y", "1", "", "usr/bin/x"),
+      entry("usr/bin/z", "7", "z"),
+      entry("bin", "2", "", "usr/bin"),
+      entry("empty", "0", ""),
+      pax({ "GNU.sparse.major": "1", "GNU.sparse.minor": "0" }),
+      entry("sparse", "0", "map and data"),
+      entry("dev/null", "3"),
+      END,
+    ]);
+    for (const chunk of [tar.length, 512, 1000, 7, 1]) {
+      const s = new TarScanner({ digests: true });
+      for (let i = 0; i < tar.length; i += chunk) s.push(tar.subarray(i, i + chunk));
+      s.finish();
+      assert.deepEqual(
+        Object.fromEntries(s.memberDigests() ?? []),
+        {
+          "usr/bin/x": { sha256: sha(x), size: 1200 },
+          "usr/bin/y": { sha256: sha(x), size: 1200 },
+          "usr/bin/z": { sha256: sha("z"), size: 1 },
+        },
+        `chunks of ${chunk}`,
+      );
+    }
+    const plain = scan(tar);
+    assert.ok(plain instanceof TarScanner);
+    assert.equal(plain.memberDigests(), null, "off by default");
+  });
+
+  it("gives no digests for an archive that writes a path twice, or before its end", () => {
+    const twice = Buffer.concat([
+      entry("a", "0", "1"),
+      entry("b", "1", "", "a"),
+      entry("a", "0", "2"),
+      END,
+    ]);
+    const s = new TarScanner({ digests: true });
+    s.push(twice);
+    s.finish();
+    assert.equal(s.memberDigests(), null);
+    const cut = new TarScanner({ digests: true });
+    cut.push(entry("a", "0", "1"));
+    assert.equal(cut.memberDigests(), null);
+  });
+
   it("stops at the end-of-archive marker, as tar does", () => {
     const tar = Buffer.concat([os, Buffer.alloc(512), entry("../after-end", "0", "x")]);
     const r = scan(tar);
@@ -231,6 +281,7 @@ describe("scanFile (the fast path's check and hash, in one read of the file)", (
       assert.equal(s.scanner.dataBytes, 6_000_000);
       assert.equal(s.sha256, sha(tar));
       assert.equal(s.bytes, tar.length);
+      assert.equal(s.scanner.memberDigests()?.get("b")?.sha256, sha(Buffer.from(big)));
     });
   });
 

@@ -3,6 +3,7 @@
 // stored once across images (share-index.ts, share.ts).
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import {
   chmodSync,
   existsSync,
@@ -183,14 +184,18 @@ describe("identical files stored once (share-index, share)", () => {
       utimesSync(join(base, rel), mtime, mtime);
     };
     /** Stages NAME from files, as stageFrom would: share, then rename into images/. */
-    const stageTree = async (name: string, files: [string, string, number?, number?][]) => {
+    const stageTree = async (
+      name: string,
+      files: [string, string, number?, number?][],
+      digests?: Map<string, { sha256: string; size: number }>,
+    ) => {
       const stageDir = join(dir, "staging", name);
       const rootfs = join(stageDir, "rootfs");
       mkdirSync(rootfs, { recursive: true });
       for (const [rel, text, mode, mtime] of files) put(rootfs, rel, text, mode, mtime);
       // A directory's time the archive set, finer than node can set one.
       execFileSync("touch", ["-m", "-d", "@1500000000.123456789", join(rootfs, "etc")]);
-      const res = await shareIdentical(r, { stageDir, rootfs, name, stop: () => false });
+      const res = await shareIdentical(r, { stageDir, rootfs, name, digests, stop: () => false });
       mkdirSync(paths.images(), { recursive: true });
       renameSync(stageDir, paths.image(name));
       return res;
@@ -277,6 +282,29 @@ describe("identical files stored once (share-index, share)", () => {
       assert.equal(ino("g3", "bin/x"), ino("g1", "bin/alone"));
       assert.equal(statSync(join(root("g3"), "bin/perl")).nlink, 3);
       assert.notEqual(ino("g3", "bin/perl"), ino("g1", "bin/perl"));
+    });
+
+    it("takes a file's sha256 from the stream when its size agrees, else reads the file", async () => {
+      const sha = (t: string) => createHash("sha256").update(t).digest("hex");
+      // The stream's digest is what is indexed, not a read-back: s1 claims
+      // the content of its two files is that of s2's (which is read back).
+      await stageTree(
+        "s1",
+        [
+          ["etc/told", "lower\n"],
+          ["etc/sized", "lower2\n"],
+        ],
+        new Map([
+          ["etc/told", { sha256: sha("UPPER\n"), size: 6 }],
+          ["etc/sized", { sha256: sha("UPPER2\n"), size: 8 }],
+        ]),
+      );
+      await stageTree("s2", [
+        ["etc/told", "UPPER\n"],
+        ["etc/sized", "UPPER2\n"],
+      ]);
+      assert.equal(ino("s2", "etc/told"), ino("s1", "etc/told"));
+      assert.notEqual(ino("s2", "etc/sized"), ino("s1", "etc/sized"));
     });
 
     it("never links to a file changed since it was indexed, nor to an image without an index", async () => {
