@@ -11,10 +11,12 @@ import {
   openSync,
   readFileSync,
   renameSync,
+  statfsSync,
   unlinkSync,
   writeSync,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import * as v from "valibot";
 import { BoxError } from "../base/errors.ts";
 import { type Runner, showCommand } from "./runner.ts";
@@ -171,4 +173,38 @@ function corrupt(path: string, why: string): BoxError {
     `state file ${path} is corrupt: ${why}`,
     "restore it from a backup, or fix it by hand; boxctl will not guess what it should say",
   );
+}
+
+/** tmpfs and ramfs: nothing to write back. */
+const MEMORY_FS = new Set([0x01021994, 0x858458f6]);
+
+/**
+ * Keeps the disk writing what is being unpacked under dir while it is
+ * unpacked: one `sync -f` after another until the returned stop() is
+ * called (which waits for the one under way). Staging must sync before
+ * its image becomes visible anyway; started only then, the whole tree's
+ * writeback came after the unpacking instead of beside it (on this
+ * project's build VM: 6.1 s for curl | tar + sync of a 160 MB image, 4.3 s
+ * with a sync loop beside tar; BENCHMARKS.md, "stage-image URL"). It
+ * changes when data reaches the disk, not what: the final sync stays.
+ */
+export function writeBehind(r: Runner, dir: string): () => Promise<void> {
+  try {
+    if (MEMORY_FS.has(Number(statfsSync(dir).type))) return async () => {};
+  } catch {
+    return async () => {};
+  }
+  const stop = new AbortController();
+  const loop = (async () => {
+    while (!stop.signal.aborted) {
+      // The stop ends the pause at once; only a sync under way is waited for.
+      await sleep(250, undefined, { signal: stop.signal }).catch(() => undefined);
+      if (stop.signal.aborted) break;
+      await r.run(["sync", "-f", dir], { check: false }).catch(() => undefined);
+    }
+  })();
+  return async () => {
+    stop.abort();
+    await loop;
+  };
 }

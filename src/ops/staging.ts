@@ -25,7 +25,7 @@ import type { MemberDigest } from "../archive/tarscan.ts";
 import { BoxError } from "../base/errors.ts";
 import { humanBytes } from "../base/format.ts";
 import { paths } from "../base/paths.ts";
-import { fsyncDir, makeDir, removeTree, writeJsonAtomic } from "../host/files.ts";
+import { fsyncDir, makeDir, removeTree, writeBehind, writeJsonAtomic } from "../host/files.ts";
 import { journal } from "../host/journal.ts";
 import { type Runner, showCommand } from "../host/runner.ts";
 import { IMAGE_VERSION, type ImageMeta, stagingEntry } from "../store/images.ts";
@@ -150,7 +150,8 @@ export async function stageFrom(r: Runner, req: StageRequest, s: Source): Promis
   try {
     mkdirSync(tree, { mode: 0o755 });
     progress.start();
-    const res = await unpack(r, s, tree, progress.meter, ctl);
+    const behind = writeBehind(r, tree);
+    const res = await unpack(r, s, tree, progress.meter, ctl).finally(behind);
     progress.stop();
     if (want && res.sha256 !== want)
       throw new BoxError(
