@@ -9,7 +9,7 @@ import { describe, it } from "node:test";
 import * as v from "valibot";
 import { BoxError } from "../../src/base/errors.ts";
 import { waitBooted } from "../../src/host/boot.ts";
-import { readJson, rootOnly, writeJsonAtomic } from "../../src/host/files.ts";
+import { readJson, rootOnly, writeBehind, writeJsonAtomic } from "../../src/host/files.ts";
 import { mountAt, overlayOption } from "../../src/host/mounts.ts";
 import { commandEnv, failure, SystemRunner, showCommand } from "../../src/host/runner.ts";
 import { configureArgv, escapePath, mountUnitName, parseShow } from "../../src/host/systemd.ts";
@@ -307,5 +307,49 @@ describe("following a boot", () => {
     const t0 = Date.now();
     await assert.rejects(waitBooted(h, "m1", 100), /did not finish booting within 0 s/);
     assert.ok(Date.now() - t0 < 2000, `${Date.now() - t0} ms`);
+  });
+});
+
+describe("writeBehind (staging's writeback while tar unpacks)", () => {
+  const recorder = (onRun: (n: number) => void) => {
+    const runs: string[] = [];
+    const r = {
+      run: async (argv: readonly string[]) => {
+        runs.push(argv.join(" "));
+        onRun(runs.length);
+        return { code: 0, stdout: "", stderr: "" };
+      },
+    } as unknown as SystemRunner;
+    return { r, runs };
+  };
+
+  it("syncs the file system again and again until stopped, and stops at once", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "boxctl-wb-"));
+    let second = () => {};
+    const twice = new Promise<void>((resolve) => {
+      second = resolve;
+    });
+    const { r, runs } = recorder((n) => n === 2 && second());
+    const stop = writeBehind(r, dir);
+    await twice;
+    // Now in the pause before the third.
+    await new Promise(setImmediate);
+    const t0 = performance.now();
+    await stop();
+    // Stopping cuts the 250 ms pause short instead of waiting it out.
+    assert.ok(performance.now() - t0 < 200, "stop() waited for the pause");
+    const after = runs.length;
+    await new Promise((res) => setTimeout(res, 300));
+    assert.equal(runs.length, after, "a sync after stop()");
+    assert.deepEqual(new Set(runs), new Set([`sync -f ${dir}`]));
+  });
+
+  it("does nothing on tmpfs, where nothing is written back", async () => {
+    const { r, runs } = recorder(() => {});
+    const stop = writeBehind(r, "/dev/shm");
+    // Longer than the pause before the first sync.
+    await new Promise((res) => setTimeout(res, 300));
+    await stop();
+    assert.deepEqual(runs, []);
   });
 });
