@@ -161,6 +161,8 @@ export class TarScanner {
    */
   private digests: Map<string, MemberDigest> | null;
   private file: { hash: Hash; left: number; key: string; size: number } | null = null;
+  /** finish() found the archive whole. */
+  private finished = false;
 
   constructor(opts: { digests?: boolean } = {}) {
     this.digests = opts.digests ? new Map() : null;
@@ -168,10 +170,8 @@ export class TarScanner {
 
   /** The files' digests (see above), once the whole archive was checked; null if off or not to be trusted. */
   memberDigests(): ReadonlyMap<string, MemberDigest> | null {
-    return this.ended || this.finished ? this.digests : null;
+    return this.finished ? this.digests : null;
   }
-
-  private finished = false;
 
   /** Checks a chunk of the stream; throws TarViolation before returning if it holds a bad header. */
   push(chunk: Buffer): void {
@@ -226,8 +226,8 @@ export class TarScanner {
   /** Called at the end of the stream: an archive cut off inside an entry is an error. */
   finish(): void {
     if (this.entries === 0) throw new TarViolation("the archive holds no entries");
-    if (this.ended) return;
-    if (this.skip > 0 || this.collect || this.hdrFill > 0 || this.sparseData !== null) {
+    const cut = this.skip > 0 || this.collect || this.hdrFill > 0 || this.sparseData !== null;
+    if (!this.ended && cut) {
       const where = this.last ? ` inside entry '${printable(this.last)}'` : "";
       throw new TarViolation(`the archive is truncated${where} (at byte ${this.offset})`);
     }
@@ -358,7 +358,7 @@ export class TarScanner {
         );
       // The same inode as its target, with the data its target has now.
       const d = this.digests?.get(targetKey);
-      if (d && !this.nondirs.has(key)) this.digests?.set(key, d);
+      if (d) this.digests?.set(key, d);
     } else if (ch === "2") {
       this.symlinks.add(key);
       this.clearDir = null;
