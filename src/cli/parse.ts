@@ -54,7 +54,9 @@ export function parseVerbArgs(verb: Verb, argv: string[]): { args: string[]; opt
   let parsed: ReturnType<typeof parseArgs>;
   try {
     // For `shell NAME CMD...`, options end at the first positional after NAME.
-    const split = rest ? splitRest(argv) : { head: argv, tail: [] as string[] };
+    const split = verb.args.some((a) => a.command)
+      ? splitRest(argv)
+      : { head: argv, tail: [] as string[] };
     parsed = parseArgs({ args: split.head, options, allowPositionals: true, strict: true });
     parsed.positionals.push(...split.tail);
   } catch (e) {

@@ -8,6 +8,7 @@ import type { Verb } from "./types.ts";
 import { containerVerbs } from "./verbs/container.ts";
 import { imageVerbs } from "./verbs/images.ts";
 import { instanceVerbs } from "./verbs/instances.ts";
+import { recoverVerbs } from "./verbs/recover.ts";
 import { storeVerbs } from "./verbs/store.ts";
 
 const metaVerbs: Verb[] = [
@@ -43,6 +44,7 @@ export const VERBS: Verb[] = [
   ...containerVerbs,
   ...imageVerbs,
   ...instanceVerbs,
+  ...recoverVerbs,
   ...storeVerbs,
   ...metaVerbs,
 ].sort((a, b) => (a.name < b.name ? -1 : 1));

@@ -11,8 +11,10 @@ export interface OptionSpec {
 export interface ArgSpec {
   name: string;
   optional?: boolean;
-  /** Takes the rest of the command line (shell NAME [CMD...]). */
+  /** Takes every further positional argument (set-services NAME [UNIT...]). */
   rest?: boolean;
+  /** The rest is a command with its own flags: boxctl's options end where it begins (shell NAME [CMD...]). */
+  command?: boolean;
   /** What shell completion offers for this argument. */
   complete?: "machine" | "image" | "file";
 }

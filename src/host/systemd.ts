@@ -113,6 +113,14 @@ export async function isRunning(r: Runner, name: string): Promise<boolean> {
   return isUp(await unitInfo(r, nspawnUnit(name)));
 }
 
+/** A UnitFileState that makes the unit start with the host (machinectl enable). */
+export const isEnabledState = (state: string) => state === "enabled" || state === "enabled-runtime";
+
+/** Whether the container starts with the host. */
+export async function isEnabled(r: Runner, name: string): Promise<boolean> {
+  return isEnabledState((await unitInfo(r, nspawnUnit(name))).unitFileState);
+}
+
 /** The container must be running for what comes next (login, shell). */
 export async function requireRunning(r: Runner, name: string): Promise<void> {
   if (!(await isRunning(r, name))) {

@@ -66,12 +66,18 @@ export async function gatherAppStatus(
   return { doc, error: doc.reachable ? "" : res.stderr.trim() };
 }
 
-export function setServices(r: Runner, name: string, list: string[]): Promise<void> {
+/** The list stored, and whether it differs from the one before. */
+export function setServices(
+  r: Runner,
+  name: string,
+  list: string[],
+): Promise<{ services: string[]; changed: boolean }> {
   requireMachine(name);
   const units = parseUnits(list);
   return guarded(r, name, "set-services", {}, async () => {
     // Re-read under the lock: another verb may have changed machine.json meanwhile.
     const m = loadMachine(name) ?? requireMachine(name);
     saveMachine(r, { ...m, services: units });
+    return { services: units, changed: (m.services ?? []).join(" ") !== units.join(" ") };
   });
 }

@@ -1,7 +1,7 @@
 // set-carry NAME SPEC: the machine's carry policy, which every cutover
 // applies (cutover-instance --carry overrides it once). See src/carry/.
 import { checkName } from "../base/names.ts";
-import { formatCarry, parseCarry } from "../carry/policy.ts";
+import { formatCarry, parseCarry, policyOf } from "../carry/policy.ts";
 import type { Runner } from "../host/runner.ts";
 import { type CarryPolicy, loadMachine, requireMachine, saveMachine } from "../store/machine.ts";
 import { guarded } from "./guard.ts";
@@ -11,7 +11,7 @@ export function setCarry(
   name: string,
   spec: string,
   opts: { wait?: boolean } = {},
-): Promise<CarryPolicy> {
+): Promise<{ policy: CarryPolicy; changed: boolean }> {
   checkName("machine", name);
   requireMachine(name);
   const policy = parseCarry(spec);
@@ -20,6 +20,6 @@ export function setCarry(
     const m = loadMachine(name) ?? requireMachine(name);
     r.note(`${name}: carry policy ${formatCarry(policy)}`);
     saveMachine(r, { ...m, carry: policy });
-    return policy;
+    return { policy, changed: formatCarry(policyOf(m.carry)) !== formatCarry(policy) };
   });
 }

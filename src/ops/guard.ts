@@ -12,7 +12,14 @@ import type { Runner } from "../host/runner.ts";
 import { isRunning } from "../host/systemd.ts";
 import { remountTo } from "../overlay/root.ts";
 import { pendingMachines, readIntent } from "../plan/intent.ts";
-import { describe, instanceOf, requireMachine } from "../store/machine.ts";
+import {
+  describe,
+  type InstanceRef,
+  instanceOf,
+  instanceRef,
+  loadMachine,
+  requireMachine,
+} from "../store/machine.ts";
 import { attention } from "./drift.ts";
 import { recoverInterrupted } from "./recover.ts";
 
@@ -35,12 +42,41 @@ export function guarded<T>(
   });
 }
 
-export async function recoverCommand(r: Runner, name: string, opts: GuardOptions): Promise<number> {
+/** What recover NAME did: finished an interrupted operation, put back a drift, or nothing. */
+export interface RecoverResult {
+  /** The interrupted operation it completed or rolled back, and that operation's target instance. */
+  interrupted: { verb: string; target: InstanceRef } | null;
+  /** Why the machine differed from its record (ops/drift.ts), when it put that back. */
+  settled: string | null;
+  /** Where the machine stands afterwards. */
+  current: InstanceRef | null;
+  fallback: InstanceRef | null;
+  running: boolean;
+}
+
+export function recoverCommand(
+  r: Runner,
+  name: string,
+  opts: GuardOptions,
+): Promise<RecoverResult> {
   checkName("machine", name);
-  const pending = readIntent(name) !== null;
-  return guarded(r, name, "recover", opts, async () => {
-    if (!pending) await settleDrift(r, name, opts.timeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS);
-    return 0;
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS;
+  // guarded() without its fn: the intent is read under the lock, where nothing else finishes it.
+  return withMachineLock(r, name, "recover", opts, async () => {
+    const intent = readIntent(name);
+    await recoverInterrupted(r, name, timeoutMs);
+    const settled = intent ? null : await settleDrift(r, name, timeoutMs);
+    // A first cutover rolled back leaves no record.
+    const m = loadMachine(name);
+    return {
+      interrupted: intent
+        ? { verb: intent.verb, target: { gen: intent.target, image: intent.image ?? "" } }
+        : null,
+      settled,
+      current: m ? instanceRef(instanceOf(m, m.current)) : null,
+      fallback: m ? instanceRef(instanceOf(m, m.fallback)) : null,
+      running: await isRunning(r, name),
+    };
   });
 }
 
@@ -48,15 +84,12 @@ export async function recoverCommand(r: Runner, name: string, opts: GuardOptions
  * With no interrupted operation, recover puts back what status calls
  * different from the record: the current instance mounted (restarting the
  * container if another one was mounted under it) and the mount unit
- * rewritten. A machine that matches its record is left alone.
+ * rewritten. A machine that matches its record is left alone (null).
  */
-async function settleDrift(r: Runner, name: string, timeoutMs: number): Promise<void> {
+async function settleDrift(r: Runner, name: string, timeoutMs: number): Promise<string | null> {
   const m = requireMachine(name);
   const a = attention(r, m);
-  if (!a) {
-    process.stdout.write(`${name}: no interrupted operation\n`);
-    return;
-  }
+  if (!a) return null;
   const cur = instanceOf(m, m.current);
   process.stderr.write(`boxctl: ${name}: ${a.message}; putting back ${describe(cur)}\n`);
   const wasRunning = await isRunning(r, name);
@@ -72,6 +105,7 @@ async function settleDrift(r: Runner, name: string, timeoutMs: number): Promise<
     priority: 4,
   });
   if (wasRunning && cur) await bootAndVerify(r, name, paths.machineRoot(name), timeoutMs);
+  return a.reason;
 }
 
 /**

@@ -14,15 +14,15 @@ export async function setKeep(
   name: string,
   spec: string,
   opts: { wait?: boolean } = {},
-): Promise<number | null> {
+): Promise<{ keep: number | null; changed: boolean }> {
   checkName("machine", name);
   requireMachine(name);
   const keep = spec === "off" ? null : parseKeepSpec(spec);
   return guarded(r, name, "set-keep", opts, async () => {
     const m = loadMachine(name) ?? requireMachine(name);
-    const { keep: _, ...rest } = m;
+    const { keep: was, ...rest } = m;
     saveMachine(r, keep === null ? rest : { ...rest, keep });
-    return keep;
+    return { keep, changed: (was ?? null) !== keep };
   });
 }
 

@@ -5,6 +5,7 @@ import { paths } from "../base/paths.ts";
 import { waitBooted } from "../host/boot.ts";
 import type { Runner } from "../host/runner.ts";
 import {
+  isEnabled,
   isRunning,
   nspawnUnit,
   requestPoweroff,
@@ -23,6 +24,11 @@ export interface StartOptions {
   timeoutMs: number;
 }
 
+/** What a verb here did, for --json: whether it changed the container's state (or setting). */
+export interface Changed {
+  changed: boolean;
+}
+
 async function bootUp(r: Runner, name: string, o: StartOptions): Promise<void> {
   const root = paths.machineRoot(name);
   await startMount(r, root);
@@ -30,52 +36,66 @@ async function bootUp(r: Runner, name: string, o: StartOptions): Promise<void> {
   if (!o.noBlock) await r.whenReal(() => waitBooted(r, name, o.timeoutMs));
 }
 
-export function start(r: Runner, name: string, o: StartOptions): Promise<void> {
+/** changed: the container was not running before (a start of a running one is a no-op). */
+export function start(r: Runner, name: string, o: StartOptions): Promise<Changed> {
   requireInstance(name);
-  return guarded(r, name, "start", o, () => bootUp(r, name, o));
-}
-
-export function poweroff(r: Runner, name: string, o: { noBlock?: boolean }): Promise<void> {
-  requireInstance(name);
-  return guarded(r, name, "poweroff", {}, async () => {
-    if (o.noBlock) {
-      // machinectl poweroff fails on a machine that is not running; stopped is what was asked.
-      if (await isRunning(r, name)) await requestPoweroff(r, name);
-      return;
-    }
-    await stopMachine(r, name);
+  return guarded(r, name, "start", o, async () => {
+    const was = await isRunning(r, name);
+    await bootUp(r, name, o);
+    return { changed: !was };
   });
 }
 
-export function restart(r: Runner, name: string, o: StartOptions): Promise<void> {
+/** changed: the container was running (with noBlock: it was asked to stop). */
+export function poweroff(r: Runner, name: string, o: { noBlock?: boolean }): Promise<Changed> {
+  requireInstance(name);
+  return guarded(r, name, "poweroff", {}, async () => {
+    const was = await isRunning(r, name);
+    if (o.noBlock) {
+      // machinectl poweroff fails on a machine that is not running; stopped is what was asked.
+      if (was) await requestPoweroff(r, name);
+    } else await stopMachine(r, name);
+    return { changed: was };
+  });
+}
+
+export function restart(r: Runner, name: string, o: StartOptions): Promise<Changed> {
   requireInstance(name);
   return guarded(r, name, "restart", o, async () => {
     await stopMachine(r, name);
     await bootUp(r, name, o);
+    return { changed: true };
   });
 }
 
-export function terminate(r: Runner, name: string): Promise<void> {
+export function terminate(r: Runner, name: string): Promise<Changed> {
   requireInstance(name);
   return guarded(r, name, "terminate", {}, async () => {
     if (await r.whenReal(async () => !(await isRunning(r, name)))) {
       process.stderr.write(`boxctl: container ${name} is not running; nothing to terminate\n`);
       // A failed unit would keep "failed" in status forever; terminate means "make it stopped".
       await resetFailed(r, nspawnUnit(name));
-      return;
+      return { changed: false };
     }
     await terminateMachine(r, name);
     // machinectl terminate only sends the kill; stop waits for the unit to be gone,
     // so that a start right after works, and reset-failed keeps "failed" out of status.
     await stopMachine(r, name);
     await resetFailed(r, nspawnUnit(name));
+    return { changed: true };
   });
 }
 
-/** Through machinectl, so that `machinectl enable` and `boxctl enable` are the same switch. */
-export function setEnabled(r: Runner, name: string, enabled: boolean): Promise<void> {
+/**
+ * Through machinectl, so that `machinectl enable` and `boxctl enable` are
+ * the same switch. machinectl is run either way (it is idempotent); changed
+ * says whether the setting was different before.
+ */
+export function setEnabled(r: Runner, name: string, enabled: boolean): Promise<Changed> {
   requireInstance(name);
-  return guarded(r, name, enabled ? "enable" : "disable", {}, () =>
-    setUnitEnabled(r, name, enabled),
-  );
+  return guarded(r, name, enabled ? "enable" : "disable", {}, async () => {
+    const was = await isEnabled(r, name);
+    await setUnitEnabled(r, name, enabled);
+    return { changed: was !== enabled };
+  });
 }

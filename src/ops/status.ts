@@ -3,7 +3,13 @@
 import { paths } from "../base/paths.ts";
 import { type MountEntry, mountAt, overlayOption } from "../host/mounts.ts";
 import type { Runner } from "../host/runner.ts";
-import { mountUnitName, nspawnUnit, type UnitInfo, unitInfo } from "../host/systemd.ts";
+import {
+  isEnabledState,
+  mountUnitName,
+  nspawnUnit,
+  type UnitInfo,
+  unitInfo,
+} from "../host/systemd.ts";
 import { machineState } from "../host/units.ts";
 import { UID_RANGE } from "../overlay/views.ts";
 import { changesSize } from "../store/instances.ts";
@@ -67,7 +73,7 @@ export function buildStatus(
   return {
     name: m.name,
     state: machineState(unit.activeState),
-    enabled: unit.unitFileState === "enabled" || unit.unitFileState === "enabled-runtime",
+    enabled: isEnabledState(unit.unitFileState),
     unit: {
       name: unit.id,
       activeState: unit.activeState,

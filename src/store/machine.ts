@@ -168,7 +168,10 @@ export function instanceOfImage(m: MachineState, image: string, gen?: number): I
 }
 
 /** An instance as the JSON documents name it. */
-export function instanceRef(inst: Instance | undefined): { gen: number; image: string } | null {
+/** An instance as --json names it. */
+export type InstanceRef = { gen: number; image: string };
+
+export function instanceRef(inst: Instance | undefined): InstanceRef | null {
   return inst ? { gen: inst.gen, image: inst.image } : null;
 }
 

@@ -37,6 +37,8 @@ export class FakeHost implements Runner {
   readonly failsToBoot = new Set<string>();
   /** Mount points that a process on the host keeps busy. */
   readonly busy = new Set<string>();
+  /** Machines that machinectl enable has made start with the host. */
+  readonly enabled = new Set<string>();
   /** The exit status of --check commands. */
   checkExit = 0;
   /** du's bytes for files or dirs (disjoint); a dir with none under it has 4096. */
@@ -125,7 +127,7 @@ export class FakeHost implements Runner {
       `ActiveState=${u.active}`,
       `SubState=${u.active === "active" ? "running" : "dead"}`,
       "Result=success",
-      "UnitFileState=disabled",
+      `UnitFileState=${this.enabled.has(/^systemd-nspawn@(.*)\.service$/.exec(id)?.[1] ?? "") ? "enabled" : "disabled"}`,
       "ActiveEnterTimestamp=",
       "Job=",
       `StatusText=${u.statusText}`,
@@ -215,8 +217,11 @@ export class FakeHost implements Runner {
         // The one call boxctl makes: a signal to itself, for its own `busctl monitor` (unit-watch.ts).
         if (a[1] !== "emit") throw new Error(`fake host: ${a.join(" ")} is not simulated`);
         return this.ok();
-      case "flock":
       case "machinectl":
+        if (a[1] === "enable") this.enabled.add(a[2] ?? "");
+        if (a[1] === "disable") this.enabled.delete(a[2] ?? "");
+        return this.ok();
+      case "flock":
         return this.ok();
       case "getent":
         // No user or group has a uid in boxctl's range.

@@ -82,12 +82,15 @@ for (const suite of SUITES) {
     });
 
     it("poweroff returns only once the container has stopped", async () => {
-      const r = await box(["poweroff", M]);
+      const r = await json(["poweroff", M]);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(await isActive(), "inactive");
+      assert.deepEqual([r.doc.verb, r.doc.changed, r.doc.running], ["poweroff", true, false]);
       const list = await host.sh(["machinectl", "list", "--no-legend"]);
       assert.doesNotMatch(list, new RegExp(`^${M}\\s`, "m"));
-      assert.equal((await box(["poweroff", M])).code, 0, "poweroff of a stopped container");
+      const again = await json(["poweroff", M]);
+      assert.equal(again.code, 0, "poweroff of a stopped container");
+      assert.equal(again.doc.changed, false, "it was stopped already");
     });
 
     it("status works on a stopped container, and its --json matches the schema", async () => {
@@ -124,8 +127,9 @@ for (const suite of SUITES) {
     });
 
     it("start returns once booted; the configure change is there", async () => {
-      const r = await box(["start", M]);
+      const r = await json(["start", M]);
       assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual([r.doc.changed, r.doc.running, r.doc.booted], [true, true, true]);
       const state = await host.exec(["systemctl", "-M", M, "is-system-running"]);
       assert.match(state.stdout, /^(running|degraded)$/m);
       const note = await box(["shell", M, "cat", "/etc/c5-note"]);
@@ -200,7 +204,10 @@ for (const suite of SUITES) {
       const none = await box(["app-status", M]);
       assert.equal(none.code, 1);
       assert.match(none.stderr, /set-services/);
-      assert.equal((await box(["set-services", M, "systemd-journald,dbus.socket"])).code, 0);
+      const set = await json(["set-services", M, "systemd-journald,dbus.socket"]);
+      assert.equal(set.code, 0, set.stderr);
+      assert.deepEqual(set.doc.services, ["systemd-journald", "dbus.socket"]);
+      assert.equal(set.doc.changed, true);
       const ok = await json(["app-status", M]);
       assert.equal(ok.code, 0, ok.stderr);
       const a = v.parse(AppStatusJson, ok.doc);
@@ -223,13 +230,15 @@ for (const suite of SUITES) {
 
     it("restart boots the same instance again; terminate kills it", async () => {
       const boot1 = await inM(["cat", "/proc/sys/kernel/random/boot_id"]);
-      const r = await box(["restart", M]);
+      const r = await json(["restart", M]);
       assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual([r.doc.changed, r.doc.booted], [true, true]);
       const boot2 = await inM(["cat", "/proc/sys/kernel/random/boot_id"]);
       assert.ok(boot2 && boot2 !== boot1, "a new boot");
       assert.equal(await inM(["cat", "/etc/c5-note"]), "configured-offline");
-      const t = await box(["terminate", M]);
+      const t = await json(["terminate", M]);
       assert.equal(t.code, 0, t.stderr);
+      assert.deepEqual([t.doc.changed, t.doc.running], [true, false]);
       assert.equal(await isActive(), "inactive");
       const s = v.parse(StatusJson, (await json(["status", M])).doc);
       assert.equal(s.state, "stopped");
@@ -253,8 +262,11 @@ for (const suite of SUITES) {
     it("enable and machinectl agree; an enabled container comes back after a host reboot", async () => {
       const enabled = async () =>
         (await host.exec(["systemctl", "is-enabled", `systemd-nspawn@${M}.service`])).stdout.trim();
-      assert.equal((await box(["enable", M])).code, 0);
+      const on = await json(["enable", M]);
+      assert.equal(on.code, 0, on.stderr);
       assert.equal(await enabled(), "enabled");
+      assert.deepEqual([on.doc.changed, on.doc.enabled], [true, true]);
+      assert.equal((await json(["enable", M])).doc.changed, false, "enabled already");
       assert.equal((await box(["disable", M])).code, 0);
       assert.equal(await enabled(), "disabled");
       await host.sh(["machinectl", "enable", M]);
@@ -267,6 +279,13 @@ for (const suite of SUITES) {
         ["running", true, true, 1],
       );
       assert.equal(await inM(["cat", "/etc/c5-note"]), "configured-offline");
+      // Nothing to recover after a clean reboot: recover says so, and where the machine stands.
+      const rec = await json(["recover", M]);
+      assert.equal(rec.code, 0, rec.stderr);
+      assert.deepEqual(
+        [rec.doc.changed, rec.doc.interrupted, rec.doc.current, rec.doc.running],
+        [false, null, { gen: 1, image: "foo-0.1" }, true],
+      );
     });
 
     it("completion offers verbs, machine names and image names", async () => {

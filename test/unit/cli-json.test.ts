@@ -7,7 +7,10 @@ import { paths } from "../../src/base/paths.ts";
 import { failedJson } from "../../src/cli/output.ts";
 import { parseVerbArgs } from "../../src/cli/parse.ts";
 import { findVerb, VERBS } from "../../src/cli/table.ts";
+import { switchPlan } from "../../src/ops/switch-plan.ts";
+import { newIntent } from "../../src/plan/intent.ts";
 import { FakeHost, tempRoot } from "../lib/fake-host.ts";
+import { interruptAfter, machineState, newInstance } from "../lib/interrupt.ts";
 
 /** Runs a verb as main.ts would, and returns what it printed on stdout. */
 async function captured(fn: () => Promise<unknown>): Promise<string> {
@@ -49,13 +52,114 @@ describe("--json of the mutating verbs", () => {
       "cutover-instance",
       "delete-image",
       "delete-instance",
+      "disable",
+      "enable",
       "fallback-instance",
       "pin",
+      "poweroff",
       "prune",
+      "recover",
       "reset",
+      "restart",
+      "set-carry",
+      "set-keep",
+      "set-services",
       "stage-image",
+      "start",
+      "terminate",
       "unpin",
     ]);
+    // The others hand the terminal to a command in the container.
+    const rest = VERBS.filter((v) => v.mutates && !v.scripted).map((v) => v.name);
+    assert.deepEqual(rest.sort(), ["configure", "shell"]);
+  });
+
+  it("says whether start, poweroff, restart and terminate changed the container's state", async () => {
+    await run(h, ["cutover-instance", "web", "foo-0.1"]);
+    const doc = (verb: string, changed: boolean, more: Record<string, unknown>) => ({
+      version: 1,
+      verb,
+      machine: "web",
+      changed,
+      ...more,
+      error: null,
+    });
+    const up = { running: true, booted: true };
+    assert.deepEqual(await run(h, ["start", "web"]), doc("start", false, up));
+    assert.deepEqual(await run(h, ["poweroff", "web"]), doc("poweroff", true, { running: false }));
+    assert.deepEqual(await run(h, ["poweroff", "web"]), doc("poweroff", false, { running: false }));
+    const noBoot = { running: true, booted: false };
+    assert.deepEqual(await run(h, ["start", "web", "--no-block"]), doc("start", true, noBoot));
+    // Only asked: the container shuts down after boxctl returned.
+    const asked = await run(h, ["poweroff", "web", "--no-block"]);
+    assert.deepEqual(asked, doc("poweroff", true, { running: true }));
+    assert.deepEqual(await run(h, ["restart", "web"]), doc("restart", true, up));
+    const off = { running: false };
+    assert.deepEqual(await run(h, ["terminate", "web"]), doc("terminate", true, off));
+    assert.deepEqual(await run(h, ["terminate", "web"]), doc("terminate", false, off));
+  });
+
+  it("says whether enable, disable and the set- verbs changed the setting", async () => {
+    await run(h, ["cutover-instance", "web", "foo-0.1"]);
+    const said = async (argv: string[]) => {
+      const { version, verb, machine, error, ...rest } = await run(h, argv);
+      assert.deepEqual([version, verb, machine, error], [1, argv[0], "web", null]);
+      return rest;
+    };
+    assert.deepEqual(await said(["enable", "web"]), { changed: true, enabled: true });
+    assert.deepEqual(await said(["enable", "web"]), { changed: false, enabled: true });
+    assert.deepEqual(await said(["disable", "web"]), { changed: true, enabled: false });
+    const nginx = { services: ["nginx"] };
+    assert.deepEqual(await said(["set-services", "web", "nginx"]), { changed: true, ...nginx });
+    assert.deepEqual(await said(["set-services", "web", "nginx"]), { changed: false, ...nginx });
+    // identity is the default policy, so setting it changes nothing.
+    assert.deepEqual(await said(["set-carry", "web", "identity"]), {
+      changed: false,
+      carry: "identity",
+    });
+    assert.deepEqual(await said(["set-carry", "web", "identity,etc"]), {
+      changed: true,
+      carry: "identity,etc",
+    });
+    assert.deepEqual(await said(["set-keep", "web", "2"]), { changed: true, keep: 2 });
+    assert.deepEqual(await said(["set-keep", "web", "2"]), { changed: false, keep: 2 });
+    assert.deepEqual(await said(["set-keep", "web", "off"]), { changed: true, keep: null });
+  });
+
+  it("recover says what it finished, and where the machine stands", async () => {
+    await run(h, ["cutover-instance", "web", "foo-0.1"]);
+    const where = { current: { gen: 1, image: "foo-0.1" }, fallback: null, running: true };
+    const calm = await run(h, ["recover", "web"]);
+    assert.deepEqual(calm, {
+      version: 1,
+      verb: "recover",
+      machine: "web",
+      changed: false,
+      interrupted: null,
+      settled: null,
+      ...where,
+      error: null,
+    });
+    // A cutover killed after its first steps: recover rolls it back.
+    const m = machineState("web");
+    const target = newInstance(2, "foo-0.2");
+    const intent = newIntent("cutover-instance", m, target, true);
+    await interruptAfter(
+      h,
+      "web",
+      switchPlan(m, intent, target, true, { timeoutMs: 20_000 }),
+      "create-instance",
+    );
+    const doc = await run(h, ["recover", "web"]);
+    assert.equal(doc.changed, true);
+    assert.deepEqual(doc.interrupted, {
+      verb: "cutover-instance",
+      target: { gen: 2, image: "foo-0.2" },
+    });
+    assert.deepEqual(
+      [doc.settled, doc.current, doc.fallback, doc.running],
+      [null, where.current, null, true],
+    );
   });
 
   it("says what a cutover and a fallback changed", async () => {

@@ -5,7 +5,7 @@ import { configure, login, shell } from "../../ops/interactive.ts";
 import { poweroff, restart, setEnabled, start, terminate } from "../../ops/lifecycle.ts";
 import { gatherList } from "../../ops/list.ts";
 import { gatherStatus } from "../../ops/status.ts";
-import { emit } from "../output.ts";
+import { done, emit } from "../output.ts";
 import { parseTimeout } from "../parse.ts";
 import { renderAppStatus, renderList, renderStatus } from "../render/container.ts";
 import type { Ctx, Verb } from "../types.ts";
@@ -23,11 +23,17 @@ const timeout = {
 /** The NAME argument, validated before anything looks it up. */
 const nameOf = (ctx: Ctx) => checkName("machine", ctx.args[0] ?? "");
 
+async function enabled(ctx: Ctx, on: boolean): Promise<number> {
+  const name = nameOf(ctx);
+  const { changed } = await setEnabled(ctx.r, name, on);
+  return done(ctx, { machine: name, changed, enabled: on });
+}
+
 export const containerVerbs: Verb[] = [
   {
     name: "configure",
     group: "container",
-    args: [machine, { name: "CMD", optional: true, rest: true }],
+    args: [machine, { name: "CMD", optional: true, rest: true, command: true }],
     summary: "Enter the container without booting it (for making filesystem changes).",
     details: `Mounts the current instance and runs systemd-nspawn on it without booting it: a root
 shell, or CMD if one is given (boxctl configure NAME -- CMD ARGS...), whose exit status
@@ -46,10 +52,8 @@ owners and only what is changed is copied into the instance.`,
     details: `Runs machinectl disable NAME, so boxctl and machinectl agree on the setting.
 It does not stop a running container.`,
     mutates: true,
-    run: async (ctx) => {
-      await setEnabled(ctx.r, nameOf(ctx), false);
-      return 0;
-    },
+    scripted: true,
+    run: async (ctx) => enabled(ctx, false),
   },
   {
     name: "enable",
@@ -60,10 +64,8 @@ It does not stop a running container.`,
 machines.target, and at boot systemd mounts the current instance before starting it.
 It does not start the container now (boxctl start NAME does).`,
     mutates: true,
-    run: async (ctx) => {
-      await setEnabled(ctx.r, nameOf(ctx), true);
-      return 0;
-    },
+    scripted: true,
+    run: async (ctx) => enabled(ctx, true),
   },
   {
     name: "list",
@@ -101,7 +103,7 @@ listed as usual, and the exit status is 1.`,
   {
     name: "shell",
     group: "container",
-    args: [machine, { name: "CMD", optional: true, rest: true }],
+    args: [machine, { name: "CMD", optional: true, rest: true, command: true }],
     summary: "Run a command in the container and return its exit status.",
     details: `With CMD, runs it in the running container (systemd-run -M NAME --wait --pipe) with
 boxctl's standard input and output, and exits with CMD's own exit status. Without CMD,
@@ -119,9 +121,13 @@ cleanly, and returns once the unit is inactive. With --no-block it only asks
 (machinectl poweroff NAME) and returns at once.`,
     options: { ...noBlock },
     mutates: true,
+    scripted: true,
     run: async (ctx) => {
-      await poweroff(ctx.r, nameOf(ctx), { noBlock: ctx.opts["no-block"] === true });
-      return 0;
+      const name = nameOf(ctx);
+      const noBlock = ctx.opts["no-block"] === true;
+      const { changed } = await poweroff(ctx.r, name, { noBlock });
+      // Under --no-block boxctl only asked: a container that was running may still be.
+      return done(ctx, { machine: name, changed, running: noBlock && changed });
     },
   },
   {
@@ -141,9 +147,12 @@ cleanly, and returns once the unit is inactive. With --no-block it only asks
 booted. A stopped container is just started.`,
     options: { ...timeout },
     mutates: true,
+    scripted: true,
     run: async (ctx) => {
-      await restart(ctx.r, nameOf(ctx), { timeoutMs: parseTimeout(ctx.opts.timeout, "restart") });
-      return 0;
+      const name = nameOf(ctx);
+      const timeoutMs = parseTimeout(ctx.opts.timeout, "restart");
+      const { changed } = await restart(ctx.r, name, { timeoutMs });
+      return done(ctx, { machine: name, changed, running: true, booted: true });
     },
   },
   {
@@ -156,12 +165,13 @@ and waits until the container's systemd reports running (or degraded). With --no
 it returns as soon as the unit has started.`,
     options: { ...noBlock, ...timeout },
     mutates: true,
+    scripted: true,
     run: async (ctx) => {
-      await start(ctx.r, nameOf(ctx), {
-        noBlock: ctx.opts["no-block"] === true,
-        timeoutMs: parseTimeout(ctx.opts.timeout, "start"),
-      });
-      return 0;
+      const name = nameOf(ctx);
+      const noBlock = ctx.opts["no-block"] === true;
+      const timeoutMs = parseTimeout(ctx.opts.timeout, "start");
+      const { changed } = await start(ctx.r, name, { noBlock, timeoutMs });
+      return done(ctx, { machine: name, changed, running: true, booted: !noBlock });
     },
   },
   {
@@ -195,9 +205,11 @@ container runs or not.`,
 chance to flush or close their files, so data they were writing can be lost or corrupt.
 Use poweroff unless the container no longer responds to it.`,
     mutates: true,
+    scripted: true,
     run: async (ctx) => {
-      await terminate(ctx.r, nameOf(ctx));
-      return 0;
+      const name = nameOf(ctx);
+      const { changed } = await terminate(ctx.r, name);
+      return done(ctx, { machine: name, changed, running: false });
     },
   },
   {
@@ -245,9 +257,11 @@ container is not running).`,
     details: `Stores the units (names such as nginx or nginx.service, separated by spaces or commas)
 in the machine's machine.json, replacing the list it had. Without UNIT, clears the list.`,
     mutates: true,
+    scripted: true,
     run: async (ctx) => {
-      await setServices(ctx.r, nameOf(ctx), ctx.args.slice(1));
-      return 0;
+      const name = nameOf(ctx);
+      const { services, changed } = await setServices(ctx.r, name, ctx.args.slice(1));
+      return done(ctx, { machine: name, changed, services });
     },
   },
 ];

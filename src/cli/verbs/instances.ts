@@ -3,7 +3,6 @@ import { formatCarry, parseCarry } from "../../carry/policy.ts";
 import { setCarry } from "../../ops/carry-policy.ts";
 import { deleteInstance } from "../../ops/delete-instance.ts";
 import { gatherDiff } from "../../ops/diff.ts";
-import { recoverAtBoot, recoverCommand } from "../../ops/guard.ts";
 import { gatherHistory } from "../../ops/history.ts";
 import { applyKeep } from "../../ops/keep.ts";
 import { reset } from "../../ops/reset.ts";
@@ -57,13 +56,13 @@ function yesNo(o: Opts, k: string): boolean | undefined {
   throw new UsageError(`--${k} wants yes or no, not '${s}'`, `for example: --${k} no`);
 }
 
-const machine = { name: "NAME", complete: "machine" } as const;
+export const machine = { name: "NAME", complete: "machine" } as const;
 const image = { name: "IMAGE", complete: "image" } as const;
-const lockWait = {
+export const lockWait = {
   wait: { type: "boolean", help: "If another boxctl command holds the machine, wait for it." },
 } as const;
 
-const timeout = {
+export const timeout = {
   timeout: {
     type: "string",
     arg: "S",
@@ -201,11 +200,12 @@ fallback-instance returns to, is never changed. For large or live data, Bind= in
 /etc/systemd/nspawn/NAME.nspawn is the better tool: it is not copied at all.`,
     options: { ...lockWait },
     mutates: true,
+    scripted: true,
     run: async (ctx) => {
       const [name, spec] = ctx.args as [string, string];
-      const p = await setCarry(ctx.r, name, spec, { wait: ctx.opts.wait === true });
-      if (!ctx.r.dryRun) process.stdout.write(`${name}: carry ${formatCarry(p)}\n`);
-      return 0;
+      const res = await setCarry(ctx.r, name, spec, { wait: ctx.opts.wait === true });
+      const carry = formatCarry(res.policy);
+      return done(ctx, { machine: name, changed: res.changed, carry }, `${name}: carry ${carry}`);
     },
   },
   {
@@ -273,43 +273,6 @@ The current instance is refused. If it is the fallback, NAME has no fallback aft
           ? [`${name}: it was the fallback; ${name} has no fallback instance now`]
           : []),
       );
-    },
-  },
-  {
-    name: "recover",
-    group: "image",
-    args: [{ ...machine, optional: true }],
-    summary: "Complete or roll back an interrupted operation on NAME.",
-    details: `Every mutating boxctl command does this first on its own; this verb does only that.
-An operation interrupted before the new instance had booted is rolled back to the
-instance that was current before; one interrupted later is completed. Either way the
-container is started. A reset or delete-instance that was interrupted is completed.
-With no interrupted operation, recover puts back what status reports as differing from
-the record (a root mounted from another instance, a mount unit that names another one).
-
---boot (no NAME) settles every machine with an interrupted operation without starting or
-stopping anything: it is what boxctl-recover.service runs at boot, before any of boxctl's
-containers is mounted, after a crash or a power cut. Every outcome is in the journal:
-journalctl -t boxctl BOXCTL_OPERATION=recover.`,
-    options: {
-      ...timeout,
-      ...lockWait,
-      boot: {
-        type: "boolean",
-        help: "Settle every machine, as boxctl-recover.service does at boot (no NAME).",
-      },
-    },
-    mutates: true,
-    run: ({ args: [name], opts, r }) => {
-      if (opts.boot === true) {
-        if (name !== undefined) throw new UsageError("recover --boot takes no NAME");
-        return recoverAtBoot(r);
-      }
-      if (name === undefined) throw new UsageError("recover needs NAME (or --boot)");
-      return recoverCommand(r, name, {
-        wait: opts.wait === true,
-        timeoutMs: parseTimeout(opts.timeout, "recover"),
-      });
     },
   },
   {

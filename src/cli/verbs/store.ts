@@ -172,11 +172,15 @@ off: keep every instance.`,
       wait: { type: "boolean", help: "If another boxctl command holds the machine, wait for it." },
     },
     mutates: true,
+    scripted: true,
     run: async (ctx) => {
       const [name, spec] = ctx.args as [string, string];
-      const keep = await setKeep(ctx.r, name, spec, { wait: ctx.opts.wait === true });
-      if (!ctx.r.dryRun) process.stdout.write(`${name}: keep ${keep === null ? "off" : keep}\n`);
-      return 0;
+      const { keep, changed } = await setKeep(ctx.r, name, spec, { wait: ctx.opts.wait === true });
+      return done(
+        ctx,
+        { machine: name, changed, keep },
+        `${name}: keep ${keep === null ? "off" : keep}`,
+      );
     },
   },
 ];

@@ -117,7 +117,7 @@ describe("keep", () => {
     const h = new FakeHost();
     for (const im of ["foo-0.1", "foo-0.2", "foo-0.3"]) await cutover(h, M, im, opts);
     assert.equal(await applyKeep(h, M), null);
-    assert.equal(await setKeep(h, M, "0"), 0);
+    assert.deepEqual(await setKeep(h, M, "0"), { keep: 0, changed: true });
     assert.equal(loadMachine(M)?.keep, 0);
     const res = await applyKeep(h, M);
     assert.deepEqual(res?.removed, {
@@ -125,7 +125,7 @@ describe("keep", () => {
       images: [],
     });
     assert.ok(existsSync(paths.image("foo-0.1")), "images are prune's business");
-    assert.equal(await setKeep(h, M, "off"), null);
+    assert.deepEqual(await setKeep(h, M, "off"), { keep: null, changed: true });
     assert.equal(loadMachine(M)?.keep, undefined);
     await assert.rejects(setKeep(h, M, "-1"), /a number or off/);
   });
