@@ -168,7 +168,6 @@ export function instanceOfImage(m: MachineState, image: string, gen?: number): I
 }
 
 /** An instance as the JSON documents name it. */
-/** An instance as --json names it. */
 export type InstanceRef = { gen: number; image: string };
 
 export function instanceRef(inst: Instance | undefined): InstanceRef | null {
