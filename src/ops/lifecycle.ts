@@ -1,6 +1,7 @@
 // start, poweroff, restart, terminate, enable, disable: the stock
 // systemd-nspawn@NAME.service does the work, so machinectl and systemctl
 // see exactly what boxctl did. boxctl adds the waiting a person means.
+import { BoxError } from "../base/errors.ts";
 import { paths } from "../base/paths.ts";
 import { waitBooted } from "../host/boot.ts";
 import type { Runner } from "../host/runner.ts";
@@ -29,11 +30,22 @@ export interface Changed {
   changed: boolean;
 }
 
-async function bootUp(r: Runner, name: string, o: StartOptions): Promise<void> {
+/**
+ * Mounts the root, starts the container and waits for its boot. A start
+ * that fails has still changed the container (changed: whether it was
+ * stopped before): the error carries that, and whether it runs now, for --json.
+ */
+async function bootUp(r: Runner, name: string, o: StartOptions, changed: boolean): Promise<void> {
   const root = paths.machineRoot(name);
-  await startMount(r, root);
-  await startMachine(r, name, root);
-  if (!o.noBlock) await r.whenReal(() => waitBooted(r, name, o.timeoutMs));
+  try {
+    await startMount(r, root);
+    await startMachine(r, name, root);
+    if (!o.noBlock) await r.whenReal(() => waitBooted(r, name, o.timeoutMs));
+  } catch (e) {
+    if (!(e instanceof BoxError) || e.data) throw e;
+    const running = await isRunning(r, name).catch(() => false);
+    throw new BoxError(e.message, e.hint, e.exitCode, { machine: name, changed, running });
+  }
 }
 
 /** changed: the container was not running before (a start of a running one is a no-op). */
@@ -41,7 +53,7 @@ export function start(r: Runner, name: string, o: StartOptions): Promise<Changed
   requireInstance(name);
   return guarded(r, name, "start", o, async () => {
     const was = await isRunning(r, name);
-    await bootUp(r, name, o);
+    await bootUp(r, name, o, !was);
     return { changed: !was };
   });
 }
@@ -63,7 +75,7 @@ export function restart(r: Runner, name: string, o: StartOptions): Promise<Chang
   requireInstance(name);
   return guarded(r, name, "restart", o, async () => {
     await stopMachine(r, name);
-    await bootUp(r, name, o);
+    await bootUp(r, name, o, true);
     return { changed: true };
   });
 }

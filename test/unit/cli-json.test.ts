@@ -99,6 +99,22 @@ describe("--json of the mutating verbs", () => {
     assert.deepEqual(await run(h, ["terminate", "web"]), doc("terminate", false, off));
   });
 
+  it("says that a start which failed to boot changed the container, and that it is not running", async () => {
+    await run(h, ["cutover-instance", "web", "foo-0.1"]);
+    await run(h, ["poweroff", "web"]);
+    h.failsToBoot.add(paths.upper("web", 1));
+    const doc = await run(h, ["start", "web", "--timeout", "1"]);
+    const { error, ...rest } = doc;
+    assert.deepEqual(rest, {
+      version: 1,
+      verb: "start",
+      machine: "web",
+      changed: true,
+      running: false,
+    });
+    assert.ok((error as { message: string } | null)?.message, "the error is said");
+  });
+
   it("says whether enable, disable and the set- verbs changed the setting", async () => {
     await run(h, ["cutover-instance", "web", "foo-0.1"]);
     const said = async (argv: string[]) => {
