@@ -35,8 +35,6 @@ export function monitorArgv(unit: string): string[] {
 export interface UnitChange {
   statusText?: string;
   activeState?: string;
-  /** Whether a job is queued or running for the unit. */
-  hasJob?: boolean;
 }
 
 /** One line of `busctl monitor --json=short`; null if it is not a unit's PropertiesChanged. */
@@ -55,9 +53,6 @@ export function parseChange(line: string): UnitChange | null {
   if (typeof s === "string") out.statusText = s;
   const a = props.ActiveState?.data;
   if (typeof a === "string") out.activeState = a;
-  // Job is (id, path); id 0 means none.
-  const j = props.Job?.data;
-  if (Array.isArray(j)) out.hasJob = j[0] !== 0;
   return out;
 }
 

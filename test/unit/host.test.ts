@@ -214,7 +214,7 @@ describe("following a boot", () => {
       "/org/freedesktop/systemd1/unit/systemd_2dnspawn_40m1_2eservice",
     );
     assert.deepEqual(parseChange(service), { statusText: "Container running: Ready." });
-    assert.deepEqual(parseChange(unit), { activeState: "inactive", hasJob: false });
+    assert.deepEqual(parseChange(unit), { activeState: "inactive" });
     assert.equal(parseChange("Monitoring bus message stream."), null);
     assert.equal(parseChange('{"type":"signal"}'), null);
   });
