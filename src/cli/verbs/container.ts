@@ -9,8 +9,8 @@ import { done, emit } from "../output.ts";
 import { parseTimeout } from "../parse.ts";
 import { renderAppStatus, renderList, renderStatus } from "../render/container.ts";
 import type { Ctx, Verb } from "../types.ts";
+import { machine } from "./args.ts";
 
-const machine = { name: "NAME", complete: "machine" } as const;
 const noBlock = { "no-block": { type: "boolean", help: "Only ask; do not wait." } } as const;
 const timeout = {
   timeout: {

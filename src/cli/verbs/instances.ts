@@ -13,6 +13,7 @@ import { parseTimeout } from "../parse.ts";
 import { renderDiff, renderHistory } from "../render/instances.ts";
 import { reportKeep } from "../render/store.ts";
 import type { Ctx, Opts, Verb } from "../types.ts";
+import { lockWait, machine, timeout } from "./args.ts";
 
 const str = (o: Opts, k: string) => (typeof o[k] === "string" ? (o[k] as string) : undefined);
 export function gen(o: Opts, k = "instance"): number | undefined {
@@ -56,19 +57,7 @@ function yesNo(o: Opts, k: string): boolean | undefined {
   throw new UsageError(`--${k} wants yes or no, not '${s}'`, `for example: --${k} no`);
 }
 
-export const machine = { name: "NAME", complete: "machine" } as const;
 const image = { name: "IMAGE", complete: "image" } as const;
-export const lockWait = {
-  wait: { type: "boolean", help: "If another boxctl command holds the machine, wait for it." },
-} as const;
-
-export const timeout = {
-  timeout: {
-    type: "string",
-    arg: "S",
-    help: "Seconds to wait for the container to boot, also on the way back (default 90).",
-  },
-} as const;
 
 /** How long to wait for a boot, and what else must pass, after cutover or fallback. */
 const bootOptions = {

@@ -5,7 +5,7 @@ import { recoverAtBoot, recoverCommand } from "../../ops/guard.ts";
 import { done } from "../output.ts";
 import { parseTimeout } from "../parse.ts";
 import type { Verb } from "../types.ts";
-import { lockWait, machine, timeout } from "./instances.ts";
+import { lockWait, machine, timeout } from "./args.ts";
 
 export const recoverVerbs: Verb[] = [
   {

@@ -8,6 +8,7 @@ import { describe } from "../../store/machine.ts";
 import { done, emit } from "../output.ts";
 import { pruneLines, renderDf } from "../render/store.ts";
 import type { Ctx, Verb } from "../types.ts";
+import { lockWait, machine } from "./args.ts";
 import { gen } from "./instances.ts";
 
 async function confirm(question: string): Promise<boolean> {
@@ -161,16 +162,14 @@ current, an image came into use) is left alone and reported (exit 1).`,
   {
     name: "set-keep",
     group: "image",
-    args: [{ name: "NAME", complete: "machine" }, { name: "N|off" }],
+    args: [machine, { name: "N|off" }],
     summary: "After each successful cutover of NAME, delete its instances beyond the N newest.",
     details: `Sets NAME's keep setting, stored in its machine.json (off by default). After every
 successful cutover-instance of NAME, boxctl deletes NAME's instances beyond the N newest
 that are neither current, fallback nor pinned, as boxctl prune --keep N does for that
 machine alone, and says so on stderr. It never deletes an image (boxctl prune does).
 off: keep every instance.`,
-    options: {
-      wait: { type: "boolean", help: "If another boxctl command holds the machine, wait for it." },
-    },
+    options: { ...lockWait },
     mutates: true,
     scripted: true,
     run: async (ctx) => {
