@@ -33,7 +33,8 @@ import { readFileSync, readSync, type Stats, statfsSync } from "node:fs";
 import { BoxError } from "../base/errors.ts";
 import { type Runner, spawnError } from "../host/runner.ts";
 import { childFailed, collect, diskFull, tarArgv, violation } from "./pump.ts";
-import { type MemberDigest, TarScanner, TarViolation } from "./tarscan.ts";
+import { TarViolation } from "./tarfields.ts";
+import { type MemberDigest, TarScanner } from "./tarscan.ts";
 
 // NFS, SMB/CIFS, FUSE, 9p, Ceph: another machine or process may change the
 // file between the check and tar's read, so those take the streaming path.

@@ -8,7 +8,8 @@ import type { Readable, Writable } from "node:stream";
 import { BoxError, EXIT } from "../base/errors.ts";
 import { type Runner, spawnError } from "../host/runner.ts";
 import { decompressor, detect, type Format, MAGIC_BYTES } from "./archive.ts";
-import { TarScanner, TarViolation } from "./tarscan.ts";
+import { TarViolation } from "./tarfields.ts";
+import { TarScanner } from "./tarscan.ts";
 
 export interface PumpOptions {
   input: Readable;

@@ -13,9 +13,9 @@ import {
   numeric,
   parsePax,
   pathParts,
-  TarScanner,
   TarViolation,
-} from "../../src/archive/tarscan.ts";
+} from "../../src/archive/tarfields.ts";
+import { TarScanner } from "../../src/archive/tarscan.ts";
 import { entry, header, pax } from "../lib/tar.ts";
 
 const END = Buffer.alloc(1024);
