@@ -1,6 +1,5 @@
 // reset NAME IMAGE: discard every change of NAME's instance of IMAGE, so
 // that it is the image as staged again. The instance keeps its generation.
-import { createInterface } from "node:readline";
 import { BoxError } from "../base/errors.ts";
 import { humanBytes } from "../base/format.ts";
 import { checkName } from "../base/names.ts";
@@ -21,6 +20,7 @@ import {
   type MachineState,
   requireMachine,
 } from "../store/machine.ts";
+import { confirm } from "./ask.ts";
 import { guarded } from "./guard.ts";
 
 export interface ResetOptions {
@@ -63,13 +63,6 @@ export function resetPlan(
       run: (r) => bootAndVerify(r, name, paths.machineRoot(name), timeoutMs),
     });
   return { machine: name, intent, steps, onStop: "finish" };
-}
-
-async function confirm(question: string): Promise<boolean> {
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  const answer = await new Promise<string>((res) => rl.question(question, res));
-  rl.close();
-  return /^y(es)?$/i.test(answer.trim());
 }
 
 /** Asks before discarding; without a terminal, --yes is the answer. */
