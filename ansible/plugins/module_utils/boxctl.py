@@ -266,10 +266,19 @@ def plan_machine(view, state, image=None, from_image=None, enabled=None, started
     """What boxctl_machine has to do.
 
     Returns a dict: switch (None, "cutover" or "fallback"), enable (None,
-    True or False), power (None, "start" or "poweroff"), predicted (the
-    machine_view expected afterwards), error (message or None).
+    True or False), power (None, "start" or "poweroff"), delete (state=absent:
+    boxctl delete-machine, after the poweroff if it runs), predicted (the
+    machine_view expected afterwards; None for absent), error (message or None).
     """
-    plan = {"switch": None, "enable": None, "power": None, "predicted": None, "error": None}
+    plan = {"switch": None, "enable": None, "power": None, "delete": False, "predicted": None,
+            "error": None}
+    if state == "absent":
+        if enabled is not None or started is not None:
+            plan["error"] = "state=absent takes neither enabled nor started"
+        elif view is not None:
+            plan["delete"] = True
+            plan["power"] = "poweroff" if view["running"] else None
+        return plan
     after = dict(view) if view else {
         "image": None, "gen": None, "fallback_image": None, "fallback_gen": None,
         "running": False, "state": "absent", "enabled": False,
@@ -318,7 +327,7 @@ def plan_machine(view, state, image=None, from_image=None, enabled=None, started
 
 
 def plan_changes(plan):
-    return bool(plan["switch"] or plan["enable"] is not None or plan["power"])
+    return bool(plan["switch"] or plan["enable"] is not None or plan["power"] or plan["delete"])
 
 
 def render_machine(view, name):

@@ -40,8 +40,12 @@ options:
       - C(current) ensures the machine's current instance is an instance of C(image),
         cutting over if it is not (a machine that does not exist yet is created).
       - C(fallback) runs C(boxctl fallback-instance) (see C(from_image)).
+      - C(absent) deletes the machine with C(boxctl delete-machine NAME --yes), after
+        C(boxctl poweroff NAME) if it runs; every instance goes with its changes, the images
+        stay (M(boxctl.boxctl.boxctl_image) or C(boxctl prune) deletes them). Takes neither
+        C(enabled) nor C(started).
     type: str
-    choices: [current, fallback]
+    choices: [current, fallback, absent]
     default: current
   image:
     description:
@@ -201,11 +205,35 @@ def switch_args(p, plan):
     return args
 
 
+def delete_machine(module, bx, name, plan, args, result, diff, reread):
+    """state=absent: poweroff if it runs, then delete-machine; exits the module."""
+    if plan["power"]:
+        rc, out, err = bx.run(["poweroff", name])
+        result["commands"].append([bx.executable, "poweroff", name])
+        if rc != 0:
+            result["status"] = reread()
+            module.fail_json(msg="%s: boxctl poweroff failed: %s" % (name, error_message(None, err, "exit status %s" % rc)),
+                             rc=rc, stdout=out, stderr=err, **result)
+    rc, doc, cmd, out, err = bx.mutate(args)
+    result["commands"].append(cmd)
+    if doc is not None:
+        result["result"] = doc
+    if rc != 0:
+        result["status"] = reread()
+        module.fail_json(msg="%s: boxctl delete-machine failed: %s" % (name, error_message(doc, err, "exit status %s" % rc)),
+                         rc=rc, stdout=out, stderr=err, cmd=cmd, **result)
+    result["status"], result["image"] = None, None
+    if module._diff:
+        diff["after"] = render_machine(None, name)
+        result["diff"] = diff
+    module.exit_json(**result)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             name=dict(type="str", required=True),
-            state=dict(type="str", default="current", choices=["current", "fallback"]),
+            state=dict(type="str", default="current", choices=["current", "fallback", "absent"]),
             image=dict(type="str"),
             from_image=dict(type="str"),
             check=dict(type="str"),
@@ -240,17 +268,22 @@ def main():
     result["changed"] = changed
     result["switched"] = plan["switch"]
     planned_cmds = []
+    delete_args = ["delete-machine", name, "--yes"] + (["--wait"] if p["wait"] else [])
+    if plan["delete"]:
+        if plan["power"]:
+            planned_cmds.append([bx.executable, "poweroff", name])
+        planned_cmds.append([bx.executable] + delete_args)
     if plan["switch"]:
         planned_cmds.append([bx.executable] + switch_args(p, plan))
     if plan["enable"] is not None:
         planned_cmds.append([bx.executable, "enable" if plan["enable"] else "disable", name])
-    if plan["power"]:
+    if plan["power"] and not plan["delete"]:
         planned_cmds.append([bx.executable, plan["power"], name])
     diff = {"before_header": "boxctl machine %s" % name, "after_header": "boxctl machine %s" % name,
             "before": render_machine(before, name)}
 
     if module.check_mode or not changed:
-        result["image"] = plan["predicted"]["image"]
+        result["image"] = plan["predicted"]["image"] if plan["predicted"] else None
         result["commands"] = planned_cmds
         if module._diff:
             diff["after"] = render_machine(plan["predicted"], name)
@@ -263,6 +296,9 @@ def main():
         except BoxctlError as e:
             module.warn("could not read %s after the change: %s" % (name, e.msg))
             return None
+
+    if plan["delete"]:
+        delete_machine(module, bx, name, plan, delete_args, result, diff, reread)
 
     if plan["switch"]:
         rc, doc, cmd, out, err = bx.mutate(switch_args(p, plan))

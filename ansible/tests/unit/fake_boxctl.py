@@ -12,7 +12,7 @@ import json
 import os
 import sys
 
-MUTATING = {"stage-image", "delete-image", "cutover-instance", "fallback-instance"}
+MUTATING = {"stage-image", "delete-image", "cutover-instance", "fallback-instance", "delete-machine"}
 
 
 def main():
@@ -147,6 +147,19 @@ def main():
         save()
         doc.update(result="ok", current=inst(m, gen), fallback=inst(m, old_cur), running=True, error=None)
         return emit(doc)
+    if verb == "delete-machine":
+        name = args[0]
+        if st["machines"][name]["running"]:
+            sys.stderr.write("boxctl: container %s is running; delete-machine deletes only a stopped machine\n" % name)
+            return 1
+        if "--yes" not in args:
+            sys.stderr.write("boxctl: delete-machine needs confirmation\n")
+            return 1
+        m = st["machines"].pop(name)
+        save()
+        return emit({"version": 1, "verb": verb, "changed": True, "machine": name,
+                     "instances": m["instances"], "wasEnabled": m["enabled"], "keptMountPoint": False,
+                     "error": None})
     if verb in ("enable", "disable"):
         st["machines"][args[0]]["enabled"] = verb == "enable"
         save()

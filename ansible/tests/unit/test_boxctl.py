@@ -173,6 +173,17 @@ class TestPlanMachine(unittest.TestCase):
         self.assertFalse(U.plan_changes(p))
         self.assertIsNone(p["error"])
 
+    def test_absent_powers_off_then_deletes(self):
+        p = U.plan_machine(view(), "absent")
+        self.assertEqual((p["delete"], p["power"], p["predicted"]), (True, "poweroff", None))
+        self.assertTrue(U.plan_changes(p))
+        p = U.plan_machine(view(running=False), "absent")
+        self.assertEqual((p["delete"], p["power"]), (True, None))
+        p = U.plan_machine(None, "absent")
+        self.assertFalse(U.plan_changes(p))
+        self.assertIsNone(p["error"])
+        self.assertIn("neither enabled nor started", U.plan_machine(view(), "absent", started=False)["error"])
+
     def test_fallback_errors(self):
         self.assertIn("no machine", U.plan_machine(None, "fallback")["error"])
         self.assertIn("no fallback", U.plan_machine(view(), "fallback")["error"])
@@ -269,6 +280,24 @@ class TestModulesWithFakeBoxctl(unittest.TestCase):
         self.assertEqual(muts[-1], ["cutover-instance", "system1", "foo-0.2", "--timeout", "30", "--check", "true"])
         self.assertEqual(muts[-2][-1], "--json")
         r = self.run_module("boxctl_machine", {"name": "system1", "image": "foo-0.2"})
+        self.assertFalse(r["changed"], r)
+
+    def test_machine_absent_powers_off_deletes_then_is_idempotent(self):
+        st = self.read_state()
+        st["json_mutating"] = True
+        self.write_state(st)
+        r = self.run_module("boxctl_machine", {"name": "system1", "state": "absent"}, check=True, diff=True)
+        self.assertTrue(r["changed"], r)
+        self.assertEqual(self.mutating_calls(), [])
+        r = self.run_module("boxctl_machine", {"name": "system1", "state": "absent"}, diff=True)
+        self.assertFalse(r.get("failed"), r)
+        self.assertTrue(r["changed"])
+        self.assertIsNone(r["image"])
+        self.assertIn("state: absent", r["diff"]["after"])
+        self.assertEqual(self.mutating_calls(), [["poweroff", "system1"],
+                                                 ["delete-machine", "system1", "--yes", "--json"]])
+        self.assertNotIn("system1", self.read_state()["machines"])
+        r = self.run_module("boxctl_machine", {"name": "system1", "state": "absent"})
         self.assertFalse(r["changed"], r)
 
     def test_machine_check_mode_changes_nothing(self):
