@@ -293,6 +293,11 @@ export function startMount(r: Runner, path: string): Promise<unknown> {
   return r.run(["systemctl", "start", mountUnitName(path)], { mutates: true });
 }
 
+/** Stops units and waits; the caller checks the outcome (a unit already gone is no error). */
+export function stopUnits(r: Runner, units: string[]) {
+  return r.run(["systemctl", "stop", "--", ...units], { mutates: true, check: false });
+}
+
 /** Stops a mount unit; the caller checks the mount table for the outcome. */
 export function stopMountUnit(r: Runner, path: string) {
   return r.run(["systemctl", "stop", mountUnitName(path)], { mutates: true, check: false });

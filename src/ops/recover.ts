@@ -9,13 +9,13 @@ import { releaseCarryView } from "../carry/carry.ts";
 import { bootAndVerify } from "../host/boot.ts";
 import { journal } from "../host/journal.ts";
 import type { Runner } from "../host/runner.ts";
-import { queueStart, stopMachine } from "../host/systemd.ts";
+import { isEnabled, queueStart, stopMachine } from "../host/systemd.ts";
 import { mountedUpper, remountTo, removeInstance, unmountIfMounted } from "../overlay/root.ts";
 import { viewUnitName } from "../overlay/views.ts";
 import { rootUnitsMatch, upperAtNextBoot, writeRootUnits } from "../overlay/wiring.ts";
 import { clearIntent, type Intent, readIntent } from "../plan/intent.ts";
 import { COMMIT_FROM, CUTOVER_STEPS, FALLBACK_STEPS, RESET_STEPS, reached } from "../plan/steps.ts";
-import { discardChanges, purgeDiscarded } from "../store/instances.ts";
+import { discardChanges, purgeDiscarded, removeMachineDir } from "../store/instances.ts";
 import {
   commitSwitch,
   describe,
@@ -29,6 +29,7 @@ import {
   requireMachine,
   restoreState,
 } from "../store/machine.ts";
+import { deleteMachinePlan, machineGens } from "./delete-machine-plan.ts";
 
 function say(msg: string): void {
   process.stderr.write(`boxctl: ${msg}\n`);
@@ -199,6 +200,30 @@ async function finishDelete(r: Runner, name: string, intent: Intent, atBoot: boo
   await logFinished(r, name, intent, atBoot);
 }
 
+/**
+ * A machine the user asked to delete is deleted: every step again, each
+ * idempotent, the machine stopped first if something started it since.
+ * At boot nothing of it is mounted yet and nothing is stopped (see
+ * filesOnly); if it was enabled, its start in the boot then fails, with
+ * its root gone.
+ */
+async function finishDeleteMachine(r: Runner, name: string, intent: Intent, atBoot: boolean) {
+  say(`${name}: completing the interrupted delete-machine`);
+  if (!filesOnly(r, name, atBoot)) await stopMachine(r, name);
+  const facts = { gens: machineGens(name, loadMachine(name)), enabled: await isEnabled(r, name) };
+  for (const step of deleteMachinePlan(name, intent, facts).steps) await step.run(r);
+  clearIntent(r, name);
+  removeMachineDir(r, name);
+  await journal(r, {
+    machine: name,
+    operation: "recover",
+    result: "completed",
+    message: `completed the interrupted delete-machine${atBoot ? " at boot" : ""}`,
+    extra: { INTERRUPTED: intent.verb, STEP: intent.step, AT_BOOT: atBoot ? "yes" : "no" },
+    priority: 4,
+  });
+}
+
 /** atBoot: run by boxctl-recover.service before the machine is mounted (recover --boot). */
 export async function recoverInterrupted(
   r: Runner,
@@ -217,6 +242,7 @@ export async function recoverInterrupted(
   if (intent.verb === "cutover-instance" || intent.verb === "fallback-instance")
     return recoverSwitch(r, name, intent, timeoutMs, atBoot);
   if (intent.verb === "reset") return finishReset(r, name, intent, timeoutMs, atBoot);
+  if (intent.verb === "delete-machine") return finishDeleteMachine(r, name, intent, atBoot);
   return finishDelete(r, name, intent, atBoot);
 }
 

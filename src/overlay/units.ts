@@ -69,6 +69,35 @@ Options=${overlayOptions(s)}
 `;
 }
 
+/** The one key boxctl sets in each section of NAME.nspawn. */
+const BOXCTL_KEYS = { Exec: "PrivateUsers", Files: "PrivateUsersOwnership" } as const;
+
+/**
+ * NAME.nspawn once boxctl lets go of the machine (delete-machine): the
+ * user's lines without boxctl's two settings, and without a section they
+ * leave empty; null when nothing else is left, so the file can go.
+ */
+export function nspawnSettingsWithout(existing: string): string | null {
+  const sections: { header: string | null; lines: string[] }[] = [{ header: null, lines: [] }];
+  let section = "";
+  for (const line of existing.replace(/\n$/, "").split("\n")) {
+    const header = /^\s*\[([^\]]*)\]\s*$/.exec(line);
+    if (header) {
+      section = header[1] ?? "";
+      sections.push({ header: line, lines: [] });
+      continue;
+    }
+    const key = BOXCTL_KEYS[section as keyof typeof BOXCTL_KEYS];
+    if (key && new RegExp(`^\\s*${key}\\s*=`).test(line)) continue;
+    sections[sections.length - 1]?.lines.push(line);
+  }
+  const kept = sections.filter((s) => s.lines.some((l) => l.trim() !== ""));
+  if (kept.length === 0) return null;
+  const out = kept.flatMap((s) => (s.header === null ? s.lines : [s.header, ...s.lines]));
+  while (out[out.length - 1]?.trim() === "") out.pop();
+  return `${out.join("\n")}\n`;
+}
+
 /**
  * NAME.nspawn for an instance: [Exec] PrivateUsers=BASE:65536 (or =no for
  * an instance made before private users, base null) and [Files]
@@ -79,8 +108,8 @@ Options=${overlayOptions(s)}
 export function nspawnSettingsText(existing: string | null, base: number | null): string {
   if (base !== null && !isBase(base)) throw new BoxError(`uid base ${base} is not one of boxctl's`);
   const want: Record<string, [string, string]> = {
-    Exec: ["PrivateUsers", base === null ? "no" : `${base}:${UID_RANGE}`],
-    Files: ["PrivateUsersOwnership", "off"],
+    Exec: [BOXCTL_KEYS.Exec, base === null ? "no" : `${base}:${UID_RANGE}`],
+    Files: [BOXCTL_KEYS.Files, "off"],
   };
   const text = existing ?? "";
   const lines = text === "" ? [] : text.replace(/\n$/, "").split("\n");

@@ -2,15 +2,28 @@
 // from the instance alone: the overlay's mount unit at /var/lib/machines/NAME,
 // NAME.nspawn's user namespace setting, and for a private-users instance the
 // unit that mounts its idmapped view of the image, with the script it runs.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, rmdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { paths } from "../base/paths.ts";
 import { makeDir, removeFileDurably, writeFileAtomic } from "../host/files.ts";
+import { mountAt } from "../host/mounts.ts";
 import type { Runner } from "../host/runner.ts";
-import { daemonReload, mountUnitName, startDaemonReload } from "../host/systemd.ts";
+import {
+  daemonReload,
+  mountUnitName,
+  nspawnUnit,
+  resetFailed,
+  startDaemonReload,
+  stopUnits,
+} from "../host/systemd.ts";
 import type { Instance } from "../store/machine.ts";
 import { ensureRecoveryUnit } from "./recovery-unit.ts";
-import { mountUnitText, nspawnSettingsText, type OverlaySpec } from "./units.ts";
+import {
+  mountUnitText,
+  nspawnSettingsText,
+  nspawnSettingsWithout,
+  type OverlaySpec,
+} from "./units.ts";
 import { VIEW_SCRIPT, type ViewSpec, viewUnitName, viewUnitText } from "./views.ts";
 
 export const mountUnitPath = (name: string) =>
@@ -160,6 +173,49 @@ function writeIfChanged(r: Runner, path: string, text: string): void {
   const dir = dirname(path);
   if (!existsSync(dir)) makeDir(r, dir, 0o755);
   writeFileAtomic(r, path, text);
+}
+
+/**
+ * delete-machine: takes the machine off the host. Its instances' views
+ * (gens) are stopped, the mount unit (with a switch's /run copy) and the
+ * view units removed, boxctl's two settings taken out of NAME.nspawn (the
+ * file goes when nothing of the user's is left, as machinectl remove
+ * deletes it), the units' failed states reset, and systemd reloaded.
+ * Idempotent: recovery runs it again.
+ */
+export async function unwireMachine(r: Runner, name: string, gens: number[]): Promise<void> {
+  const views = gens.filter((g) => existsSync(viewUnitPath(name, g)));
+  // Only a mounted view is stopped: at boot (recovery) none is, and a stop
+  // there would wait on the boot's own jobs.
+  const table = r.mountinfo();
+  const mounted = views.filter((g) => mountAt(paths.view(name, g), table));
+  if (mounted.length)
+    await stopUnits(
+      r,
+      mounted.map((g) => viewUnitName(name, g)),
+    );
+  if (readOrNull(mountUnitPath(name)) !== null) removeFileDurably(r, mountUnitPath(name));
+  removeRuntimeUnit(r, name);
+  for (const g of views) removeFileDurably(r, viewUnitPath(name, g));
+  const settings = readOrNull(paths.nspawnFile(name));
+  const left = settings === null ? null : nspawnSettingsWithout(settings);
+  if (settings !== null && left === null) removeFileDurably(r, paths.nspawnFile(name));
+  else if (left !== null && left !== settings) writeFileAtomic(r, paths.nspawnFile(name), left);
+  await daemonReload(r);
+  await resetFailed(r, nspawnUnit(name), mountUnitName(paths.machineRoot(name)));
+  removeViewDirs(r, name, gens);
+}
+
+/** The views' empty mount points on /run; one still mounted, or not empty, stays. */
+function removeViewDirs(r: Runner, name: string, gens: number[]): void {
+  if (r.dryRun) return;
+  for (const dir of [...gens.map((g) => paths.view(name, g)), dirname(paths.view(name, 1))]) {
+    try {
+      rmdirSync(dir);
+    } catch {
+      // ENOENT, EBUSY, ENOTEMPTY: nothing to do, or not ours to force.
+    }
+  }
 }
 
 /** A deleted instance's view unit goes with it. */

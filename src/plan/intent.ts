@@ -14,13 +14,23 @@ const Gen = v.nullable(v.pipe(v.number(), v.integer(), v.minValue(1)));
 
 export const IntentSchema = v.object({
   version: v.literal(INTENT_VERSION),
-  verb: v.picklist(["cutover-instance", "fallback-instance", "reset", "delete-instance"]),
+  verb: v.picklist([
+    "cutover-instance",
+    "fallback-instance",
+    "reset",
+    "delete-instance",
+    "delete-machine",
+  ]),
   pid: v.number(),
   started: v.pipe(v.string(), v.isoTimestamp()),
   /** current and fallback before the operation: what a rollback restores. */
   oldCurrent: Gen,
   oldFallback: Gen,
-  /** The instance the operation works on: the new current, or the one reset or deleted. */
+  /**
+   * The instance the operation works on: the new current, or the one reset
+   * or deleted (delete-machine: its newest, or 1 for a machine without
+   * any; its recovery does not read it).
+   */
   target: v.pipe(v.number(), v.integer(), v.minValue(1)),
   image: v.optional(v.string()),
   wasRunning: v.boolean(),

@@ -37,6 +37,21 @@ export type ResetStep = (typeof RESET_STEPS)[number];
 export const DELETE_STEPS = ["intent", "forget", "remove"] as const;
 export type DeleteStep = (typeof DELETE_STEPS)[number];
 
+/**
+ * delete-machine: each step is idempotent and none is undone, so recovery
+ * runs them all again. The record goes only after the host no longer
+ * starts, mounts or names the machine, and before its data.
+ */
+export const DELETE_MACHINE_STEPS = [
+  "intent",
+  "disable",
+  "unmount",
+  "unwire",
+  "forget",
+  "remove",
+] as const;
+export type DeleteMachineStep = (typeof DELETE_MACHINE_STEPS)[number];
+
 /** Whether step came at or after from in the list of steps; false for a step not in it. */
 export function reached(steps: readonly string[], step: string, from: string): boolean {
   const i = steps.indexOf(step);

@@ -1,8 +1,18 @@
 // Instances on disk: an upper and a work dir per generation, under
 // machines/NAME/instances/GEN. Creating, emptying, measuring and removing
 // them; what is mounted where is overlay/'s business.
-import { chmodSync, chownSync, existsSync, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
-import { dirname } from "node:path";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+} from "node:fs";
+import { dirname, join } from "node:path";
 import { BoxError } from "../base/errors.ts";
 import { paths } from "../base/paths.ts";
 import { fsyncDir, makeDir, removeTree } from "../host/files.ts";
@@ -56,7 +66,7 @@ export function checkMountPointFree(name: string): void {
   if (existsSync(root)) {
     throw new BoxError(
       `${root} already exists and boxctl does not manage it`,
-      `pick another machine name, or remove it with: machinectl remove ${name}`,
+      `pick another machine name; or move that container to boxctl, keeping it as the way back: stop it, tar its tree, boxctl stage-image the tarball, machinectl rename ${name} ${name}-old, then cut over (README, "An existing container")`,
     );
   }
 }
@@ -122,4 +132,59 @@ export async function purgeDiscarded(r: Runner, name: string, inst: Instance): P
 
 export async function removeInstanceDirs(r: Runner, name: string, gen: number): Promise<void> {
   await removeTree(r, paths.instance(name, gen));
+}
+
+/** Every instance directory of the machine, listed or not (a crash can leave one unlisted). */
+export function instanceGensOnDisk(name: string): number[] {
+  let names: string[];
+  try {
+    names = readdirSync(join(paths.machine(name), "instances"));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw e;
+  }
+  return names
+    .filter((n) => /^[1-9]\d*$/.test(n))
+    .map(Number)
+    .sort((a, b) => a - b);
+}
+
+/**
+ * delete-machine's last step: everything in machines/NAME but intent.json
+ * (the operation's own record, which goes last) and machine.json (which
+ * the step before removed, durably), then the empty mount
+ * point. A mount point that holds files (written while nothing was mounted
+ * on it) is not boxctl's to delete: it stays, and false says so.
+ */
+export async function removeMachineFiles(r: Runner, name: string): Promise<boolean> {
+  const dir = paths.machine(name);
+  const entries = existsSync(dir) ? readdirSync(dir) : [];
+  for (const e of entries.filter((n) => n !== "intent.json" && n !== "machine.json").sort())
+    await removeTree(r, join(dir, e));
+  const root = paths.machineRoot(name);
+  let removed = true;
+  r.effect(`rmdir ${root}`, () => {
+    try {
+      rmdirSync(root);
+      fsyncDir(dirname(root));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "ENOTEMPTY" || code === "EEXIST") removed = false;
+      else if (code !== "ENOENT") throw e;
+    }
+  });
+  return removed;
+}
+
+/** Once intent.json is gone: the machine's empty directory in the store. */
+export function removeMachineDir(r: Runner, name: string): void {
+  r.effect(`rmdir ${paths.machine(name)}`, () => {
+    try {
+      rmdirSync(paths.machine(name));
+    } catch (e) {
+      // Left non-empty only by something else writing there: not boxctl's to delete.
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== "ENOENT" && code !== "ENOTEMPTY") throw e;
+    }
+  });
 }

@@ -7,7 +7,7 @@ import * as v from "valibot";
 import { BoxError } from "../base/errors.ts";
 import { checkName } from "../base/names.ts";
 import { paths } from "../base/paths.ts";
-import { readJson, rootOnly, writeJsonAtomic } from "../host/files.ts";
+import { readJson, removeFileDurably, rootOnly, writeJsonAtomic } from "../host/files.ts";
 import type { Runner } from "../host/runner.ts";
 
 export const STATE_VERSION = 1;
@@ -112,6 +112,11 @@ export function requireMachine(name: string): MachineState {
 
 export function saveMachine(r: Runner, m: MachineState): void {
   writeJsonAtomic(r, paths.machineState(m.name), m);
+}
+
+/** delete-machine: without its record, boxctl no longer knows the machine. */
+export function forgetMachine(r: Runner, name: string): void {
+  removeFileDurably(r, paths.machineState(name));
 }
 
 export function listMachineNames(): string[] {

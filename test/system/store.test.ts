@@ -183,6 +183,88 @@ for (const suite of STABLE_SUITES) {
       ok(await host.exec(["systemctl", "start", `systemd-nspawn@${M}.service`]));
     });
 
+    it("delete-machine retires a stopped machine: every trace of it goes, the name is free again", async () => {
+      const R = "r1";
+      ok(await host.boxctl(["cutover-instance", R, "foo-0.1"]));
+      ok(await host.boxctl(["cutover-instance", R, "foo-0.2"]));
+      ok(await host.boxctl(["enable", R]));
+      await host.sh([
+        "sh",
+        "-c",
+        `printf '[Network]\\nVirtualEthernet=no\\n' >> /etc/systemd/nspawn/${R}.nspawn`,
+      ]);
+      const running = await host.boxctl(["delete-machine", R, "--yes"]);
+      assert.equal(running.code, 1);
+      assert.match(running.stderr, /r1 is running.*\n.*boxctl poweroff r1/);
+      ok(await host.boxctl(["poweroff", R]));
+      const asked = await host.boxctl(["delete-machine", R]);
+      assert.equal(asked.code, 1);
+      assert.match(asked.stderr, /needs confirmation/);
+      assert.equal((await machineJson(host, R)).current, 2, "a refusal changes nothing");
+      const doc = JSON.parse(
+        ok(await host.boxctl(["delete-machine", R, "--yes", "--json"])).stdout,
+      );
+      assert.deepEqual(
+        [doc.changed, doc.wasEnabled, doc.instances.length, doc.keptMountPoint],
+        [true, true, 2, false],
+      );
+      const gone = async (argv: string[]) => (await host.exec(argv)).code !== 0;
+      assert.ok(await gone(["test", "-e", `${STORE}/machines/${R}`]), "no record, no instances");
+      assert.ok(await gone(["test", "-e", `/var/lib/machines/${R}`]), "no mount point");
+      assert.ok(await gone(["findmnt", "-n", `/var/lib/machines/${R}`]));
+      assert.ok(await gone(["test", "-e", `/etc/systemd/system/var-lib-machines-${R}.mount`]));
+      assert.equal(
+        (
+          await host.sh([
+            "sh",
+            "-c",
+            `ls /etc/systemd/system | grep -c 'boxctl-view-${R}-' || true`,
+          ])
+        ).trim(),
+        "0",
+      );
+      // The views are unmounted, not merely unlisted.
+      assert.equal(
+        (
+          await host.exec(["sh", "-c", `grep -c /run/boxctl/views/${R}/ /proc/self/mountinfo`])
+        ).stdout.trim(),
+        "0",
+      );
+      assert.equal(
+        (await host.exec(["systemctl", "is-enabled", `systemd-nspawn@${R}.service`])).stdout.trim(),
+        "disabled",
+      );
+      assert.equal(
+        await host.sh(["cat", `/etc/systemd/nspawn/${R}.nspawn`]),
+        "[Network]\nVirtualEthernet=no\n",
+        "the user's own settings stay",
+      );
+      assert.doesNotMatch(ok(await host.boxctl(["list"])).stdout, /^r1 /m);
+      assert.ok(await isActive(host, M), "another machine is untouched");
+      // The name is free: a new machine, with none of the old one's changes.
+      ok(await host.exec(["rm", `/etc/systemd/nspawn/${R}.nspawn`]));
+      ok(await host.boxctl(["cutover-instance", R, "foo-0.1"]));
+      assert.deepEqual(
+        (await machineJson(host, R)).instances.map((i) => i.gen),
+        [1],
+      );
+      ok(await host.boxctl(["poweroff", R]));
+      // Killed right after it unmounted and unwired the machine: the next command finishes it.
+      const killed = await host.boxctl(["delete-machine", R, "--yes"], {
+        env: { BOXCTL_CRASH_AFTER: "unwire" },
+      });
+      assert.equal(killed.code, 137, killed.stderr);
+      assert.equal((await machineJson(host, R)).current, 1, "not forgotten yet");
+      const rec = ok(await host.boxctl(["recover", R]));
+      assert.match(rec.stderr, /r1: completing the interrupted delete-machine/);
+      assert.ok(await gone(["test", "-e", `${STORE}/machines/${R}`]));
+      assert.ok(await gone(["test", "-e", `/var/lib/machines/${R}`]));
+      assert.ok(
+        await gone(["test", "-e", `/etc/systemd/nspawn/${R}.nspawn`]),
+        "nothing of the user's in it",
+      );
+    });
+
     // Five 160 MB versions cost some 30 s per suite; sharing is the kernel's
     // and GNU tar's, the same under both suites: one suite runs them (foo-0.2
     // shares foo-0.1's files on both, so df's checks above see sharing on

@@ -52,6 +52,7 @@ describe("--json of the mutating verbs", () => {
       "cutover-instance",
       "delete-image",
       "delete-instance",
+      "delete-machine",
       "disable",
       "enable",
       "fallback-instance",
@@ -217,6 +218,28 @@ describe("--json of the mutating verbs", () => {
     assert.equal(doc.running, true);
     assert.equal(doc.step, "restart");
     assert.match((doc.error as { message: string }).message, /web is running on instance 1/);
+  });
+
+  it("delete-machine: what it deleted; a running machine is refused and changes nothing", async () => {
+    await run(h, ["cutover-instance", "web", "foo-0.1"]);
+    await run(h, ["cutover-instance", "web", "foo-0.2"]);
+    const refused = await run(h, ["delete-machine", "web", "--yes"]);
+    assert.equal(refused.changed, false);
+    assert.match((refused.error as { message: string }).message, /web is running/);
+    await run(h, ["poweroff", "web"]);
+    assert.deepEqual(await run(h, ["delete-machine", "web", "--yes"]), {
+      version: 1,
+      verb: "delete-machine",
+      changed: true,
+      machine: "web",
+      instances: [
+        { gen: 1, image: "foo-0.1" },
+        { gen: 2, image: "foo-0.2" },
+      ],
+      wasEnabled: false,
+      keptMountPoint: false,
+      error: null,
+    });
   });
 
   it("reports a refusal as changing nothing", async () => {

@@ -7,7 +7,12 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { BoxError } from "../../src/base/errors.ts";
 import { overlayOption } from "../../src/host/mounts.ts";
-import { mountUnitText, nspawnSettingsText, overlayOptions } from "../../src/overlay/units.ts";
+import {
+  mountUnitText,
+  nspawnSettingsText,
+  nspawnSettingsWithout,
+  overlayOptions,
+} from "../../src/overlay/units.ts";
 import {
   allocateBase,
   BASE_MAX,
@@ -82,6 +87,21 @@ describe("NAME.nspawn", () => {
     assert.equal(
       nspawnSettingsText(old, 0x70000000),
       "[Exec]\n# boxctl: keep it off.\nPrivateUsers=1879048192:65536\nBoot=yes\n\n[Network]\nVirtualEthernet=no\n\n[Files]\nPrivateUsersOwnership=off\n",
+    );
+  });
+
+  it("once boxctl lets go (delete-machine): the user's lines stay, boxctl's and the sections they leave empty go", () => {
+    const mine = "[Exec]\n# boxctl: keep it off.\nBoot=yes\n\n[Network]\nVirtualEthernet=no\n";
+    assert.equal(
+      nspawnSettingsWithout(nspawnSettingsText(mine, 0x70000000)),
+      "[Exec]\n# boxctl: keep it off.\nBoot=yes\n\n[Network]\nVirtualEthernet=no\n",
+    );
+    assert.equal(nspawnSettingsWithout(nspawnSettingsText(null, 0x70000000)), null);
+    assert.equal(nspawnSettingsWithout(nspawnSettingsText(null, null)), null);
+    // Only in its own section is a key boxctl's.
+    assert.equal(
+      nspawnSettingsWithout("[Network]\nPrivateUsers=odd\n"),
+      "[Network]\nPrivateUsers=odd\n",
     );
   });
 

@@ -16,7 +16,7 @@ export const recoverVerbs: Verb[] = [
     details: `Every mutating boxctl command does this first on its own; this verb does only that.
 An operation interrupted before the new instance had booted is rolled back to the
 instance that was current before; one interrupted later is completed. Either way the
-container is started. A reset or delete-instance that was interrupted is completed.
+container is started. A reset, delete-instance or delete-machine that was interrupted is completed.
 With no interrupted operation, recover puts back what status reports as differing from
 the record (a root mounted from another instance, a mount unit that names another one).
 

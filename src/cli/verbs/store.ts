@@ -1,5 +1,7 @@
-import { createInterface } from "node:readline";
 import { BoxError, UsageError } from "../../base/errors.ts";
+import { paths } from "../../base/paths.ts";
+import { confirm } from "../../ops/ask.ts";
+import { deleteMachine } from "../../ops/delete-machine.ts";
 import { df } from "../../ops/df.ts";
 import { setKeep } from "../../ops/keep.ts";
 import { pinImage, pinInstance } from "../../ops/pin.ts";
@@ -10,13 +12,6 @@ import { pruneLines, renderDf } from "../render/store.ts";
 import type { Ctx, Verb } from "../types.ts";
 import { lockWait, machine } from "./args.ts";
 import { gen } from "./instances.ts";
-
-async function confirm(question: string): Promise<boolean> {
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  const answer = await new Promise<string>((res) => rl.question(question, res));
-  rl.close();
-  return /^y(es)?$/i.test(answer.trim());
-}
 
 function pinVerb(on: boolean): Verb {
   const name = on ? "pin" : "unpin";
@@ -155,6 +150,45 @@ current, an image came into use) is left alone and reported (exit 1).`,
         ...res.failed.map((f) => `left ${f.what}: ${f.message}`),
       );
       return res.failed.length ? 1 : 0;
+    },
+  },
+  {
+    name: "delete-machine",
+    group: "image",
+    args: [machine],
+    summary: "Delete a stopped machine and all its instances (as machinectl remove does).",
+    details: `For a machine that is retired: deletes every instance of NAME with all its changes,
+its record, its mount unit and mount point, and boxctl's settings in NAME.nspawn (the file
+goes if nothing else is in it). If NAME starts with the host, it no longer does. Images stay:
+boxctl prune then deletes those that no other machine uses. The container must be stopped
+first (boxctl poweroff NAME). Asks for confirmation on a terminal; without one, --yes is
+required. Once it has begun, Ctrl-C or SIGTERM does not stop it half-way, and a crash or
+power cut is finished by the next boxctl command on NAME (or by recovery at boot).
+The name is then free for a new machine: boxctl cutover-instance NAME IMAGE.`,
+    options: {
+      yes: { type: "boolean", short: "y", help: "Do not ask for confirmation." },
+      ...lockWait,
+    },
+    mutates: true,
+    scripted: true,
+    run: async (ctx) => {
+      const name = ctx.args[0] as string;
+      const res = await deleteMachine(ctx.r, name, {
+        yes: ctx.opts.yes === true,
+        wait: ctx.opts.wait === true,
+      });
+      if (!res) throw new UsageError("nothing deleted", "answer y to delete, or add --yes");
+      const n = res.instances.length;
+      return done(
+        ctx,
+        { changed: true, ...res },
+        `deleted machine ${name} and its ${n} instance${n === 1 ? "" : "s"}${res.wasEnabled ? "; it no longer starts with the host" : ""}`,
+        ...(res.keptMountPoint
+          ? [
+              `left ${paths.machineRoot(name)}: files were written into it while nothing was mounted there`,
+            ]
+          : []),
+      );
     },
   },
   pinVerb(true),

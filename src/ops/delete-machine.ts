@@ -1,0 +1,94 @@
+// delete-machine NAME: a stopped machine off the host and out of the
+// store, every instance with it, as machinectl remove does for a plain
+// container. It frees what prune cannot: the images a retired machine's
+// current and fallback instances use.
+import { BoxError } from "../base/errors.ts";
+import { humanBytes } from "../base/format.ts";
+import { checkName } from "../base/names.ts";
+import { journal } from "../host/journal.ts";
+import type { Runner } from "../host/runner.ts";
+import { isEnabled, isRunning } from "../host/systemd.ts";
+import { apply } from "../plan/apply.ts";
+import { clearIntent, newIntent } from "../plan/intent.ts";
+import { changesSize, removeMachineDir } from "../store/instances.ts";
+import {
+  type InstanceRef,
+  instanceRef,
+  type MachineState,
+  requireMachine,
+} from "../store/machine.ts";
+import { confirm } from "./ask.ts";
+import { type DeleteMachineFacts, deleteMachinePlan, machineGens } from "./delete-machine-plan.ts";
+import { guarded } from "./guard.ts";
+
+export interface DeleteMachineResult {
+  machine: string;
+  /** The instances it deleted, changes and all. */
+  instances: InstanceRef[];
+  /** It started with the host; it no longer does. */
+  wasEnabled: boolean;
+  /** The mount point held files, so it was left (see removeMachineFiles). */
+  keptMountPoint: boolean;
+}
+
+/** Asks before deleting; without a terminal, --yes is the answer. */
+async function confirmed(r: Runner, m: MachineState, gens: number[]): Promise<boolean> {
+  if (!process.stdin.isTTY) {
+    throw new BoxError(
+      `delete-machine deletes ${m.name} and every change made in it, and needs confirmation`,
+      `run it on a terminal to be asked, or add --yes: boxctl delete-machine ${m.name} --yes`,
+    );
+  }
+  let bytes = 0;
+  for (const g of gens) bytes += (await changesSize(r, m.name, g)) ?? 0;
+  return confirm(
+    `Delete machine ${m.name}: ${gens.length} instance${gens.length === 1 ? "" : "s"} and all their changes (${humanBytes(bytes)})? [y/N] `,
+  );
+}
+
+/** null if the user said no. */
+export async function deleteMachine(
+  r: Runner,
+  name: string,
+  opts: { wait?: boolean; yes?: boolean },
+): Promise<DeleteMachineResult | null> {
+  checkName("machine", name);
+  return guarded(r, name, "delete-machine", opts, async () => {
+    const m = requireMachine(name);
+    if (await isRunning(r, name)) {
+      throw new BoxError(
+        `container ${name} is running; delete-machine deletes only a stopped machine`,
+        `power it off first: boxctl poweroff ${name}`,
+      );
+    }
+    const facts: DeleteMachineFacts = {
+      gens: machineGens(name, m),
+      enabled: await isEnabled(r, name),
+    };
+    if (!opts.yes && !r.dryRun && !(await confirmed(r, m, facts.gens))) return null;
+    const newest = m.instances[m.instances.length - 1] ?? { gen: 1, image: "" };
+    let keptMountPoint = false;
+    await apply(
+      r,
+      deleteMachinePlan(name, newIntent("delete-machine", m, newest, false), facts, (removed) => {
+        keptMountPoint = !removed;
+      }),
+    );
+    if (!r.dryRun) {
+      clearIntent(r, name);
+      removeMachineDir(r, name);
+    }
+    await journal(r, {
+      machine: name,
+      operation: "delete-machine",
+      result: "ok",
+      message: `deleted, with ${facts.gens.length} instance(s)${facts.enabled ? "; it no longer starts with the host" : ""}`,
+    });
+    return {
+      machine: name,
+      instances: m.instances.map((i) => instanceRef(i) as InstanceRef),
+      wasEnabled: facts.enabled,
+      keptMountPoint,
+    };
+  });
+}
