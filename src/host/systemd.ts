@@ -213,6 +213,16 @@ export async function setEnabled(r: Runner, name: string, enabled: boolean): Pro
   await r.run(["machinectl", enabled ? "enable" : "disable", name], { mutates: true });
 }
 
+/**
+ * Stops the container starting with the host, for delete-machine. With
+ * systemctl, which talks to PID 1 directly: this also runs at boot
+ * (recovery), before the D-Bus broker, where machinectl cannot connect
+ * ("Failed to connect to bus"). No reload: the step after it reloads.
+ */
+export function disableMachine(r: Runner, name: string): Promise<unknown> {
+  return r.run(["systemctl", "disable", "--no-reload", "--", nspawnUnit(name)], { mutates: true });
+}
+
 /** The pid of the container's init, as machined knows it; null if it does not run. */
 export async function machineLeader(r: Runner, name: string): Promise<number | null> {
   const res = await r.run(["machinectl", "show", name, "-p", "Leader", "--value"], {
@@ -286,6 +296,17 @@ export function isActiveInMachine(r: Runner, name: string, units: string[]) {
 /** Queues a unit's start and returns at once (for a unit that the boot's own jobs wait on). */
 export function queueStart(r: Runner, unit: string) {
   return r.run(["systemctl", "start", "--no-block", unit], { mutates: true, check: false });
+}
+
+/**
+ * Queues units' stop and returns at once. At boot this replaces the start
+ * jobs the boot queued for them, without waiting on the boot's other jobs.
+ */
+export function queueStop(r: Runner, units: string[]) {
+  return r.run(["systemctl", "stop", "--no-block", "--", ...units], {
+    mutates: true,
+    check: false,
+  });
 }
 
 /** Mounts a path through its mount unit (the generated one, for a machine's root). */

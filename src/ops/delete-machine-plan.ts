@@ -3,7 +3,7 @@
 // (recover.ts) runs the same steps without importing the verb, which
 // imports recovery through guard.ts.
 import { paths } from "../base/paths.ts";
-import { setEnabled } from "../host/systemd.ts";
+import { disableMachine } from "../host/systemd.ts";
 import { unmountIfMounted } from "../overlay/root.ts";
 import { unwireMachine } from "../overlay/wiring.ts";
 import { intentStep, type Plan } from "../plan/apply.ts";
@@ -49,10 +49,10 @@ export function deleteMachinePlan(
       {
         name: "disable",
         what: facts.enabled
-          ? `stop ${name} starting with the host (machinectl disable ${name})`
+          ? `stop ${name} starting with the host (systemctl disable systemd-nspawn@${name}.service)`
           : `${name} does not start with the host: nothing to disable`,
         run: async (r) => {
-          if (facts.enabled) await setEnabled(r, name, false);
+          if (facts.enabled) await disableMachine(r, name);
         },
       },
       {

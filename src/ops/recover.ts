@@ -9,10 +9,15 @@ import { releaseCarryView } from "../carry/carry.ts";
 import { bootAndVerify } from "../host/boot.ts";
 import { journal } from "../host/journal.ts";
 import type { Runner } from "../host/runner.ts";
-import { isEnabled, queueStart, stopMachine } from "../host/systemd.ts";
+import { isEnabled, queueStart, queueStop, stopMachine } from "../host/systemd.ts";
 import { mountedUpper, remountTo, removeInstance, unmountIfMounted } from "../overlay/root.ts";
 import { viewUnitName } from "../overlay/views.ts";
-import { rootUnitsMatch, upperAtNextBoot, writeRootUnits } from "../overlay/wiring.ts";
+import {
+  machineUnits,
+  rootUnitsMatch,
+  upperAtNextBoot,
+  writeRootUnits,
+} from "../overlay/wiring.ts";
 import { clearIntent, type Intent, readIntent } from "../plan/intent.ts";
 import { COMMIT_FROM, CUTOVER_STEPS, FALLBACK_STEPS, RESET_STEPS, reached } from "../plan/steps.ts";
 import { discardChanges, purgeDiscarded, removeMachineDir } from "../store/instances.ts";
@@ -203,14 +208,17 @@ async function finishDelete(r: Runner, name: string, intent: Intent, atBoot: boo
 /**
  * A machine the user asked to delete is deleted: every step again, each
  * idempotent, the machine stopped first if something started it since.
- * At boot nothing of it is mounted yet and nothing is stopped (see
- * filesOnly); if it was enabled, its start in the boot then fails, with
- * its root gone.
+ * At boot nothing of it is mounted yet, and nothing is waited for (see
+ * filesOnly): its units' start jobs, if the boot queued them, are only
+ * replaced by stop jobs.
  */
 async function finishDeleteMachine(r: Runner, name: string, intent: Intent, atBoot: boolean) {
   say(`${name}: completing the interrupted delete-machine`);
-  if (!filesOnly(r, name, atBoot)) await stopMachine(r, name);
   const facts = { gens: machineGens(name, loadMachine(name)), enabled: await isEnabled(r, name) };
+  if (!filesOnly(r, name, atBoot)) await stopMachine(r, name);
+  // The boot has queued an enabled machine's start already: replaced by a
+  // stop, it does not fail once its units are gone.
+  else await queueStop(r, machineUnits(name, facts.gens));
   for (const step of deleteMachinePlan(name, intent, facts).steps) await step.run(r);
   clearIntent(r, name);
   removeMachineDir(r, name);

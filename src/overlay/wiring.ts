@@ -206,6 +206,16 @@ export async function unwireMachine(r: Runner, name: string, gens: number[]): Pr
   removeViewDirs(r, name, gens);
 }
 
+/** The machine's units that a boot starts: the container, its root's mount, and its views. */
+export function machineUnits(name: string, gens: number[]): string[] {
+  const views = gens.filter((g) => existsSync(viewUnitPath(name, g)));
+  return [
+    nspawnUnit(name),
+    mountUnitName(paths.machineRoot(name)),
+    ...views.map((g) => viewUnitName(name, g)),
+  ];
+}
+
 /** The views' empty mount points on /run; one still mounted, or not empty, stays. */
 function removeViewDirs(r: Runner, name: string, gens: number[]): void {
   if (r.dryRun) return;

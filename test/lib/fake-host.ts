@@ -102,6 +102,10 @@ export class FakeHost implements Runner {
         return this.ok();
       case "reset-failed":
         return this.ok();
+      case "disable":
+        for (const u of units)
+          this.enabled.delete(/^systemd-nspawn@(.*)\.service$/.exec(u)?.[1] ?? "");
+        return this.ok();
       case "show":
         return this.ok(units.map((u) => this.show(u)).join("\n\n"));
       case "start":

@@ -306,5 +306,57 @@ for (const suite of STABLE_SUITES) {
       ]);
       assert.equal(cmp.code, 0, cmp.stdout + cmp.stderr);
     });
+
+    it("a delete-machine of an enabled machine cut off before its first change is finished at boot", async () => {
+      const D = "d1";
+      ok(await host.boxctl(["cutover-instance", D, "foo-0.1"]));
+      ok(await host.boxctl(["enable", D]));
+      ok(await host.boxctl(["poweroff", D]));
+      const r = await host.boxctl(["delete-machine", D, "--yes"], {
+        env: { BOXCTL_CRASH_AFTER: "intent" },
+      });
+      assert.equal(r.code, 137, r.stderr);
+      await host.powerCut();
+      await host.start();
+      // system1 is enabled too: the boot goes on, whatever becomes of d1's start.
+      await host.waitBooted("system1");
+      const gone = async (path: string) => (await host.exec(["test", "-e", path])).code !== 0;
+      assert.ok(await gone(`${STORE}/machines/${D}`), "no record, no instances, no intent");
+      assert.ok(await gone(`/var/lib/machines/${D}`));
+      assert.ok(await gone(`/etc/systemd/system/var-lib-machines-${D}.mount`));
+      assert.ok(await gone(`/etc/systemd/nspawn/${D}.nspawn`));
+      const enabled = await host.exec(["systemctl", "is-enabled", `systemd-nspawn@${D}.service`]);
+      assert.equal(enabled.stdout.trim(), "disabled");
+      // Its start, queued by the boot, was called off rather than left to fail.
+      const failed = await host.exec([
+        "systemctl",
+        "is-failed",
+        `systemd-nspawn@${D}.service`,
+        `var-lib-machines-${D}.mount`,
+      ]);
+      assert.equal(failed.stdout, "inactive\ninactive\n");
+      const rec = (
+        await host.sh([
+          "journalctl",
+          "-t",
+          "boxctl",
+          `BOXCTL_MACHINE=${D}`,
+          "-o",
+          "json",
+          "--no-pager",
+        ])
+      )
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as JournalEntry)
+        .filter((e) => e.BOXCTL_OPERATION === "recover")
+        .at(-1);
+      assert.deepEqual(
+        [rec?.BOXCTL_RESULT, rec?.BOXCTL_AT_BOOT, rec?.BOXCTL_INTERRUPTED],
+        ["completed", "yes", "delete-machine"],
+      );
+      assert.equal(await isActive(host), true, "the other machine runs");
+      assert.doesNotMatch(ok(await host.boxctl(["list"])).stdout, /^d1 /m);
+    });
   });
 }

@@ -6,6 +6,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "no
 import { join } from "node:path";
 import { beforeEach, describe, it } from "node:test";
 import { paths } from "../../../src/base/paths.ts";
+import { mountUnitName } from "../../../src/host/systemd.ts";
 import { deleteMachine } from "../../../src/ops/delete-machine.ts";
 import { deleteMachinePlan, machineGens } from "../../../src/ops/delete-machine-plan.ts";
 import { recoverAtBoot } from "../../../src/ops/guard.ts";
@@ -136,16 +137,21 @@ describe("delete-machine", () => {
       assertDeleted(h);
     });
 
-    it(`power cut after '${step}': recovery at boot finishes it, starting and stopping nothing`, async () => {
+    it(`power cut after '${step}': recovery at boot finishes it, and only replaces the boot's jobs for it`, async () => {
       await interruptAfter(h, M, plan(), step);
       rmSync(paths.runtimeUnitDir(), { recursive: true, force: true });
       h.mounts.clear();
       h.units.clear();
       h.calls.length = 0;
       assert.equal(await recoverAtBoot(h), 0);
+      // Only its own units' queued starts are replaced, without waiting:
+      // the container, its root's mount, and its views while their units exist.
+      const units = [nspawnUnit, mountUnitName(paths.machineRoot(M))];
+      if (DELETE_MACHINE_STEPS.indexOf(step) < DELETE_MACHINE_STEPS.indexOf("unwire"))
+        units.push(viewUnitName(M, 1), viewUnitName(M, 2));
       assert.deepEqual(
         h.commands.filter((c) => / (start|stop|restart) /.test(c)),
-        [],
+        [`systemctl stop --no-block -- ${units.join(" ")}`],
       );
       assertDeleted(h);
     });
