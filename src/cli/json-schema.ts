@@ -15,6 +15,7 @@ const Attention = v.nullable(
       "mount-differs",
       "unit-differs",
       "unit-outdated",
+      "root-emptied",
     ]),
     message: v.string(),
     settle: v.nullable(v.string()),

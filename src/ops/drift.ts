@@ -3,10 +3,11 @@
 // Three things can differ: an operation left pending by a crash or a
 // power cut (intent.json), the root mounted from another instance than
 // the current one (a mount changed by hand, or a switch in flight), and
-// the mount unit in /etc, which the next boot mounts.
+// the mount unit in /etc, which the next boot mounts. And one thing can
+// be lost: the current instance's files, deleted through the mounted root.
 import { paths } from "../base/paths.ts";
 import type { Runner } from "../host/runner.ts";
-import { mountedUpper } from "../overlay/root.ts";
+import { mountedUpper, rootHoldsOs } from "../overlay/root.ts";
 import { rootUnitsMatch, upperAtNextBoot } from "../overlay/wiring.ts";
 import { readIntent } from "../plan/intent.ts";
 import { instanceOf, type MachineState } from "../store/machine.ts";
@@ -18,8 +19,16 @@ export interface Attention {
    * mount-differs: the root is mounted from another instance than the current one, or not by boxctl.
    * unit-differs: the mount unit the next boot uses names another instance.
    * unit-outdated: the mount unit names the current instance but not as this boxctl writes it.
+   * root-emptied: the current instance is mounted but holds no OS: its files were deleted
+   * through the root (machinectl remove does that); recover cannot bring them back.
    */
-  reason: "in-progress" | "pending-operation" | "mount-differs" | "unit-differs" | "unit-outdated";
+  reason:
+    | "in-progress"
+    | "pending-operation"
+    | "mount-differs"
+    | "unit-differs"
+    | "unit-outdated"
+    | "root-emptied";
   message: string;
   /** The command that settles it; null while another command is at work. */
   settle: string | null;
@@ -60,6 +69,15 @@ export function attention(r: Runner, m: MachineState): Attention | null {
       settle,
     };
   }
+  if (cur && have !== null && !rootHoldsOs(name))
+    return {
+      reason: "root-emptied",
+      message: `${paths.machineRoot(name)} holds no OS (no os-release): the files of instance ${cur.gen} were deleted through the mounted root, as machinectl remove does`,
+      settle:
+        m.fallback !== null
+          ? `boxctl fallback-instance ${name}`
+          : `boxctl reset ${name} ${cur.image} --instance ${cur.gen}`,
+    };
   if (rootUnitsMatch(name, cur)) return null;
   const next = upperAtNextBoot(name);
   if (next !== want)

@@ -89,7 +89,8 @@ export function recoverCommand(
 async function settleDrift(r: Runner, name: string, timeoutMs: number): Promise<string | null> {
   const m = requireMachine(name);
   const a = attention(r, m);
-  if (!a) return null;
+  // Lost files are not a drift: putting the current instance back would not bring them back.
+  if (!a || a.reason === "root-emptied") return null;
   const cur = instanceOf(m, m.current);
   process.stderr.write(`boxctl: ${name}: ${a.message}; putting back ${describe(cur)}\n`);
   const wasRunning = await isRunning(r, name);

@@ -3,6 +3,8 @@
 // Switching the root between instances is the shared core of cutover,
 // fallback, reset and recovery; every function here is idempotent, so
 // that recovery can run it again after a crash.
+import { lstatSync } from "node:fs";
+import { join } from "node:path";
 import { BoxError } from "../base/errors.ts";
 import { paths } from "../base/paths.ts";
 import { mountAt, overlayOption } from "../host/mounts.ts";
@@ -27,6 +29,22 @@ export function mountedUpper(r: Runner, name: string): string | null {
   if (!m) return null;
   if (m.fstype !== "overlay") return "";
   return overlayOption(m.superOptions, "upperdir") ?? "";
+}
+
+/**
+ * Whether the machine's root holds an OS: an os-release, as nspawn asks
+ * before it boots a directory. Not followed: an absolute link points into
+ * the container, not the host.
+ */
+export function rootHoldsOs(name: string): boolean {
+  return ["etc/os-release", "usr/lib/os-release"].some((p) => {
+    try {
+      lstatSync(join(paths.machineRoot(name), p));
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }
 
 /** Unmounts the machine's root through its unit (umount(8) if systemd cannot). */

@@ -9,7 +9,7 @@ import type { ChildProcess } from "node:child_process";
 import { EventEmitter } from "node:events";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { PassThrough } from "node:stream";
 import { paths, relocate } from "../../src/base/paths.ts";
 import type { Runner, RunOptions, RunResult } from "../../src/host/runner.ts";
@@ -24,6 +24,34 @@ export interface Call {
   timeoutMs?: number;
 }
 
+/**
+ * Mount point -> upper dir. A machine's root shows an OS while an overlay
+ * is mounted there (its os-release, which status looks for), and its bare
+ * mount point again once it is unmounted.
+ */
+class MountTable extends Map<string, string> {
+  private static isRoot = (where: string) => dirname(where) === paths.mountPoints();
+
+  override set(where: string, upper: string): this {
+    super.set(where, upper);
+    if (MountTable.isRoot(where) && upper !== "") {
+      mkdirSync(join(where, "etc"), { recursive: true });
+      writeFileSync(join(where, "etc/os-release"), "ID=debian\n");
+    }
+    return this;
+  }
+
+  override delete(where: string): boolean {
+    if (super.has(where) && MountTable.isRoot(where))
+      rmSync(join(where, "etc"), { recursive: true, force: true });
+    return super.delete(where);
+  }
+
+  override clear(): void {
+    for (const where of [...this.keys()]) this.delete(where);
+  }
+}
+
 export class FakeHost implements Runner {
   readonly dryRun: boolean;
   /** Every command, in order, with the timeout it was given. */
@@ -31,7 +59,7 @@ export class FakeHost implements Runner {
   /** Every change made by boxctl itself (effect), in order. */
   readonly effects: string[] = [];
   /** Mount point -> the upper dir of the overlay mounted there. */
-  readonly mounts = new Map<string, string>();
+  readonly mounts = new MountTable();
   readonly units = new Map<string, Unit>();
   /** Upper dirs whose container does not boot (a broken image). */
   readonly failsToBoot = new Set<string>();

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { STABLE_SUITES, TestHost } from "../host/host.ts";
-import { isActive, machineJson, ok, STORE, stage } from "./instances-helpers.ts";
+import { isActive, machineJson, ok, release, STORE, stage } from "./instances-helpers.ts";
 import { sharedFiles } from "./store-shared.ts";
 
 const M = "s1";
@@ -263,6 +263,23 @@ for (const suite of STABLE_SUITES) {
         await gone(["test", "-e", `/etc/systemd/nspawn/${R}.nspawn`]),
         "nothing of the user's in it",
       );
+    });
+
+    it("machinectl remove empties the current instance through the mount; status says so, fallback-instance goes back", async () => {
+      const X = "x1";
+      ok(await host.boxctl(["cutover-instance", X, "foo-0.1"]));
+      ok(await host.boxctl(["cutover-instance", X, "foo-0.2"]));
+      ok(await host.boxctl(["poweroff", X]));
+      // What README "Known limits" warns of, as this systemd does it.
+      const rm = await host.exec(["machinectl", "remove", X]);
+      assert.notEqual(rm.code, 0, "machined cannot remove the mount point itself");
+      const status = JSON.parse(ok(await host.boxctl(["status", X, "--json"])).stdout);
+      assert.equal(status.attention?.reason, "root-emptied", JSON.stringify(status.attention));
+      assert.equal(status.attention?.settle, `boxctl fallback-instance ${X}`);
+      ok(await host.boxctl(["fallback-instance", X]));
+      assert.equal(await release(host, X), "0.1");
+      ok(await host.boxctl(["poweroff", X]));
+      ok(await host.boxctl(["delete-machine", X, "--yes"]));
     });
 
     // Five 160 MB versions cost some 30 s per suite; sharing is the kernel's

@@ -9,7 +9,8 @@ import { paths } from "../../../src/base/paths.ts";
 import { mountUnitName } from "../../../src/host/systemd.ts";
 import { deleteMachine } from "../../../src/ops/delete-machine.ts";
 import { deleteMachinePlan, machineGens } from "../../../src/ops/delete-machine-plan.ts";
-import { recoverAtBoot } from "../../../src/ops/guard.ts";
+import { attention } from "../../../src/ops/drift.ts";
+import { recoverAtBoot, recoverCommand } from "../../../src/ops/guard.ts";
 import { recoverInterrupted } from "../../../src/ops/recover.ts";
 import { cutover } from "../../../src/ops/switch.ts";
 import { viewUnitName } from "../../../src/overlay/views.ts";
@@ -120,6 +121,21 @@ describe("delete-machine", () => {
     assert.equal(res?.keptMountPoint, true);
     assert.deepEqual(readdirSync(paths.machineRoot(M)), ["not-boxctls"]);
     assert.equal(loadMachine(M), null);
+  });
+
+  it("status flags a current instance emptied through its root (what machinectl remove does); recover leaves it", async () => {
+    assert.equal(attention(h, machineState(M)), null);
+    rmSync(join(paths.machineRoot(M), "etc"), { recursive: true });
+    const a = attention(h, machineState(M));
+    assert.equal(a?.reason, "root-emptied");
+    assert.equal(a?.settle, `boxctl fallback-instance ${M}`);
+    h.calls.length = 0;
+    const res = await recoverCommand(h, M, {});
+    assert.equal(res.settled, null);
+    assert.deepEqual(
+      h.commands.filter((c) => /(start|stop|restart|umount) /.test(c)),
+      [],
+    );
   });
 
   const facts = () => ({ gens: machineGens(M, loadMachine(M)), enabled: true });
