@@ -262,4 +262,22 @@ describe("Ansible collection boxctl.boxctl against a fleet of three hosts", {
     assert.deepEqual(await snapshot(host("h2")), untouched, "h2 changed");
     await host("h1").sh(["rm", "/etc/fleet-unhealthy"]);
   });
+
+  it("boxctl_machine state=absent powers a machine off and deletes it on every host; a second run changes nothing", async () => {
+    const play = join(dirname(collections), "absent.yml");
+    const task = (args: string) =>
+      `    - boxctl.boxctl.boxctl_machine: {name: gone1, ${args}}\n      register: r\n    - ansible.builtin.set_fact: {changes: "{{ (changes | default([])) + [r.changed] }}"}\n`;
+    writeFileSync(
+      play,
+      `- hosts: fleet\n  gather_facts: false\n  tasks:\n${task("image: foo-0.1")}${task("state: absent")}${task("state: absent")}    - ansible.builtin.assert: {that: "changes == [true, true, false]"}\n`,
+    );
+    const r = await playbook(collections, inv, [play]);
+    assert.equal(r.code, 0, r.output);
+    for (const f of fleet) {
+      assert.equal(r.recap[f.name]?.failed, 0, r.output);
+      const status = await f.host.exec(["boxctl", "status", "gone1"]);
+      assert.match(status.stderr, /machine 'gone1' is not managed by boxctl/, f.name);
+      assert.equal((await f.host.exec(["test", "-e", "/var/lib/machines/gone1"])).code, 1);
+    }
+  });
 });
