@@ -9,11 +9,12 @@ import { journal } from "../host/journal.ts";
 import type { Runner } from "../host/runner.ts";
 import { isEnabled, isRunning } from "../host/systemd.ts";
 import { apply } from "../plan/apply.ts";
-import { clearIntent, newIntent } from "../plan/intent.ts";
+import { clearIntent, newIntent, readIntent } from "../plan/intent.ts";
 import { changesSize, removeMachineDir } from "../store/instances.ts";
 import {
   type InstanceRef,
   instanceRef,
+  loadMachine,
   type MachineState,
   requireMachine,
 } from "../store/machine.ts";
@@ -29,6 +30,8 @@ export interface DeleteMachineResult {
   wasEnabled: boolean;
   /** The mount point held files, so it was left (see removeMachineFiles). */
   keptMountPoint: boolean;
+  /** Asked again after an interrupted delete-machine, which recovery finished. */
+  completedInterrupted: boolean;
 }
 
 /** Asks before deleting; without a terminal, --yes is the answer. */
@@ -53,7 +56,19 @@ export async function deleteMachine(
   opts: { wait?: boolean; yes?: boolean },
 ): Promise<DeleteMachineResult | null> {
   checkName("machine", name);
+  // Read before the lock, where recovery finishes it: asked again after a
+  // delete-machine that failed half-way (a busy root) or was killed, the
+  // machine being gone then is the answer, not an error.
+  const again = readIntent(name)?.verb === "delete-machine";
   return guarded(r, name, "delete-machine", opts, async () => {
+    if (again && !r.dryRun && loadMachine(name) === null)
+      return {
+        machine: name,
+        instances: [],
+        wasEnabled: false,
+        keptMountPoint: false,
+        completedInterrupted: true,
+      };
     const m = requireMachine(name);
     if (await isRunning(r, name)) {
       throw new BoxError(
@@ -89,6 +104,7 @@ export async function deleteMachine(
       instances: m.instances.map((i) => instanceRef(i) as InstanceRef),
       wasEnabled: facts.enabled,
       keptMountPoint,
+      completedInterrupted: false,
     };
   });
 }

@@ -238,6 +238,7 @@ describe("--json of the mutating verbs", () => {
       ],
       wasEnabled: false,
       keptMountPoint: false,
+      completedInterrupted: false,
       error: null,
     });
   });

@@ -182,7 +182,9 @@ The name is then free for a new machine: boxctl cutover-instance NAME IMAGE.`,
       return done(
         ctx,
         { changed: true, ...res },
-        `deleted machine ${name} and its ${n} instance${n === 1 ? "" : "s"}${res.wasEnabled ? "; it no longer starts with the host" : ""}`,
+        res.completedInterrupted
+          ? `deleted machine ${name} (boxctl finished the delete-machine that was interrupted)`
+          : `deleted machine ${name} and its ${n} instance${n === 1 ? "" : "s"}${res.wasEnabled ? "; it no longer starts with the host" : ""}`,
         ...(res.keptMountPoint
           ? [
               `left ${paths.machineRoot(name)}: files were written into it while nothing was mounted there`,

@@ -75,6 +75,7 @@ describe("delete-machine", () => {
       ],
       wasEnabled: true,
       keptMountPoint: false,
+      completedInterrupted: false,
     });
     assertDeleted(h);
     assert.ok(h.reloadCount > 0, "systemd forgot the units");
@@ -150,6 +151,13 @@ describe("delete-machine", () => {
     it(`killed after '${step}': the next command finishes it`, async () => {
       await interruptAfter(h, M, plan(), step);
       await recoverInterrupted(h, M, opts.timeoutMs);
+      assertDeleted(h);
+    });
+
+    it(`killed after '${step}': delete-machine asked again finishes it and says so`, async () => {
+      await interruptAfter(h, M, plan(), step);
+      const res = await deleteMachine(h, M, { yes: true });
+      assert.equal(res?.completedInterrupted, true);
       assertDeleted(h);
     });
 
