@@ -83,12 +83,22 @@ export async function deleteMachine(
     if (!opts.yes && !r.dryRun && !(await confirmed(r, m, facts.gens))) return null;
     const newest = m.instances[m.instances.length - 1] ?? { gen: 1, image: "" };
     let keptMountPoint = false;
-    await apply(
-      r,
-      deleteMachinePlan(name, newIntent("delete-machine", m, newest, false), facts, (removed) => {
+    const plan = deleteMachinePlan(
+      name,
+      newIntent("delete-machine", m, newest, false),
+      facts,
+      (removed) => {
         keptMountPoint = !removed;
-      }),
+      },
     );
+    await apply(r, plan).catch((e) => {
+      // Begun, it is finished, never undone: say how, besides what to fix.
+      if (!(e instanceof BoxError) || r.dryRun) throw e;
+      const then = `then run boxctl delete-machine ${name} again to finish the delete (its steps so far stay done)`;
+      throw new BoxError(e.message, e.hint ? `${e.hint}; ${then}` : then, e.exitCode, {
+        step: plan.intent.step,
+      });
+    });
     if (!r.dryRun) {
       clearIntent(r, name);
       removeMachineDir(r, name);

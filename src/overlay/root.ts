@@ -54,8 +54,9 @@ export async function stopMount(r: Runner, name: string): Promise<void> {
   if (res.code !== 0 && mountedUpper(r, name) !== null) {
     // systemd can fail to spawn umount for a unit whose cgroup vanished
     // (seen on cgroup v1 hosts after the container stopped); umount(8) by
-    // hand does the same, and systemd follows the mount table.
-    await umount(r, root, true);
+    // hand does the same, and systemd follows the mount table. A root a
+    // host process uses stays busy: that error names the process's finder.
+    await unmountRoot(r, name);
     await resetFailed(r, mountUnitName(root));
   }
   const left = r.whenReal(() => mountedUpper(r, name)) ?? null;

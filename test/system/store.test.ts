@@ -263,6 +263,33 @@ for (const suite of STABLE_SUITES) {
         await gone(["test", "-e", `/etc/systemd/nspawn/${R}.nspawn`]),
         "nothing of the user's in it",
       );
+      // A host process in its root: the unmount fails, the error says what to do, and asking again finishes.
+      ok(await host.boxctl(["cutover-instance", R, "foo-0.1"]));
+      ok(await host.boxctl(["poweroff", R]));
+      // A plain process, not a unit: systemd would stop a unit whose working directory it unmounts.
+      ok(
+        await host.exec([
+          "setsid",
+          "-f",
+          "sh",
+          "-c",
+          `cd /var/lib/machines/${R} && exec sleep 601 </dev/null >/dev/null 2>&1`,
+        ]),
+      );
+      const busy = await host.boxctl(["delete-machine", R, "--yes"]);
+      assert.equal(busy.code, 1, busy.stderr);
+      assert.match(
+        busy.stderr,
+        /fuser -vm \/var\/lib\/machines\/r1; then run boxctl delete-machine r1 again/,
+      );
+      ok(await host.exec(["pkill", "-x", "-f", "sleep 601"]));
+      const again = ok(await host.boxctl(["delete-machine", R, "--yes"]));
+      assert.match(
+        again.stdout,
+        /^deleted machine r1 \(boxctl finished the delete-machine that was interrupted\)$/m,
+      );
+      assert.ok(await gone(["test", "-e", `${STORE}/machines/${R}`]));
+      assert.ok(await gone(["test", "-e", `/var/lib/machines/${R}`]));
     });
 
     it("machinectl remove empties the current instance through the mount; status says so, fallback-instance goes back", async () => {
