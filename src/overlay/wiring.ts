@@ -184,7 +184,7 @@ function writeIfChanged(r: Runner, path: string, text: string): void {
  * Idempotent: recovery runs it again.
  */
 export async function unwireMachine(r: Runner, name: string, gens: number[]): Promise<void> {
-  const views = gens.filter((g) => existsSync(viewUnitPath(name, g)));
+  const views = withViewUnits(name, gens);
   // Only a mounted view is stopped: at boot (recovery) none is, and a stop
   // there would wait on the boot's own jobs.
   const table = r.mountinfo();
@@ -206,13 +206,16 @@ export async function unwireMachine(r: Runner, name: string, gens: number[]): Pr
   removeViewDirs(r, name, gens);
 }
 
+/** The generations among gens whose view unit is on disk (private-users instances). */
+const withViewUnits = (name: string, gens: number[]) =>
+  gens.filter((g) => existsSync(viewUnitPath(name, g)));
+
 /** The machine's units that a boot starts: the container, its root's mount, and its views. */
 export function machineUnits(name: string, gens: number[]): string[] {
-  const views = gens.filter((g) => existsSync(viewUnitPath(name, g)));
   return [
     nspawnUnit(name),
     mountUnitName(paths.machineRoot(name)),
-    ...views.map((g) => viewUnitName(name, g)),
+    ...withViewUnits(name, gens).map((g) => viewUnitName(name, g)),
   ];
 }
 
