@@ -107,8 +107,12 @@ export async function copyEntries(
 
 function tarFailed(what: string, names: readonly string[], stderr: string): BoxError {
   const tail = stderr.trim().split("\n").slice(-3).join("\n  ");
+  // The runner runs tar in the C locale: its messages are English.
+  const full = /No space left on device|Disk quota exceeded/.test(stderr);
   return new BoxError(
     `carrying ${names.join(", ")} failed while ${what} it: tar said:\n  ${tail}`,
-    "a symlink swapped in while boxctl read the old instance is refused, not followed; run the cutover again",
+    full
+      ? "the store's file system is full: boxctl df shows where its space went, boxctl prune deletes old instances and unused images; then run the cutover again"
+      : "a symlink swapped in while boxctl read the old instance is refused, not followed; run the cutover again",
   );
 }

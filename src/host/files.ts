@@ -11,6 +11,7 @@ import {
   openSync,
   readFileSync,
   renameSync,
+  rmSync,
   statfsSync,
   unlinkSync,
   writeSync,
@@ -19,6 +20,7 @@ import { basename, dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import * as v from "valibot";
 import { BoxError } from "../base/errors.ts";
+import { paths } from "../base/paths.ts";
 import { type Runner, showCommand } from "./runner.ts";
 
 export function fsyncDir(dir: string): void {
@@ -44,14 +46,20 @@ export function writeFileAtomic(
   const write = () => {
     const durable = o.durable ?? true;
     const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
-    const fd = openSync(tmp, "w", o.mode ?? 0o644);
     try {
-      writeSync(fd, text);
-      if (durable) fsyncSync(fd);
-    } finally {
-      closeSync(fd);
+      const fd = openSync(tmp, "w", o.mode ?? 0o644);
+      try {
+        writeSync(fd, text);
+        if (durable) fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, path);
+    } catch (e) {
+      // The old file stays as it was; no temp file is left beside it.
+      rmSync(tmp, { force: true });
+      throw noSpace(e, path);
     }
-    renameSync(tmp, path);
     if (durable) fsyncDir(dirname(path));
   };
   // The operation journal is rewritten after every step; it is not news.
@@ -60,6 +68,22 @@ export function writeFileAtomic(
     return;
   }
   r.effect(`write ${showCommand([path])}`, write);
+}
+
+/** A file that could not be written for want of space: what was there stays. */
+export class NoSpaceError extends BoxError {}
+
+/** A full file system as one message that names it and what frees space; any other error as it is. */
+export function noSpace(e: unknown, path: string): unknown {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code !== "ENOSPC" && code !== "EDQUOT") return e;
+  const inStore = path.startsWith(`${paths.store()}/`);
+  return new NoSpaceError(
+    `no space left on the file system of ${dirname(path)}: could not write ${path}`,
+    inStore
+      ? "free space in boxctl's store (boxctl df shows where it went; boxctl prune deletes old instances and unused images), then retry"
+      : `free space on the file system of ${dirname(path)}, then retry`,
+  );
 }
 
 export function writeJsonAtomic(

@@ -8,6 +8,7 @@ import { paths } from "../base/paths.ts";
 import type { CarryReport } from "../carry/carry.ts";
 import { mountedPath, policyOf } from "../carry/policy.ts";
 import { bootAndVerify } from "../host/boot.ts";
+import { NoSpaceError } from "../host/files.ts";
 import { withImageStoreLock } from "../host/lock.ts";
 import { mountPoints } from "../host/mounts.ts";
 import type { Runner } from "../host/runner.ts";
@@ -15,7 +16,7 @@ import { isRunning, machineLeader } from "../host/systemd.ts";
 import { remountTo } from "../overlay/root.ts";
 import { pickBase } from "../overlay/views.ts";
 import { apply } from "../plan/apply.ts";
-import { clearIntent, type Intent, newIntent } from "../plan/intent.ts";
+import { clearIntent, type Intent, newIntent, readIntent } from "../plan/intent.ts";
 import { requireImage } from "../store/images.ts";
 import { checkMountPointFree, nextGen } from "../store/instances.ts";
 import {
@@ -73,6 +74,15 @@ async function switchTo(
     // A dry run changed nothing, so there is nothing to go back to.
     if (r.dryRun) throw e;
     const why = e instanceof BoxError ? e.message : String(e);
+    // The intent never reached the disk (a full store, say): nothing changed.
+    if (readIntent(name) === null) {
+      await log(r, name, intent, old, "failed", `${verb} failed before any change: ${why}`, 3);
+      throw new BoxError(
+        `${verb} ${name} failed before any change: ${why}${old ? `; ${name} is on ${describe(old)} as before` : ""}`,
+        e instanceof BoxError ? e.hint : undefined,
+        e instanceof BoxError ? e.exitCode : EXIT.failed,
+      );
+    }
     printError(new BoxError(`${verb} ${name}: ${why}`, e instanceof BoxError ? e.hint : undefined));
     process.stderr.write(`boxctl: falling back to ${describe(old)}\n`);
     // For --json: what failed, and where the machine stands now.
@@ -143,12 +153,20 @@ async function rollBack(
   opts: SwitchOptions,
 ): Promise<void> {
   await remountTo(r, m.name, old);
-  restoreState(
-    r,
-    m,
-    { current: intent.oldCurrent, fallback: intent.oldFallback },
-    { verb: intent.verb, result: "rolled-back", started: intent.started, message },
-  );
+  try {
+    restoreState(
+      r,
+      m,
+      { current: intent.oldCurrent, fallback: intent.oldFallback },
+      { verb: intent.verb, result: "rolled-back", started: intent.started, message },
+    );
+  } catch (e) {
+    // Only the commit step names the new instance in machine.json, and a
+    // switch that goes back did not commit: the record on disk names the
+    // old instance still. A full store costs only this note of the failure.
+    if (!(e instanceof NoSpaceError)) throw e;
+    process.stderr.write(`boxctl: ${e.message}; ${m.name}'s record keeps its last operation\n`);
+  }
   clearIntent(r, m.name);
   // The way back waits as long as the user allowed the way forward.
   if (old) await bootAndVerify(r, m.name, paths.machineRoot(m.name), opts.timeoutMs);

@@ -183,6 +183,76 @@ for (const suite of STABLE_SUITES) {
       ok(await host.exec(["systemctl", "start", `systemd-nspawn@${M}.service`]));
     });
 
+    it("a full store: a cutover that cannot begin changes nothing, one that runs out mid-way goes back, and each says what frees space", async () => {
+      const before = await machineJson(host, M);
+      const since = await host.sh([
+        "systemctl",
+        "show",
+        "-P",
+        "ActiveEnterTimestamp",
+        `systemd-nspawn@${M}.service`,
+      ]);
+      // Leaves `free` bytes on the store's tmpfs.
+      const fill = (free: number) =>
+        host.sh([
+          "sh",
+          "-c",
+          `rm -f ${STORE}/filler; fallocate -l $(( $(df -B1 --output=avail ${STORE} | tail -1) - ${free} )) ${STORE}/filler`,
+        ]);
+      try {
+        await fill(0);
+        const none = await host.boxctl(["cutover-instance", M, "foo-0.1"]);
+        assert.equal(none.code, 1);
+        assert.match(
+          none.stderr,
+          /failed before any change: no space left on the file system of \/var\/lib\/boxctl\/machines\/s1/,
+        );
+        assert.match(none.stderr, /hint: free space in boxctl's store \(boxctl df .*boxctl prune/);
+        assert.deepEqual(await machineJson(host, M), before, "the record is as it was");
+        assert.equal(
+          (
+            await host.exec(["sh", "-c", `ls -A ${STORE}/machines/${M} | grep -c tmp`])
+          ).stdout.trim(),
+          "0",
+          "no temp file is left",
+        );
+        assert.equal(
+          await host.sh([
+            "systemctl",
+            "show",
+            "-P",
+            "ActiveEnterTimestamp",
+            `systemd-nspawn@${M}.service`,
+          ]),
+          since,
+          "the container was not touched",
+        );
+        // Room for the record, not for the /etc that --carry etc copies in.
+        await fill(16384);
+        const mid = await host.boxctl([
+          "cutover-instance",
+          M,
+          "foo-0.1",
+          "--carry",
+          "identity,etc",
+        ]);
+        assert.equal(mid.code, 1);
+        assert.match(mid.stderr, /No space left on device/);
+        assert.match(mid.stderr, /hint: the store's file system is full/);
+        assert.match(mid.stderr, new RegExp(`${M} is running on instance ${before.current} \\(`));
+        assert.equal((await machineJson(host, M)).current, before.current);
+        assert.ok(await isActive(host, M));
+      } finally {
+        await host.sh(["rm", "-f", `${STORE}/filler`]);
+      }
+      // What the mid-way cutover made, a new instance, is kept for inspection; it goes here.
+      const left = (await machineJson(host, M)).instances.filter(
+        (i) => !before.instances.some((b) => b.gen === i.gen),
+      );
+      for (const i of left)
+        ok(await host.boxctl(["delete-instance", M, i.image, "--instance", String(i.gen)]));
+    });
+
     it("delete-machine retires a stopped machine: every trace of it goes, the name is free again", async () => {
       const R = "r1";
       ok(await host.boxctl(["cutover-instance", R, "foo-0.1"]));

@@ -9,7 +9,14 @@ import { describe, it } from "node:test";
 import * as v from "valibot";
 import { BoxError } from "../../src/base/errors.ts";
 import { waitBooted } from "../../src/host/boot.ts";
-import { readJson, rootOnly, writeBehind, writeJsonAtomic } from "../../src/host/files.ts";
+import {
+  NoSpaceError,
+  noSpace,
+  readJson,
+  rootOnly,
+  writeBehind,
+  writeJsonAtomic,
+} from "../../src/host/files.ts";
 import { mountAt, overlayOption } from "../../src/host/mounts.ts";
 import { commandEnv, failure, SystemRunner, showCommand } from "../../src/host/runner.ts";
 import { configureArgv, escapePath, mountUnitName, parseShow } from "../../src/host/systemd.ts";
@@ -55,6 +62,28 @@ describe("systemd answers", () => {
     assert.equal(overlayOption(m?.superOptions ?? "", "upperdir"), "/s/m/a/instances/2/upper");
     assert.equal(mountAt("/var/lib/machines/a b", info)?.fstype, "tmpfs");
     assert.equal(mountAt("/var/lib/machines/c", info), null);
+  });
+});
+
+describe("a full file system", () => {
+  const enospc = () =>
+    Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
+  it("is one error that names the file system, the file, and what frees space in the store", () => {
+    const e = noSpace(enospc(), "/var/lib/boxctl/machines/web/intent.json");
+    assert.ok(e instanceof NoSpaceError);
+    assert.equal(
+      e.message,
+      "no space left on the file system of /var/lib/boxctl/machines/web: could not write /var/lib/boxctl/machines/web/intent.json",
+    );
+    assert.match(e.hint ?? "", /boxctl df .*boxctl prune/);
+    assert.match(
+      (noSpace(enospc(), "/etc/systemd/system/x.mount") as BoxError).hint ?? "",
+      /free space on the file system of \/etc\/systemd\/system/,
+    );
+  });
+  it("leaves every other error as it is", () => {
+    const e = Object.assign(new Error("EACCES"), { code: "EACCES" });
+    assert.equal(noSpace(e, "/x"), e);
   });
 });
 
