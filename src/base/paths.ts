@@ -33,6 +33,8 @@ export const paths = {
   /** The read-only tree that instances use as their overlay lower layer. */
   imageRoot: (image: string) => join(roots.store, "images", image, "rootfs"),
   imageMeta: (image: string) => join(roots.store, "images", image, "image.json"),
+  /** Slack that deletions free first, so that they still work on a full disk (host/files.ts). */
+  reserve: () => join(roots.store, ".reserve"),
   /** Unpacking happens here, on the same file system, then is renamed into images/. */
   staging: () => join(roots.store, "staging"),
 

@@ -14,6 +14,7 @@ import {
   rmSync,
   statfsSync,
   unlinkSync,
+  writeFileSync,
   writeSync,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
@@ -84,6 +85,35 @@ export function noSpace(e: unknown, path: string): unknown {
       ? "free space in boxctl's store (boxctl df shows where it went; boxctl prune deletes old instances and unused images), then retry"
       : `free space on the file system of ${dirname(path)}, then retry`,
   );
+}
+
+/**
+ * The store's reserve: 256 KiB that boxctl deletes before it deletes
+ * anything else (delete-instance, delete-machine, and so prune), so that on
+ * a full disk those can still write the few KiB of records that a
+ * crash-safe deletion needs first. Every mutating command on a machine
+ * makes it again when there is room for it twice over (so that it never
+ * takes the last bytes, nor the ones a deletion just freed with it); a
+ * failed attempt leaves nothing.
+ */
+const RESERVE_BYTES = 256 * 1024;
+
+export function keepReserve(r: Runner): void {
+  const path = paths.reserve();
+  if (r.dryRun || existsSync(path) || !existsSync(paths.store())) return;
+  const tmp = `${path}.tmp-${process.pid}`;
+  try {
+    const fs = statfsSync(paths.store());
+    if (fs.bavail * fs.bsize < 2 * RESERVE_BYTES) return;
+    writeFileSync(tmp, Buffer.alloc(RESERVE_BYTES), { mode: 0o600 });
+    renameSync(tmp, path);
+  } catch {
+    rmSync(tmp, { force: true });
+  }
+}
+
+export function releaseReserve(r: Runner): void {
+  if (!r.dryRun) rmSync(paths.reserve(), { force: true });
 }
 
 export function writeJsonAtomic(

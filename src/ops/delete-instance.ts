@@ -2,6 +2,7 @@
 import { BoxError } from "../base/errors.ts";
 import { checkName } from "../base/names.ts";
 import { paths } from "../base/paths.ts";
+import { releaseReserve } from "../host/files.ts";
 import { journal } from "../host/journal.ts";
 import type { Runner } from "../host/runner.ts";
 import { removeInstance } from "../overlay/root.ts";
@@ -49,6 +50,8 @@ export async function deleteInstance(
 ): Promise<{ instance: Instance; wasFallback: boolean }> {
   checkName("machine", name);
   checkName("image", image);
+  // On a full disk the deletion's records fit in what this frees (host/files.ts).
+  releaseReserve(r);
   return guarded(r, name, "delete-instance", opts, async () => {
     const m = requireMachine(name);
     const inst = instanceOfImage(m, image, opts.instance);

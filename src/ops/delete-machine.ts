@@ -5,6 +5,7 @@
 import { BoxError } from "../base/errors.ts";
 import { humanBytes } from "../base/format.ts";
 import { checkName } from "../base/names.ts";
+import { releaseReserve } from "../host/files.ts";
 import { journal } from "../host/journal.ts";
 import type { Runner } from "../host/runner.ts";
 import { isEnabled, isRunning } from "../host/systemd.ts";
@@ -60,6 +61,8 @@ export async function deleteMachine(
   // delete-machine that failed half-way (a busy root) or was killed, the
   // machine being gone then is the answer, not an error.
   const again = readIntent(name)?.verb === "delete-machine";
+  // On a full disk the deletion's records fit in what this frees (host/files.ts).
+  releaseReserve(r);
   return guarded(r, name, "delete-machine", opts, async () => {
     if (again && !r.dryRun && loadMachine(name) === null)
       return {

@@ -6,6 +6,7 @@ import { BoxError, EXIT, printError } from "../base/errors.ts";
 import { checkName } from "../base/names.ts";
 import { paths } from "../base/paths.ts";
 import { bootAndVerify, DEFAULT_BOOT_TIMEOUT_MS } from "../host/boot.ts";
+import { keepReserve } from "../host/files.ts";
 import { journal } from "../host/journal.ts";
 import { withMachineLock } from "../host/lock.ts";
 import type { Runner } from "../host/runner.ts";
@@ -37,6 +38,7 @@ export function guarded<T>(
   fn: () => Promise<T>,
 ): Promise<T> {
   return withMachineLock(r, name, verb, opts, async () => {
+    keepReserve(r);
     await recoverInterrupted(r, name, opts.timeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS);
     return fn();
   });
@@ -63,6 +65,7 @@ export function recoverCommand(
   const timeoutMs = opts.timeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS;
   // guarded() without its fn: the intent is read under the lock, where nothing else finishes it.
   return withMachineLock(r, name, "recover", opts, async () => {
+    keepReserve(r);
     const intent = readIntent(name);
     await recoverInterrupted(r, name, timeoutMs);
     const settled = intent ? null : await settleDrift(r, name, timeoutMs);

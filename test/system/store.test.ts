@@ -199,6 +199,7 @@ for (const suite of STABLE_SUITES) {
           "-c",
           `rm -f ${STORE}/filler; fallocate -l $(( $(df -B1 --output=avail ${STORE} | tail -1) - ${free} )) ${STORE}/filler`,
         ]);
+      assert.equal(await host.sh(["stat", "-c", "%s", `${STORE}/.reserve`]), "262144\n");
       try {
         await fill(0);
         const none = await host.boxctl(["cutover-instance", M, "foo-0.1"]);
@@ -242,15 +243,29 @@ for (const suite of STABLE_SUITES) {
         assert.match(mid.stderr, new RegExp(`${M} is running on instance ${before.current} \\(`));
         assert.equal((await machineJson(host, M)).current, before.current);
         assert.ok(await isActive(host, M));
+        // Full again: deleting what that cutover left (kept for inspection) still works, in
+        // the room the store's reserve gives back.
+        await fill(0);
+        const left = (await machineJson(host, M)).instances.filter(
+          (i) => !before.instances.some((b) => b.gen === i.gen),
+        );
+        assert.equal(left.length, 1);
+        for (const i of left)
+          ok(
+            await host.boxctl(["delete-instance", M, i.image, "--instance", String(i.gen)]),
+            "delete-instance on a full store",
+          );
+        const after = await machineJson(host, M);
+        assert.deepEqual(
+          [after.current, after.fallback, after.instances],
+          [before.current, before.fallback, before.instances],
+        );
       } finally {
         await host.sh(["rm", "-f", `${STORE}/filler`]);
       }
-      // What the mid-way cutover made, a new instance, is kept for inspection; it goes here.
-      const left = (await machineJson(host, M)).instances.filter(
-        (i) => !before.instances.some((b) => b.gen === i.gen),
-      );
-      for (const i of left)
-        ok(await host.boxctl(["delete-instance", M, i.image, "--instance", String(i.gen)]));
+      // The next command on a machine makes the reserve again, now that there is room.
+      ok(await host.boxctl(["recover", M]));
+      assert.equal(await host.sh(["stat", "-c", "%s", `${STORE}/.reserve`]), "262144\n");
     });
 
     it("delete-machine retires a stopped machine: every trace of it goes, the name is free again", async () => {

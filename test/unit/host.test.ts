@@ -2,17 +2,28 @@
 // the state files.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import * as v from "valibot";
 import { BoxError } from "../../src/base/errors.ts";
+import { paths, relocate } from "../../src/base/paths.ts";
 import { waitBooted } from "../../src/host/boot.ts";
 import {
+  keepReserve,
   NoSpaceError,
   noSpace,
   readJson,
+  releaseReserve,
   rootOnly,
   writeBehind,
   writeJsonAtomic,
@@ -81,6 +92,18 @@ describe("a full file system", () => {
       /free space on the file system of \/etc\/systemd\/system/,
     );
   });
+  it("keeps a reserve in the store that deletions free first, and makes it again only with room to spare", () => {
+    relocate(mkdtempSync(join(tmpdir(), "boxctl-reserve-")));
+    mkdirSync(paths.store(), { recursive: true });
+    keepReserve(new FakeHost({ dryRun: true }));
+    assert.equal(existsSync(paths.reserve()), false, "a dry run writes nothing");
+    keepReserve(new FakeHost());
+    assert.equal(statSync(paths.reserve()).size, 256 * 1024);
+    releaseReserve(new FakeHost());
+    assert.equal(existsSync(paths.reserve()), false);
+    assert.deepEqual(readdirSync(paths.store()), [], "no temp file either");
+  });
+
   it("leaves every other error as it is", () => {
     const e = Object.assign(new Error("EACCES"), { code: "EACCES" });
     assert.equal(noSpace(e, "/x"), e);
