@@ -1,12 +1,12 @@
 // Following a container's boot from the host, and the user's --check.
 import { BoxError } from "../base/errors.ts";
+import { runInMachine } from "./in-machine.ts";
 import type { Runner } from "./runner.ts";
 import {
   isRunning,
   isUpOrQueued,
   isUpState,
   nspawnUnit,
-  runInMachine,
   startMachine,
   unitInfo,
 } from "./systemd.ts";

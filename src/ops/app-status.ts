@@ -2,8 +2,8 @@
 // The list lives in machine.json ("services"), set with set-services, and
 // one `systemctl -M NAME is-active` checks all of them.
 import { BoxError, printable, UsageError } from "../base/errors.ts";
+import { isActiveInMachine } from "../host/in-machine.ts";
 import type { Runner } from "../host/runner.ts";
-import { isActiveInMachine } from "../host/systemd.ts";
 import { loadMachine, requireMachine, saveMachine } from "../store/machine.ts";
 import { guarded } from "./guard.ts";
 

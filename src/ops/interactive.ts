@@ -2,15 +2,9 @@
 // its exit status back.
 import { BoxError } from "../base/errors.ts";
 import { paths } from "../base/paths.ts";
+import { configureArgv, loginToMachine, shellInMachine } from "../host/in-machine.ts";
 import type { Runner } from "../host/runner.ts";
-import {
-  configureArgv,
-  isRunning,
-  loginToMachine,
-  requireRunning,
-  shellInMachine,
-  startMount,
-} from "../host/systemd.ts";
+import { isRunning, requireRunning, startMount } from "../host/systemd.ts";
 import { requireInstance, requireMachine } from "../store/machine.ts";
 import { guarded } from "./guard.ts";
 

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { STABLE_SUITES, TestHost } from "../host/host.ts";
-import { isActive, machineJson, ok, release, STORE, stage } from "./instances-helpers.ts";
+import { isActive, machineJson, ok, release, STORE, stage, upSince } from "./instances-helpers.ts";
 import { sharedFiles } from "./store-shared.ts";
 
 const M = "s1";
@@ -185,13 +185,7 @@ for (const suite of STABLE_SUITES) {
 
     it("a full store: a cutover that cannot begin changes nothing, one that runs out mid-way goes back, and each says what frees space", async () => {
       const before = await machineJson(host, M);
-      const since = await host.sh([
-        "systemctl",
-        "show",
-        "-P",
-        "ActiveEnterTimestamp",
-        `systemd-nspawn@${M}.service`,
-      ]);
+      const since = await upSince(host, M);
       // Leaves `free` bytes on the store's tmpfs.
       const fill = (free: number) =>
         host.sh([
@@ -217,17 +211,7 @@ for (const suite of STABLE_SUITES) {
           "0",
           "no temp file is left",
         );
-        assert.equal(
-          await host.sh([
-            "systemctl",
-            "show",
-            "-P",
-            "ActiveEnterTimestamp",
-            `systemd-nspawn@${M}.service`,
-          ]),
-          since,
-          "the container was not touched",
-        );
+        assert.equal(await upSince(host, M), since, "the container was not touched");
         // Room for the record, not for the /etc that --carry etc copies in.
         await fill(16384);
         const mid = await host.boxctl([

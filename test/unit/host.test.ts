@@ -28,9 +28,10 @@ import {
   writeBehind,
   writeJsonAtomic,
 } from "../../src/host/files.ts";
+import { configureArgv } from "../../src/host/in-machine.ts";
 import { mountAt, overlayOption } from "../../src/host/mounts.ts";
 import { commandEnv, failure, SystemRunner, showCommand } from "../../src/host/runner.ts";
-import { configureArgv, escapePath, mountUnitName, parseShow } from "../../src/host/systemd.ts";
+import { escapePath, mountUnitName, parseShow } from "../../src/host/systemd.ts";
 import { parseChange, unitObjectPath } from "../../src/host/unit-watch.ts";
 import { machineState, parseMachinectlList } from "../../src/host/units.ts";
 import { emptyMachine, MachineSchema } from "../../src/store/machine.ts";
