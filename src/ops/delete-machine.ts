@@ -95,10 +95,11 @@ export async function deleteMachine(
       },
     );
     await apply(r, plan).catch((e) => {
-      // Begun, it is finished, never undone: say how, besides what to fix.
-      if (!(e instanceof BoxError) || r.dryRun) throw e;
+      // Begun (its intent on disk), it is finished, never undone: say how, besides what to fix.
+      if (!(e instanceof BoxError) || r.dryRun || readIntent(name) === null) throw e;
       const then = `then run boxctl delete-machine ${name} again to finish the delete (its steps so far stay done)`;
       throw new BoxError(e.message, e.hint ? `${e.hint}; ${then}` : then, e.exitCode, {
+        changed: true,
         step: plan.intent.step,
       });
     });

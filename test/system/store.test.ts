@@ -345,10 +345,12 @@ for (const suite of STABLE_SUITES) {
           `cd /var/lib/machines/${R} && exec sleep 601 </dev/null >/dev/null 2>&1`,
         ]),
       );
-      const busy = await host.boxctl(["delete-machine", R, "--yes"]);
+      const busy = await host.boxctl(["delete-machine", R, "--yes", "--json"]);
       assert.equal(busy.code, 1, busy.stderr);
+      const failed = JSON.parse(busy.stdout);
+      assert.deepEqual([failed.changed, failed.step], [true, "disable"]);
       assert.match(
-        busy.stderr,
+        failed.error.hint,
         /fuser -vm \/var\/lib\/machines\/r1; then run boxctl delete-machine r1 again/,
       );
       ok(await host.exec(["pkill", "-x", "-f", "sleep 601"]));
