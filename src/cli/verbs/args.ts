@@ -6,6 +6,11 @@ export const lockWait = {
   wait: { type: "boolean", help: "If another boxctl command holds the machine, wait for it." },
 } as const;
 
+/** The verbs that delete what cannot come back ask first (ops/ask.ts); --yes answers for a script. */
+export const yes = {
+  yes: { type: "boolean", short: "y", help: "Do not ask for confirmation." },
+} as const;
+
 /** The switch verbs' and recover's: they may also wait for the way back. */
 export const timeout = {
   timeout: {

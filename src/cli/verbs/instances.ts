@@ -13,7 +13,7 @@ import { parseTimeout } from "../parse.ts";
 import { renderDiff, renderHistory } from "../render/instances.ts";
 import { reportKeep } from "../render/store.ts";
 import type { Ctx, Opts, Verb } from "../types.ts";
-import { lockWait, machine, timeout } from "./args.ts";
+import { lockWait, machine, timeout, yes } from "./args.ts";
 
 const str = (o: Opts, k: string) => (typeof o[k] === "string" ? (o[k] as string) : undefined);
 export function gen(o: Opts, k = "instance"): number | undefined {
@@ -207,7 +207,7 @@ Asks for confirmation on a terminal; without one, --yes is required. If the inst
 current and running, boxctl stops the container, resets the instance and starts it again.
 Once it has begun, Ctrl-C or SIGTERM does not stop a reset half-way: it runs to its end.`,
     options: {
-      yes: { type: "boolean", short: "y", help: "Do not ask for confirmation." },
+      ...yes,
       instance: { type: "string", arg: "GEN", help: "Reset this generation of IMAGE instead." },
       ...timeout,
       ...lockWait,

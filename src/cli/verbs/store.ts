@@ -10,7 +10,7 @@ import { describe } from "../../store/machine.ts";
 import { done, emit } from "../output.ts";
 import { pruneLines, renderDf } from "../render/store.ts";
 import type { Ctx, Verb } from "../types.ts";
-import { lockWait, machine } from "./args.ts";
+import { lockWait, machine, yes } from "./args.ts";
 import { gen } from "./instances.ts";
 
 function pinVerb(on: boolean): Verb {
@@ -106,7 +106,7 @@ current, an image came into use) is left alone and reported (exit 1).`,
         arg: "N",
         help: "Keep the N newest other instances of each machine.",
       },
-      yes: { type: "boolean", short: "y", help: "Do not ask for confirmation." },
+      ...yes,
       wait: {
         type: "boolean",
         help: "If another boxctl command holds a machine or the store, wait.",
@@ -166,7 +166,7 @@ required. Once it has begun, Ctrl-C or SIGTERM does not stop it half-way, and a 
 power cut is finished by the next boxctl command on NAME (or by recovery at boot).
 The name is then free for a new machine: boxctl cutover-instance NAME IMAGE.`,
     options: {
-      yes: { type: "boolean", short: "y", help: "Do not ask for confirmation." },
+      ...yes,
       ...lockWait,
     },
     mutates: true,
