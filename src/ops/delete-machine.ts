@@ -57,14 +57,13 @@ export async function deleteMachine(
   opts: { wait?: boolean; yes?: boolean },
 ): Promise<DeleteMachineResult | null> {
   checkName("machine", name);
-  // Read before the lock, where recovery finishes it: asked again after a
-  // delete-machine that failed half-way (a busy root) or was killed, the
-  // machine being gone then is the answer, not an error.
-  const again = readIntent(name)?.verb === "delete-machine";
   // On a full disk the deletion's records fit in what this frees (host/files.ts).
   releaseReserve(r);
-  return guarded(r, name, "delete-machine", opts, async () => {
-    if (again && !r.dryRun && loadMachine(name) === null)
+  return guarded(r, name, "delete-machine", opts, async (settled) => {
+    // Asked again after a delete-machine that failed half-way (a busy root)
+    // or was killed, which recovery has just finished: the machine being
+    // gone is the answer, not an error.
+    if (settled?.verb === "delete-machine" && !r.dryRun && loadMachine(name) === null)
       return {
         machine: name,
         instances: [],

@@ -12,7 +12,7 @@ import { withMachineLock } from "../host/lock.ts";
 import type { Runner } from "../host/runner.ts";
 import { isRunning } from "../host/systemd.ts";
 import { remountTo } from "../overlay/root.ts";
-import { pendingMachines, readIntent } from "../plan/intent.ts";
+import { type Intent, pendingMachines, readIntent } from "../plan/intent.ts";
 import {
   describe,
   type InstanceRef,
@@ -30,17 +30,22 @@ export interface GuardOptions {
   timeoutMs?: number;
 }
 
+/**
+ * fn gets the interrupted operation that recovery settled first (read
+ * under the lock, where nothing else can settle it), or null.
+ */
 export function guarded<T>(
   r: Runner,
   name: string,
   verb: string,
   opts: GuardOptions,
-  fn: () => Promise<T>,
+  fn: (settled: Intent | null) => Promise<T>,
 ): Promise<T> {
   return withMachineLock(r, name, verb, opts, async () => {
     keepReserve(r);
+    const intent = readIntent(name);
     await recoverInterrupted(r, name, opts.timeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS);
-    return fn();
+    return fn(intent);
   });
 }
 
@@ -63,11 +68,7 @@ export function recoverCommand(
 ): Promise<RecoverResult> {
   checkName("machine", name);
   const timeoutMs = opts.timeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS;
-  // guarded() without its fn: the intent is read under the lock, where nothing else finishes it.
-  return withMachineLock(r, name, "recover", opts, async () => {
-    keepReserve(r);
-    const intent = readIntent(name);
-    await recoverInterrupted(r, name, timeoutMs);
+  return guarded(r, name, "recover", opts, async (intent) => {
     const settled = intent ? null : await settleDrift(r, name, timeoutMs);
     // A first cutover rolled back leaves no record.
     const m = loadMachine(name);
