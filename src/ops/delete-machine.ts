@@ -8,7 +8,7 @@ import { checkName } from "../base/names.ts";
 import { releaseReserve } from "../host/files.ts";
 import { journal } from "../host/journal.ts";
 import type { Runner } from "../host/runner.ts";
-import { isEnabled, isRunning } from "../host/systemd.ts";
+import { isEnabledState, isUpState, nspawnUnit, unitInfo } from "../host/systemd.ts";
 import { apply } from "../plan/apply.ts";
 import { clearIntent, newIntent, readIntent } from "../plan/intent.ts";
 import { changesSize, removeMachineDir } from "../store/instances.ts";
@@ -72,7 +72,9 @@ export async function deleteMachine(
         completedInterrupted: true,
       };
     const m = requireMachine(name);
-    if (await isRunning(r, name)) {
+    // One look at the unit answers both: is it running, does it start with the host.
+    const unit = await unitInfo(r, nspawnUnit(name));
+    if (isUpState(unit.activeState)) {
       throw new BoxError(
         `container ${name} is running; delete-machine deletes only a stopped machine`,
         `power it off first: boxctl poweroff ${name}`,
@@ -80,7 +82,7 @@ export async function deleteMachine(
     }
     const facts: DeleteMachineFacts = {
       gens: machineGens(name, m),
-      enabled: await isEnabled(r, name),
+      enabled: isEnabledState(unit.unitFileState),
     };
     if (!opts.yes && !r.dryRun && !(await confirmed(r, m, facts.gens))) return null;
     const newest = m.instances[m.instances.length - 1] ?? { gen: 1, image: "" };
