@@ -96,6 +96,10 @@ install -d "$coll"
 (cd ansible && tar -c --exclude=tests --exclude='__pycache__' --exclude='*.pyc' --exclude=.gitignore \
   galaxy.yml meta plugins playbooks README.md) | tar -x -C "$coll"
 
+# The inotify limit that many containers need (debian/sysctl.conf says why).
+install -d "$root/usr/lib/sysctl.d"
+cp debian/sysctl.conf "$root/usr/lib/sysctl.d/30-boxctl.conf"
+
 install -d "$root/usr/share/doc/boxctl" "$root/usr/share/lintian/overrides"
 cp debian/copyright "$root/usr/share/doc/boxctl/copyright"
 gzip -9n <"$changelog" >"$root/usr/share/doc/boxctl/changelog.Debian.gz"

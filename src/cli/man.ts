@@ -76,7 +76,14 @@ export function manPage(verbs: readonly Verb[], version: string): string {
     roff("Each container's root, where its current instance is mounted."),
     ".TP",
     ".B /etc/systemd/nspawn/NAME.nspawn",
-    roff("The container's nspawn settings (PrivateUsers=no)."),
+    roff(
+      "The container's nspawn settings: boxctl keeps PrivateUsers= (the instance's uid range, or no) and PrivateUsersOwnership=off; other lines are the administrator's.",
+    ),
+    ".TP",
+    ".B /usr/lib/sysctl.d/30-boxctl.conf",
+    roff(
+      "Raises fs.inotify.max_user_instances to 8192 (Debian package): each booted container holds some, all charged to root, and the default of 128 runs out at about twenty.",
+    ),
     ".SH ENVIRONMENT",
     ".TP",
     ".B NO_COLOR",

@@ -1,6 +1,7 @@
 // Following a container's boot from the host, and the user's --check.
 import { BoxError } from "../base/errors.ts";
 import { runInMachine } from "./in-machine.ts";
+import { inotifyHint } from "./limits.ts";
 import type { Runner } from "./runner.ts";
 import {
   isRunning,
@@ -106,8 +107,14 @@ export async function waitBooted(
   }
   throw new BoxError(
     `container ${name} did not finish booting within ${Math.round(timeoutMs / 1000)} s (last state: ${last || "unknown"})`,
-    `see: journalctl -M ${name} -b, or raise --timeout`,
+    withLimits(r, `see: journalctl -M ${name} -b, or raise --timeout`),
   );
+}
+
+/** A boot failure's hint, led by the cause when the host is out of inotify instances. */
+function withLimits(r: Runner, hint: string): string {
+  const why = inotifyHint(r.inotifyUse());
+  return why ? `${why}; then ${hint}` : hint;
 }
 
 async function throwIfDown(r: Runner, name: string): Promise<void> {
@@ -115,7 +122,7 @@ async function throwIfDown(r: Runner, name: string): Promise<void> {
   if (!isUpOrQueued(s)) {
     throw new BoxError(
       `container ${name} stopped while booting (unit ${s.activeState}, result ${s.result})`,
-      `see: journalctl -u ${nspawnUnit(name)}`,
+      withLimits(r, `see: journalctl -u ${nspawnUnit(name)}`),
     );
   }
 }

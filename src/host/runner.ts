@@ -10,6 +10,7 @@ import { type ChildProcess, type SpawnOptions, type StdioOptions, spawn } from "
 import { appendFileSync, readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { BoxError } from "../base/errors.ts";
+import { type InotifyUse, readInotifyUse } from "./limits.ts";
 
 export interface RunOptions {
   /** false: a non-zero exit is returned, not thrown. */
@@ -58,6 +59,8 @@ export interface Runner {
   sleep(ms: number): Promise<void>;
   /** The kernel's mount table as /proc/self/mountinfo shows it. */
   mountinfo(): string;
+  /** Root's inotify instances in use and the limit (limits.ts), to explain a failed boot. */
+  inotifyUse(): InotifyUse | null;
 }
 
 /** How a command looks when printed; quoting is for display only. */
@@ -228,6 +231,10 @@ export class SystemRunner implements Runner {
 
   mountinfo(): string {
     return readFileSync("/proc/self/mountinfo", "utf8");
+  }
+
+  inotifyUse(): InotifyUse | null {
+    return readInotifyUse();
   }
 }
 

@@ -7,12 +7,13 @@
 // mounts. Time does not pass: sleep() returns at once.
 import type { ChildProcess } from "node:child_process";
 import { EventEmitter } from "node:events";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { PassThrough } from "node:stream";
 import { paths, relocate } from "../../src/base/paths.ts";
+import type { InotifyUse } from "../../src/host/limits.ts";
 import type { Runner, RunOptions, RunResult } from "../../src/host/runner.ts";
+import { tempDir } from "./tmp.ts";
 
 interface Unit {
   active: "active" | "inactive" | "failed";
@@ -350,6 +351,12 @@ export class FakeHost implements Runner {
 
   async sleep(): Promise<void> {}
 
+  /** What inotifyUse() reports: by default, plenty left. */
+  inotify: InotifyUse | null = { used: 20, max: 8192 };
+  inotifyUse(): InotifyUse | null {
+    return this.inotify;
+  }
+
   mountinfo(): string {
     let id = 100;
     return [...this.mounts]
@@ -361,16 +368,10 @@ export class FakeHost implements Runner {
   }
 }
 
-const roots: string[] = [];
-process.on("exit", () => {
-  for (const dir of roots) rmSync(dir, { recursive: true, force: true });
-});
-
 /** A fresh temporary root holding the given staged images (empty rootfs, valid image.json). */
 export function tempRoot(images: string[]): string {
   // On tmpfs where there is one: the operations fsync every state file.
-  const dir = mkdtempSync(join(existsSync("/dev/shm") ? "/dev/shm" : tmpdir(), "boxctl-ops-"));
-  roots.push(dir);
+  const dir = tempDir("boxctl-ops-", existsSync("/dev/shm") ? "/dev/shm" : undefined);
   relocate(dir);
   // Present on every systemd host; boxctl creates only its own directories.
   mkdirSync(paths.unitDir(), { recursive: true });

@@ -96,6 +96,12 @@ export function packageTests(ctx: HostCtx): void {
       const m = new RegExp(`^boxctl ${N_RE} \\(git (\\S+?)(-dirty)?\\)$`).exec(version);
       assert.ok(m, `boxctl --version says '${version}'`);
       assert.ok(isCommit(m[1] as string), `'${m[1]}' is not a commit here`);
+      // The inotify limit that many containers need, as systemd-sysctl applies it at boot.
+      const sysctl = await host.sh(["/lib/systemd/systemd-sysctl", "--cat-config"]);
+      assert.match(
+        sysctl,
+        /# \/usr\/lib\/sysctl\.d\/30-boxctl\.conf\n[\s\S]*?\nfs\.inotify\.max_user_instances = 8192\n/,
+      );
     });
 
     it("has its man page in man, section 8", async () => {

@@ -5,13 +5,12 @@ import { execFileSync } from "node:child_process";
 import {
   existsSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import * as v from "valibot";
@@ -29,6 +28,7 @@ import {
   writeJsonAtomic,
 } from "../../src/host/files.ts";
 import { configureArgv } from "../../src/host/in-machine.ts";
+import { readInotifyUse } from "../../src/host/limits.ts";
 import { mountAt, overlayOption } from "../../src/host/mounts.ts";
 import { commandEnv, failure, SystemRunner, showCommand } from "../../src/host/runner.ts";
 import { escapePath, mountUnitName, parseShow } from "../../src/host/systemd.ts";
@@ -37,6 +37,7 @@ import { machineState, parseMachinectlList } from "../../src/host/units.ts";
 import { emptyMachine, MachineSchema } from "../../src/store/machine.ts";
 import { FakeHost } from "../lib/fake-host.ts";
 import { SHOW } from "../lib/systemd.ts";
+import { tempDir } from "../lib/tmp.ts";
 
 describe("systemd answers", () => {
   it("parses several units from one systemctl show", () => {
@@ -94,7 +95,7 @@ describe("a full file system", () => {
     );
   });
   it("keeps a reserve in the store that deletions free first, and makes it again only with room to spare", () => {
-    relocate(mkdtempSync(join(tmpdir(), "boxctl-reserve-")));
+    relocate(tempDir("boxctl-reserve-"));
     mkdirSync(paths.store(), { recursive: true });
     keepReserve(new FakeHost({ dryRun: true }));
     assert.equal(existsSync(paths.reserve()), false, "a dry run writes nothing");
@@ -140,7 +141,7 @@ describe("runner", () => {
 });
 
 describe("state files", () => {
-  const dir = mkdtempSync(join(tmpdir(), "boxctl-state-"));
+  const dir = tempDir("boxctl-state-");
   const file = join(dir, "machine.json");
 
   it("round-trips a machine through an atomic write, leaving no temp file", () => {
@@ -361,6 +362,70 @@ describe("following a boot", () => {
     await assert.rejects(waitBooted(h, "m1", 100), /did not finish booting within 0 s/);
     assert.ok(Date.now() - t0 < 2000, `${Date.now() - t0} ms`);
   });
+
+  it("names the host's inotify limit when it is nearly used up, and only then", async () => {
+    const hintOf = async (h: FakeHost, timeoutMs: number) => {
+      const e = await waitBooted(h, "m1", timeoutMs).catch((x: unknown) => x);
+      assert.ok(e instanceof BoxError);
+      return e.hint ?? "";
+    };
+    const out = withUnit("failed", "");
+    out.inotify = { used: 120, max: 128 };
+    const hint = await hintOf(out, 60_000);
+    assert.match(
+      hint,
+      /nearly out of inotify instances \(120 of fs.inotify.max_user_instances=128/,
+    );
+    assert.match(
+      hint,
+      /sysctl -w fs.inotify.max_user_instances=8192.*then see: journalctl -u systemd-nspawn@m1/,
+    );
+    const slow = withUnit("active", "Container running.");
+    slow.inotify = { used: 127, max: 128 };
+    assert.match(await hintOf(slow, 100), /nearly out of inotify.*then see: journalctl -M m1 -b/);
+    for (const inotify of [{ used: 112, max: 128 }, null]) {
+      const h = withUnit("failed", "");
+      h.inotify = inotify;
+      assert.equal(await hintOf(h, 60_000), "see: journalctl -u systemd-nspawn@m1.service");
+    }
+  });
+});
+
+describe("inotify instances (host/limits.ts)", () => {
+  // A tree shaped like /proc: root's process, a user's, and one in a private-users container.
+  const proc = tempDir("boxctl-proc-");
+  const pid = (n: number, uid: number, ns: string, fds: string[]) => {
+    mkdirSync(join(proc, String(n), "fd"), { recursive: true });
+    mkdirSync(join(proc, String(n), "ns"));
+    writeFileSync(
+      join(proc, String(n), "status"),
+      `Name:\tx\nUid:\t${uid}\t${uid}\t${uid}\t${uid}\n`,
+    );
+    symlinkSync(ns, join(proc, String(n), "ns/user"));
+    for (const [i, t] of fds.entries()) symlinkSync(t, join(proc, String(n), "fd", String(i)));
+  };
+  mkdirSync(join(proc, "self/ns"), { recursive: true });
+  symlinkSync("user:[1]", join(proc, "self/ns/user"));
+  mkdirSync(join(proc, "sys/fs/inotify"), { recursive: true });
+  writeFileSync(join(proc, "sys/fs/inotify/max_user_instances"), "128\n");
+  pid(1, 0, "user:[1]", ["anon_inode:inotify", "/dev/null", "anon_inode:inotify"]);
+  pid(2, 1000, "user:[1]", ["anon_inode:inotify"]);
+  pid(3, 1879048192, "user:[2]", ["anon_inode:inotify", "socket:[5]"]);
+  pid(4, 0, "user:[1]", ["anon_inode:[eventpoll]"]);
+
+  it("counts root's instances and those of other user namespaces, not other users'", () => {
+    assert.deepEqual(readInotifyUse(proc), { used: 3, max: 128 });
+  });
+
+  it("reads nothing where the limit cannot be read", () => {
+    assert.equal(readInotifyUse(join(proc, "nowhere")), null);
+  });
+
+  it("reads this machine's limit", () => {
+    const use = readInotifyUse();
+    const max = Number(readFileSync("/proc/sys/fs/inotify/max_user_instances", "utf8"));
+    assert.equal(use?.max, max);
+  });
 });
 
 describe("writeBehind (staging's writeback while tar unpacks)", () => {
@@ -377,7 +442,7 @@ describe("writeBehind (staging's writeback while tar unpacks)", () => {
   };
 
   it("syncs the file system again and again until stopped, and stops at once", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "boxctl-wb-"));
+    const dir = tempDir("boxctl-wb-");
     let second = () => {};
     const twice = new Promise<void>((resolve) => {
       second = resolve;

@@ -1,8 +1,7 @@
 // overlay/: the mount unit and the .nspawn settings boxctl writes.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { chownSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chownSync, mkdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { BoxError } from "../../src/base/errors.ts";
@@ -25,6 +24,7 @@ import {
   viewUnitName,
   viewUnitText,
 } from "../../src/overlay/views.ts";
+import { tempDir } from "../lib/tmp.ts";
 
 const spec = {
   machine: "system1",
@@ -244,7 +244,7 @@ describe("the view script", () => {
     skip: !root && "needs root",
   }, async () => {
     // Both create the same parent directories: one found the other's and failed (EEXIST).
-    const dir = mkdtempSync(join(tmpdir(), "boxctl-idmap-race-"));
+    const dir = tempDir("boxctl-idmap-race-");
     mkdirSync(join(dir, "src"));
     const script = join(dir, "idmap-view.pl");
     writeFileSync(script, VIEW_SCRIPT);
@@ -269,7 +269,7 @@ describe("the view script", () => {
   });
 
   it("mounts an idmapped, read-only view (as root)", { skip: !root && "needs root" }, (t) => {
-    const dir = mkdtempSync(join(tmpdir(), "boxctl-idmap-"));
+    const dir = tempDir("boxctl-idmap-");
     const src = join(dir, "src");
     const view = join(dir, "run/views/m/1");
     mkdirSync(join(src, "home"), { recursive: true });
