@@ -39,16 +39,20 @@ export function stagingRuns(ctx: ImagesCtx): void {
   /**
    * Starts a stage, waits until its tar runs (the command --verbose prints),
    * then sends it sig; returns once boxctl and its tar have both exited.
+   * Each stage writes its own file: with one file, the wait could read the
+   * previous stage's "+ tar" before the shell had truncated it, and kill
+   * the next stage before it had made anything.
    */
   const signalled = (name: string, sig: "INT" | "KILL") =>
     host.exec([
       "bash",
       "-c",
-      `boxctl stage-image --verbose /srv/images/foo-0.1.tar --name ${name} 2>/tmp/stage.err & pid=$!
-       for i in $(seq 600); do grep -q '^+ tar' /tmp/stage.err && break; sleep 0.05; done
+      `err=/tmp/stage-${name}.err; rm -f $err
+       boxctl stage-image --verbose /srv/images/foo-0.1.tar --name ${name} 2>$err & pid=$!
+       for i in $(seq 600); do grep -qs '^+ tar' $err && break; sleep 0.05; done
        kill -${sig} $pid; wait $pid; rc=$?
        for i in $(seq 600); do pgrep -x tar >/dev/null || break; sleep 0.05; done
-       cat /tmp/stage.err >&2; exit $rc`,
+       cat $err >&2; exit $rc`,
     ]);
 
   it("cleans up at once on Ctrl-C (exit 130), and a killed stage on the next run", async () => {
