@@ -95,6 +95,8 @@ export interface PruneResult {
   removed: { instances: PrunedInstance[]; images: string[] };
   /** What could not be removed (changed since the plan was made), with why. */
   failed: { what: string; message: string }[];
+  /** What to do about the first failure that has advice (a busy machine: --wait). */
+  hint?: string;
 }
 
 /**
@@ -116,6 +118,7 @@ export async function applyPrune(
     } catch (e) {
       if (!(e instanceof BoxError)) throw e;
       res.failed.push({ what: `${i.machine} gen ${i.gen} (${i.image})`, message: e.message });
+      res.hint ??= e.hint;
     }
   }
   for (const name of plan.images) {
@@ -130,6 +133,7 @@ export async function applyPrune(
     } catch (e) {
       if (!(e instanceof BoxError)) throw e;
       res.failed.push({ what: `image ${name}`, message: e.message });
+      res.hint ??= e.hint;
     }
   }
   return res;

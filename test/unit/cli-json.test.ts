@@ -1,6 +1,7 @@
 // --json of the mutating verbs a script calls: one document on stdout, for
 // a success and for a failure, run against the fake host (docs/json.md).
 import assert from "node:assert/strict";
+import { readlinkSync, writeFileSync } from "node:fs";
 import { beforeEach, describe, it } from "node:test";
 import { BoxError } from "../../src/base/errors.ts";
 import { paths } from "../../src/base/paths.ts";
@@ -266,5 +267,39 @@ describe("--json of the mutating verbs", () => {
       images: ["broken"],
     });
     assert.equal(real.changed, true);
+  });
+
+  it("prune removes the rest when another command holds a machine, and fails naming it, with --wait as the way", async () => {
+    for (const [m, img] of [
+      ["web", "foo-0.1"],
+      ["web", "foo-0.2"],
+      ["web", "foo-0.1"],
+      ["api", "foo-0.1"],
+      ["api", "foo-0.2"],
+      ["api", "foo-0.1"],
+    ] as const)
+      await run(h, ["cutover-instance", m, img]);
+    // web's lock is held by a cutover: flock -n on web's lock file fails.
+    writeFileSync(paths.lock("web"), "4242 cutover-instance\n");
+    const flock = h.run.bind(h);
+    h.run = (argv, o) =>
+      argv[0] === "flock" && readlinkSync(`/proc/self/fd/${o?.fds?.[0]}`) === paths.lock("web")
+        ? Promise.resolve({ code: 1, stdout: "", stderr: "" })
+        : flock(argv, o);
+    const doc = await run(h, ["prune", "--keep", "0", "--yes"]);
+    assert.equal(doc.changed, true);
+    assert.deepEqual(doc.removed, {
+      instances: [{ machine: "api", gen: 1, image: "foo-0.1" }],
+      images: ["broken"],
+    });
+    assert.deepEqual(doc.failed, [
+      { what: "web gen 1 (foo-0.1)", message: "web is busy: cutover-instance by pid 4242" },
+    ]);
+    const error = doc.error as { message: string; hint: string };
+    assert.equal(
+      error.message,
+      "prune left 1 of 3 alone: web gen 1 (foo-0.1): web is busy: cutover-instance by pid 4242",
+    );
+    assert.match(error.hint, /add --wait to queue behind it/);
   });
 });

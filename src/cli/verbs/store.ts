@@ -1,4 +1,4 @@
-import { BoxError, UsageError } from "../../base/errors.ts";
+import { BoxError, EXIT, UsageError } from "../../base/errors.ts";
 import { paths } from "../../base/paths.ts";
 import { confirm } from "../../ops/ask.ts";
 import { deleteMachine } from "../../ops/delete-machine.ts";
@@ -99,7 +99,8 @@ Each deletion is a delete-instance or delete-image of its own, each crash-safe: 
 that is interrupted leaves every instance and image either whole or gone, and running
 prune again finishes it: prune first completes or rolls back any machine's interrupted
 operation, as boxctl recover NAME would. Something that changed since prune looked (an instance became
-current, an image came into use) is left alone and reported (exit 1).`,
+current, an image came into use), or that another boxctl command holds, is left alone and
+reported on stderr (exit 1); with --wait, prune queues behind such a command instead.`,
     options: {
       keep: {
         type: "string",
@@ -142,14 +143,17 @@ current, an image came into use) is left alone and reported (exit 1).`,
           throw new UsageError("nothing pruned", "answer y to prune, or add --yes");
       }
       const res = await applyPrune(ctx.r, plan, { wait: ctx.opts.wait === true });
-      const removed = pruneLines(res.removed);
-      done(
-        ctx,
-        { changed: removed.length > 0, plan, removed: res.removed, failed: res.failed },
-        ...removed.map((l) => `removed ${l}`),
-        ...res.failed.map((f) => `left ${f.what}: ${f.message}`),
+      const removed = pruneLines(res.removed).map((l) => `removed ${l}`);
+      const doc = { changed: removed.length > 0, plan, removed: res.removed, failed: res.failed };
+      if (res.failed.length === 0) return done(ctx, doc, ...removed);
+      // What it removed, on stdout as after a whole prune; what it left is the error (stderr, exit 1).
+      if (!ctx.opts.json) for (const l of removed) process.stdout.write(`${l}\n`);
+      throw new BoxError(
+        `prune left ${res.failed.length} of ${lines.length} alone: ${res.failed.map((f) => `${f.what}: ${f.message}`).join("; ")}`,
+        res.hint ?? "see what changed (boxctl df), then run boxctl prune again",
+        EXIT.failed,
+        doc,
       );
-      return res.failed.length ? 1 : 0;
     },
   },
   {
