@@ -164,8 +164,15 @@ export async function stageRootUnits(r: Runner, name: string, inst: Instance): P
 }
 
 function removeRuntimeUnit(r: Runner, name: string): void {
-  for (const p of Object.values(runtimeUnitPaths(name)))
-    if (readOrNull(p) !== null) removeFileDurably(r, p);
+  const { fragment, dropIn } = runtimeUnitPaths(name);
+  for (const p of [fragment, dropIn]) if (readOrNull(p) !== null) removeFileDurably(r, p);
+  // The drop-in's directory too, unless someone else's drop-in is in it.
+  if (r.dryRun) return;
+  try {
+    rmdirSync(dirname(dropIn));
+  } catch {
+    // ENOENT, ENOTEMPTY: nothing to do, or not ours.
+  }
 }
 
 function writeIfChanged(r: Runner, path: string, text: string): void {

@@ -6,6 +6,7 @@ import {
   existsSync,
   lstatSync,
   mkdirSync,
+  readdirSync,
   readFileSync,
   readlinkSync,
   statSync,
@@ -49,6 +50,13 @@ describe("cutover-instance and fallback-instance", () => {
     assert.ok(existsSync(paths.upper(M, 1)));
     assert.match(readFileSync(paths.nspawnFile(M), "utf8"), /^PrivateUsers=1879048192:65536$/m);
     assert.equal(existsSync(paths.intent(M)), false, "no intent left behind");
+  });
+
+  it("leaves nothing of the switch in /run once committed, not even the drop-in's directory", async () => {
+    await cutover(h, M, "foo-0.1", opts);
+    await cutover(h, M, "foo-0.2", opts);
+    await fallback(h, M, opts);
+    assert.deepEqual(readdirSync(paths.runtimeUnitDir()), []);
   });
 
   it("waits for systemd's reload before it mounts, not after the commit", async () => {
