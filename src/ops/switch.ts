@@ -91,6 +91,8 @@ async function switchTo(
       changed: true,
       result,
       step: intent.step,
+      // What went wrong first; error is where that left the machine.
+      cause: { message: why, hint: e instanceof BoxError ? (e.hint ?? null) : null },
       target: instanceRef(target),
       current: instanceRef(old),
       fallback: instanceRef(instanceOf(m, intent.oldFallback)),

@@ -204,6 +204,11 @@ describe("Ansible collection boxctl.boxctl against a fleet of three hosts", {
     const r = await roll({ boxctl_serial: [1] });
     assert.notEqual(r.code, 0, r.output);
     assert.match(r.output, /rollout of foo-0\.2 stopped at h2/);
+    // The cause, from boxctl's JSON, before where it left the machine.
+    assert.match(
+      r.output,
+      /system1: cutover to foo-0\.2 failed \(boxctl exit 1\): --check '[^']*' failed inside system1 \(exit 1\)[^;]*; boxctl went back to foo-0\.1/,
+    );
     assert.match(r.output, /Hosts rolled back: h1\./);
     assert.equal(r.recap.h1?.failed, 0, r.output);
     assert.equal(r.recap.h2?.failed, 1, r.output);

@@ -219,6 +219,10 @@ describe("--json of the mutating verbs", () => {
     assert.equal(doc.running, true);
     assert.equal(doc.step, "restart");
     assert.match((doc.error as { message: string }).message, /web is running on instance 1/);
+    // The cause, as the first error on stderr says it: what a script (the Ansible module) reports.
+    const cause = doc.cause as { message: string; hint: string | null };
+    assert.match(cause.message, /^container web stopped while booting \(unit failed/);
+    assert.equal(cause.hint, "see: journalctl -u systemd-nspawn@web.service");
   });
 
   it("delete-machine: what it deleted; a running machine is refused and changes nothing", async () => {

@@ -133,7 +133,8 @@ switched:
 rolled_back:
   description:
     - True when the cutover or fallback failed and boxctl went back to the previous instance,
-      which runs again. The task then fails.
+      which runs again (a machine's first cutover has none, and the machine is left stopped).
+      The task then fails; its message starts with what went wrong (boxctl's C(cause)).
   type: bool
   returned: always
 status:
@@ -189,6 +190,14 @@ def went_back(doc, before_status, after_status):
     last = after_status.get("lastOperation") or {}
     prev = (before_status or {}).get("lastOperation") or {}
     return last.get("result") == "rolled-back" and last != prev
+
+
+def cause_message(doc):
+    """What went wrong first, from the verb's JSON (cause), with its hint; None without one."""
+    cause = (doc or {}).get("cause")
+    if not isinstance(cause, dict) or not cause.get("message"):
+        return None
+    return cause["message"] + (" (" + cause["hint"] + ")" if cause.get("hint") else "")
 
 
 def switch_args(p, plan):
@@ -312,7 +321,10 @@ def main():
             result["image"] = after["image"] if after else None
             result["rolled_back"] = went_back(doc, before_status, after_status)
             reason = error_message(doc, err, "exit status %s" % rc)
-            if result["rolled_back"] and after:
+            cause = cause_message(doc)
+            if result["rolled_back"] and after and after["gen"] is None:
+                where = "%s had no instance to go back to and is left stopped" % name
+            elif result["rolled_back"] and after:
                 where = "boxctl went back to %s (gen %s), which runs again" % (after["image"], after["gen"])
             elif after:
                 where = "%s is on %s (gen %s), %s" % (name, after["image"], after["gen"], after["state"])
@@ -322,8 +334,8 @@ def main():
                 diff["after"] = render_machine(after, name)
                 result["diff"] = diff
             what = "cutover to %s" % p["image"] if plan["switch"] == "cutover" else "fallback"
-            module.fail_json(msg="%s: %s failed (boxctl exit %s); %s. boxctl said: %s"
-                             % (name, what, rc, where, reason),
+            module.fail_json(msg="%s: %s failed (boxctl exit %s)%s; %s. boxctl said: %s"
+                             % (name, what, rc, ": " + cause if cause else "", where, reason),
                              rc=rc, stdout=out, stderr=err, cmd=cmd, **result)
 
     for verb in (["enable" if plan["enable"] else "disable"] if plan["enable"] is not None else []) + (

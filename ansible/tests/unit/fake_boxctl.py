@@ -139,9 +139,15 @@ def main():
             m["running"] = old_cur is not None
             save()
             sys.stderr.write("boxctl: --check failed; going back\n")
+            # As boxctl does: the error says where the machine stands, the cause what failed.
+            where = ("%s is running on instance %s (%s) again" % (name, old_cur, inst(m, old_cur)["image"])
+                     if old_cur is not None else "%s is left stopped with no current instance" % name)
             doc.update(result="rolled-back", current=inst(m, old_cur), running=m["running"],
-                       error={"message": "--check %r failed inside %s (exit 1)" % (check, name),
-                              "hint": None, "step": "check"})
+                       step="wait-booted",
+                       cause={"message": "--check %r failed inside %s (exit 1)" % (check, name),
+                              "hint": "try it by hand: boxctl login %s" % name},
+                       error={"message": "%s %s failed; %s" % (verb, name, where),
+                              "hint": "instance %s is kept for inspection" % gen})
             return emit(doc, 1)
         m["current"], m["fallback"], m["running"] = gen, old_cur, True
         save()

@@ -319,8 +319,22 @@ class TestModulesWithFakeBoxctl(unittest.TestCase):
         self.assertTrue(r["rolled_back"])
         self.assertEqual(r["image"], "foo-0.1")
         self.assertEqual(r["result"]["result"], "rolled-back")
-        self.assertIn("went back to foo-0.1", r["msg"])
-        self.assertIn("boxctl said: --check 'false' failed inside system1", r["msg"])
+        # The cause first (boxctl's JSON cause), then where that left the machine.
+        self.assertIn("cutover to foo-0.2 failed (boxctl exit 1): --check 'false' failed inside system1 (exit 1)"
+                      " (try it by hand: boxctl login system1); boxctl went back to foo-0.1 (gen 1)", r["msg"])
+        self.assertIn("boxctl said: cutover-instance system1 failed; system1 is running on instance 1", r["msg"])
+
+    def test_machine_failed_first_cutover_says_it_is_left_stopped(self):
+        st = self.read_state()
+        st["fail_check"] = ["foo-0.1"]
+        st["json_mutating"] = True
+        self.write_state(st)
+        r = self.run_module("boxctl_machine", {"name": "web", "image": "foo-0.1", "check": "false"})
+        self.assertTrue(r.get("failed"), r)
+        self.assertTrue(r["rolled_back"], r)
+        self.assertIn("web: cutover to foo-0.1 failed (boxctl exit 1): --check 'false' failed inside web", r["msg"])
+        self.assertIn("web had no instance to go back to and is left stopped", r["msg"])
+        self.assertNotIn("None", r["msg"])
 
     def test_machine_rolled_back_without_json_is_read_from_status(self):
         st = self.read_state()
