@@ -57,6 +57,8 @@ export async function stopMount(r: Runner, name: string): Promise<void> {
     // hand does the same, and systemd follows the mount table. A root a
     // host process uses stays busy: that error names the process's finder.
     await unmountRoot(r, name);
+    // Until systemd has noticed, a start of the mount unit would mount nothing.
+    await r.whenReal(() => waitUnmountSettled(r, root, null));
     await resetFailed(r, mountUnitName(root));
   }
   const left = r.whenReal(() => mountedUpper(r, name)) ?? null;

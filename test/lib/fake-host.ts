@@ -66,6 +66,15 @@ export class FakeHost implements Runner {
   readonly failsToBoot = new Set<string>();
   /** Mount points that a process on the host keeps busy. */
   readonly busy = new Set<string>();
+  /**
+   * How many looks (systemctl show) systemd takes to notice an umount(8)
+   * by hand, as the real one, which follows the mount table, lags; until
+   * then the mount unit reads active and starting it mounts nothing.
+   */
+  unmountLag = 0;
+  private lagging = new Map<string, number>();
+  /** Mount units whose systemctl stop fails (systemd could not spawn umount). */
+  readonly failsToStop = new Set<string>();
   /** Machines that machinectl enable has made start with the host. */
   readonly enabled = new Set<string>();
   /** The exit status of --check commands. */
@@ -142,6 +151,8 @@ export class FakeHost implements Runner {
         for (const u of units) this.start(u);
         return this.ok();
       case "stop":
+        if (units.some((u) => this.failsToStop.has(u)))
+          return { code: 1, stdout: "", stderr: "Job failed. See journalctl -xe for details." };
         for (const u of units) this.stop(u);
         return this.ok();
       default:
@@ -152,8 +163,13 @@ export class FakeHost implements Runner {
   private show(id: string): string {
     const u = this.unit(id);
     // systemd follows the mount table: a unit is active while its path is mounted.
-    if (id.endsWith(".mount"))
-      u.active = this.mounts.has(this.mountUnit(id).where) ? "active" : "inactive";
+    if (id.endsWith(".mount")) {
+      const where = this.mountUnit(id).where;
+      const lag = this.lagging.get(where) ?? 0;
+      if (lag > 0) this.lagging.set(where, lag - 1);
+      else this.lagging.delete(where);
+      u.active = this.mounts.has(where) || lag > 0 ? "active" : "inactive";
+    }
     return [
       `Id=${id}`,
       "LoadState=loaded",
@@ -170,6 +186,8 @@ export class FakeHost implements Runner {
   private start(id: string): void {
     if (id.endsWith(".mount")) {
       const { where, upper } = this.mountUnit(id);
+      // systemd still believes it mounted: a start is a no-op.
+      if (this.lagging.has(where)) return;
       if (!this.mounts.has(where)) this.mounts.set(where, upper);
       this.unit(id).active = "active";
       return;
@@ -225,6 +243,7 @@ export class FakeHost implements Runner {
         if (this.busy.has(where))
           return { code: 32, stdout: "", stderr: `umount: ${where}: target is busy.` };
         this.mounts.delete(where);
+        if (this.unmountLag > 0) this.lagging.set(where, this.unmountLag);
         return this.ok();
       }
       case "mount": {

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { beforeEach, describe, it } from "node:test";
 import { paths } from "../../../src/base/paths.ts";
+import { mountUnitName } from "../../../src/host/systemd.ts";
 import { deleteInstance } from "../../../src/ops/delete-instance.ts";
 import { reset } from "../../../src/ops/reset.ts";
 import { cutover } from "../../../src/ops/switch.ts";
@@ -39,6 +40,17 @@ describe("reset and delete-instance", () => {
     // Its boot wait takes the user's --timeout.
     for (const w of h.calls.filter((x) => x.argv.includes("is-system-running")))
       assert.ok((w.timeoutMs ?? 0) <= opts.timeoutMs);
+  });
+
+  it("reset, when systemd cannot stop the mount unit: unmounts by hand, and mounts again only once systemd has noticed", async () => {
+    // As on cgroup v1 hosts, where systemd could not spawn umount; and systemd learns of the
+    // umount by hand from the mount table, three looks later: a start before that mounts nothing.
+    h.failsToStop.add(mountUnitName(paths.machineRoot(M)));
+    h.unmountLag = 3;
+    await reset(h, M, "foo-0.2", { yes: true, ...opts });
+    assert.equal(h.mounts.get(paths.machineRoot(M)), paths.upper(M, 2));
+    assert.equal(h.units.get(`systemd-nspawn@${M}.service`)?.active, "active");
+    assert.ok(h.commands.includes(`umount ${paths.machineRoot(M)}`), h.commands.join("\n"));
   });
 
   it("reset of a kept instance changes nothing that runs", async () => {

@@ -52,6 +52,15 @@ describe("cutover-instance and fallback-instance", () => {
     assert.equal(existsSync(paths.intent(M)), false, "no intent left behind");
   });
 
+  it("mounts the new root only once systemd has noticed the old one's umount", async () => {
+    await cutover(h, M, "foo-0.1", opts);
+    // systemd follows the mount table, three looks late: a start before that would mount nothing.
+    h.unmountLag = 3;
+    await cutover(h, M, "foo-0.2", opts);
+    assert.equal(mountedUpper(h), paths.upper(M, 2));
+    assert.equal(machine().current, 2);
+  });
+
   it("leaves nothing of the switch in /run once committed, not even the drop-in's directory", async () => {
     await cutover(h, M, "foo-0.1", opts);
     await cutover(h, M, "foo-0.2", opts);
