@@ -2,15 +2,7 @@
 // the state files.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import {
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  statSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import * as v from "valibot";
@@ -28,7 +20,6 @@ import {
   writeJsonAtomic,
 } from "../../src/host/files.ts";
 import { configureArgv } from "../../src/host/in-machine.ts";
-import { readInotifyUse } from "../../src/host/limits.ts";
 import { mountAt, overlayOption } from "../../src/host/mounts.ts";
 import { commandEnv, failure, SystemRunner, showCommand } from "../../src/host/runner.ts";
 import { escapePath, mountUnitName, parseShow } from "../../src/host/systemd.ts";
@@ -388,43 +379,6 @@ describe("following a boot", () => {
       h.inotify = inotify;
       assert.equal(await hintOf(h, 60_000), "see: journalctl -u systemd-nspawn@m1.service");
     }
-  });
-});
-
-describe("inotify instances (host/limits.ts)", () => {
-  // A tree shaped like /proc: root's process, a user's, and one in a private-users container.
-  const proc = tempDir("boxctl-proc-");
-  const pid = (n: number, uid: number, ns: string, fds: string[]) => {
-    mkdirSync(join(proc, String(n), "fd"), { recursive: true });
-    mkdirSync(join(proc, String(n), "ns"));
-    writeFileSync(
-      join(proc, String(n), "status"),
-      `Name:\tx\nUid:\t${uid}\t${uid}\t${uid}\t${uid}\n`,
-    );
-    symlinkSync(ns, join(proc, String(n), "ns/user"));
-    for (const [i, t] of fds.entries()) symlinkSync(t, join(proc, String(n), "fd", String(i)));
-  };
-  mkdirSync(join(proc, "self/ns"), { recursive: true });
-  symlinkSync("user:[1]", join(proc, "self/ns/user"));
-  mkdirSync(join(proc, "sys/fs/inotify"), { recursive: true });
-  writeFileSync(join(proc, "sys/fs/inotify/max_user_instances"), "128\n");
-  pid(1, 0, "user:[1]", ["anon_inode:inotify", "/dev/null", "anon_inode:inotify"]);
-  pid(2, 1000, "user:[1]", ["anon_inode:inotify"]);
-  pid(3, 1879048192, "user:[2]", ["anon_inode:inotify", "socket:[5]"]);
-  pid(4, 0, "user:[1]", ["anon_inode:[eventpoll]"]);
-
-  it("counts root's instances and those of other user namespaces, not other users'", () => {
-    assert.deepEqual(readInotifyUse(proc), { used: 3, max: 128 });
-  });
-
-  it("reads nothing where the limit cannot be read", () => {
-    assert.equal(readInotifyUse(join(proc, "nowhere")), null);
-  });
-
-  it("reads this machine's limit", () => {
-    const use = readInotifyUse();
-    const max = Number(readFileSync("/proc/sys/fs/inotify/max_user_instances", "utf8"));
-    assert.equal(use?.max, max);
   });
 });
 
