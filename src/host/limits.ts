@@ -3,10 +3,11 @@
 // (measured in a test host: 12 before one container, 17 with it), and
 // the kernel charges all of them to root on the host, containers with
 // private users included: their user namespaces belong to root. The
-// default of 128 (fs.inotify.max_user_instances) runs out at about twenty
-// containers, and the next container's systemd then exits at once
-// ("Failed to allocate manager object: Too many open files"), which
-// boxctl sees only as a container that stopped while booting.
+// default of 128 (fs.inotify.max_user_instances) runs short at about
+// twenty containers (25 on one host: 14 booted without D-Bus and logind),
+// and with none left a container's systemd exits at once ("Failed to
+// allocate manager object: Too many open files"), which boxctl sees only
+// as a container that stopped while booting, or that never boots.
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 
