@@ -1,7 +1,7 @@
 // Following a container's boot from the host, and the user's --check.
 import { BoxError } from "../base/errors.ts";
 import { runInMachine } from "./in-machine.ts";
-import { inotifyHint } from "./limits.ts";
+import { INOTIFY_COUNT_BELOW, inotifyHint, inotifyWarning } from "./limits.ts";
 import type { Runner } from "./runner.ts";
 import {
   isRunning,
@@ -136,6 +136,8 @@ export async function verifyBooted(
 ): Promise<void> {
   await r.whenReal(async () => {
     await waitBooted(r, name, timeoutMs);
+    const low = inotifyWarning(r.inotifyUse(INOTIFY_COUNT_BELOW));
+    if (low) process.stderr.write(`boxctl: warning: ${low}\n`);
     if (check === undefined) return;
     // The user's own command, run by the container's /bin/sh, as they would type it in it.
     const res = await runInMachine(r, name, ["/bin/sh", "-c", check], timeoutMs);

@@ -25,20 +25,30 @@ export const INOTIFY_HEADROOM = 16;
 export const INOTIFY_RAISED = 8192;
 
 /**
+ * After a good boot boxctl counts only below this limit: the count reads
+ * every process's fds (about 80 µs a process here), and a limit of
+ * thousands is far from what containers use.
+ */
+export const INOTIFY_COUNT_BELOW = 1024;
+
+/**
  * Counts the inotify instances charged to root, reading proc (the real
  * /proc, or a tree shaped like it in a test). A process that is not root
  * counts when it lives in another user namespace than ours, as a private-
  * users container's do. Processes that end meanwhile are skipped. null if
- * the limit cannot be read.
+ * the limit cannot be read, or is countBelow or more (then nothing is counted).
  */
-export function readInotifyUse(proc = "/proc"): InotifyUse | null {
+export function readInotifyUse(
+  proc = "/proc",
+  countBelow = Number.POSITIVE_INFINITY,
+): InotifyUse | null {
   let max: number;
   try {
     max = Number(readFileSync(join(proc, "sys/fs/inotify/max_user_instances"), "utf8").trim());
   } catch {
     return null;
   }
-  if (!Number.isFinite(max)) return null;
+  if (!Number.isFinite(max) || max >= countBelow) return null;
   const ownNs = linkOf(join(proc, "self/ns/user"));
   let used = 0;
   for (const pid of readdirSync(proc)) {
@@ -75,15 +85,31 @@ function linkOf(path: string): string | null {
   }
 }
 
+function nearlyOut(use: InotifyUse | null): string | null {
+  if (!use || use.max - use.used >= INOTIFY_HEADROOM) return null;
+  return `the host is nearly out of inotify instances (${use.used} of fs.inotify.max_user_instances=${use.max} in use)`;
+}
+
+const RAISE = `raise the limit: sysctl -w fs.inotify.max_user_instances=${INOTIFY_RAISED}, and keep it in /etc/sysctl.d/`;
+
 /**
  * The likely cause of a container that failed to boot, when the host is
  * nearly out of inotify instances; null otherwise.
  */
 export function inotifyHint(use: InotifyUse | null): string | null {
-  if (!use || use.max - use.used >= INOTIFY_HEADROOM) return null;
+  const out = nearlyOut(use);
+  return out && `${out}, and a container's systemd needs several to boot; ${RAISE}`;
+}
+
+/**
+ * After a good boot: the next containers may not get theirs. A container
+ * short of them still reports a finished boot, degraded, with no D-Bus or
+ * logind (14 of 25 on a host left at 128), so this is said before then.
+ */
+export function inotifyWarning(use: InotifyUse | null): string | null {
+  const out = nearlyOut(use);
   return (
-    `the host is nearly out of inotify instances (${use.used} of fs.inotify.max_user_instances=${use.max} in use), ` +
-    `and a container's systemd needs several to boot; raise the limit: ` +
-    `sysctl -w fs.inotify.max_user_instances=${INOTIFY_RAISED}, and keep it in /etc/sysctl.d/`
+    out &&
+    `${out}: containers started from now on may boot without D-Bus and logind, or not at all; ${RAISE}`
   );
 }

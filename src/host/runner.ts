@@ -59,8 +59,11 @@ export interface Runner {
   sleep(ms: number): Promise<void>;
   /** The kernel's mount table as /proc/self/mountinfo shows it. */
   mountinfo(): string;
-  /** Root's inotify instances in use and the limit (limits.ts), to explain a failed boot. */
-  inotifyUse(): InotifyUse | null;
+  /**
+   * Root's inotify instances in use and the limit (limits.ts), to explain a
+   * failed boot or warn after a good one; null at a limit of countBelow or more.
+   */
+  inotifyUse(countBelow?: number): InotifyUse | null;
 }
 
 /** How a command looks when printed; quoting is for display only. */
@@ -233,8 +236,8 @@ export class SystemRunner implements Runner {
     return readFileSync("/proc/self/mountinfo", "utf8");
   }
 
-  inotifyUse(): InotifyUse | null {
-    return readInotifyUse();
+  inotifyUse(countBelow?: number): InotifyUse | null {
+    return readInotifyUse("/proc", countBelow);
   }
 }
 

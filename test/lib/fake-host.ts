@@ -372,8 +372,8 @@ export class FakeHost implements Runner {
 
   /** What inotifyUse() reports: by default, plenty left. */
   inotify: InotifyUse | null = { used: 20, max: 8192 };
-  inotifyUse(): InotifyUse | null {
-    return this.inotify;
+  inotifyUse(countBelow = Number.POSITIVE_INFINITY): InotifyUse | null {
+    return this.inotify && this.inotify.max < countBelow ? this.inotify : null;
   }
 
   mountinfo(): string {

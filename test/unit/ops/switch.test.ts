@@ -52,6 +52,29 @@ describe("cutover-instance and fallback-instance", () => {
     assert.equal(existsSync(paths.intent(M)), false, "no intent left behind");
   });
 
+  it("warns after a good boot when the host is nearly out of inotify instances, and only then", async () => {
+    const stderr = async (fn: () => Promise<unknown>) => {
+      const out: string[] = [];
+      const write = process.stderr.write;
+      process.stderr.write = ((t: string) => out.push(t) > 0) as typeof process.stderr.write;
+      try {
+        await fn();
+      } finally {
+        process.stderr.write = write;
+      }
+      return out.join("");
+    };
+    h.inotify = { used: 120, max: 128 };
+    const low = await stderr(() => cutover(h, M, "foo-0.1", opts));
+    assert.match(low, /^boxctl: warning: the host is nearly out of inotify instances \(120 of/m);
+    assert.equal(machine().current, 1, "the cutover itself succeeds");
+    // A limit of INOTIFY_COUNT_BELOW or more is not counted after a good boot.
+    h.inotify = { used: 2040, max: 2048 };
+    assert.doesNotMatch(await stderr(() => cutover(h, M, "foo-0.2", opts)), /inotify/);
+    h.inotify = { used: 20, max: 128 };
+    assert.doesNotMatch(await stderr(() => fallback(h, M, opts)), /inotify/);
+  });
+
   it("mounts the new root only once systemd has noticed the old one's umount", async () => {
     await cutover(h, M, "foo-0.1", opts);
     // systemd follows the mount table, three looks late: a start before that would mount nothing.
