@@ -10,21 +10,12 @@ import { parseVerbArgs } from "../../src/cli/parse.ts";
 import { findVerb, VERBS } from "../../src/cli/table.ts";
 import { switchPlan } from "../../src/ops/switch-plan.ts";
 import { newIntent } from "../../src/plan/intent.ts";
+import { capture } from "../lib/capture.ts";
 import { FakeHost, tempRoot } from "../lib/fake-host.ts";
 import { interruptAfter, machineState, newInstance } from "../lib/interrupt.ts";
 
 /** Runs a verb as main.ts would, and returns what it printed on stdout. */
-async function captured(fn: () => Promise<unknown>): Promise<string> {
-  const out: string[] = [];
-  const write = process.stdout.write;
-  process.stdout.write = ((s: string) => out.push(s) > 0) as typeof process.stdout.write;
-  try {
-    await fn();
-  } finally {
-    process.stdout.write = write;
-  }
-  return out.join("");
-}
+const captured = (fn: () => Promise<unknown>) => capture("stdout", fn);
 
 async function run(h: FakeHost, argv: string[]): Promise<Record<string, unknown>> {
   const verb = findVerb(argv[0] as string);

@@ -20,6 +20,7 @@ import { BASE_MIN, VIEW_SCRIPT } from "../../../src/overlay/views.ts";
 import { mountUnitPath } from "../../../src/overlay/wiring.ts";
 import { CUTOVER_STEPS } from "../../../src/plan/steps.ts";
 import { loadMachine } from "../../../src/store/machine.ts";
+import { capture } from "../../lib/capture.ts";
 import { FakeHost, tempRoot } from "../../lib/fake-host.ts";
 
 const M = "web1";
@@ -53,17 +54,7 @@ describe("cutover-instance and fallback-instance", () => {
   });
 
   it("warns after a good boot when the host is nearly out of inotify instances, and only then", async () => {
-    const stderr = async (fn: () => Promise<unknown>) => {
-      const out: string[] = [];
-      const write = process.stderr.write;
-      process.stderr.write = ((t: string) => out.push(t) > 0) as typeof process.stderr.write;
-      try {
-        await fn();
-      } finally {
-        process.stderr.write = write;
-      }
-      return out.join("");
-    };
+    const stderr = (fn: () => Promise<unknown>) => capture("stderr", fn);
     h.inotify = { used: 120, max: 128 };
     const low = await stderr(() => cutover(h, M, "foo-0.1", opts));
     assert.match(low, /^boxctl: warning: the host is nearly out of inotify instances \(120 of/m);
