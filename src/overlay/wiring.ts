@@ -167,11 +167,18 @@ function removeRuntimeUnit(r: Runner, name: string): void {
   const { fragment, dropIn } = runtimeUnitPaths(name);
   for (const p of [fragment, dropIn]) if (readOrNull(p) !== null) removeFileDurably(r, p);
   // The drop-in's directory too, unless someone else's drop-in is in it.
+  removeEmptyDirs(r, [dirname(dropIn)]);
+}
+
+/** Each of dirs that is empty and not a mount point; the others stay, not boxctl's to force. */
+function removeEmptyDirs(r: Runner, dirs: string[]): void {
   if (r.dryRun) return;
-  try {
-    rmdirSync(dirname(dropIn));
-  } catch {
-    // ENOENT, ENOTEMPTY: nothing to do, or not ours.
+  for (const dir of dirs) {
+    try {
+      rmdirSync(dir);
+    } catch {
+      // ENOENT, EBUSY, ENOTEMPTY: nothing to do, or not ours.
+    }
   }
 }
 
@@ -228,14 +235,7 @@ export function machineUnits(name: string, gens: number[]): string[] {
 
 /** The views' empty mount points on /run; one still mounted, or not empty, stays. */
 function removeViewDirs(r: Runner, name: string, gens: number[]): void {
-  if (r.dryRun) return;
-  for (const dir of [...gens.map((g) => paths.view(name, g)), dirname(paths.view(name, 1))]) {
-    try {
-      rmdirSync(dir);
-    } catch {
-      // ENOENT, EBUSY, ENOTEMPTY: nothing to do, or not ours to force.
-    }
-  }
+  removeEmptyDirs(r, [...gens.map((g) => paths.view(name, g)), dirname(paths.view(name, 1))]);
 }
 
 /** A deleted instance's view unit goes with it. */
