@@ -1,6 +1,6 @@
 // Where the OS tree is inside what tar unpacked, and what OS it is. The
 // tree is untrusted: its symlinks are resolved inside it, never on the host.
-import { lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { join } from "node:path";
 
 const OS_RELEASE = ["etc/os-release", "usr/lib/os-release"];
@@ -45,6 +45,33 @@ export function osReleaseOf(root: string): string | null {
     if (resolveInRoot(root, rel)) return rel;
   }
   return null;
+}
+
+/** Where `systemd-nspawn --boot` looks for an init first; /sbin/init comes after these. */
+const SYSTEMD = ["usr/lib/systemd/systemd", "lib/systemd/systemd"];
+
+/**
+ * Why a boxctl container could not boot from the tree at root, with what
+ * to do about it; null if it could. nspawn boots no tree without an
+ * os-release, and boxctl learns that a boot has finished (and runs
+ * --check) through the container's own systemd: with another init, a
+ * cutover would stop the container and fall back only after --timeout.
+ */
+export function unbootable(root: string): { why: string; fix: string } | null {
+  if (!osReleaseOf(root))
+    return {
+      why: "it has no etc/os-release or usr/lib/os-release, and systemd-nspawn boots no tree without one",
+      fix: "stage an archive of a whole OS tree",
+    };
+  const init = SYSTEMD.some((rel) => {
+    const p = resolveInRoot(root, rel);
+    return p !== null && (statSync(p).mode & 0o111) !== 0;
+  });
+  if (init) return null;
+  return {
+    why: "it has no systemd (no executable /usr/lib/systemd/systemd), and boxctl follows a container's boot, and runs --check, through the container's systemd",
+    fix: "install systemd in the image (on Debian: the systemd-sysv package) and stage it again",
+  };
 }
 
 /** PRETTY_NAME (or NAME) from the tree's os-release, null if it has none. */

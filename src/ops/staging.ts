@@ -17,7 +17,7 @@ import { basename, join } from "node:path";
 import type { Readable } from "node:stream";
 import { detect, MAGIC_BYTES } from "../archive/archive.ts";
 import { isUrl } from "../archive/download.ts";
-import { findLayout, prettyName } from "../archive/layout.ts";
+import { findLayout, prettyName, unbootable } from "../archive/layout.ts";
 import { extractChecked, onlyRootWrites } from "../archive/prescan.ts";
 import { Progress } from "../archive/progress.ts";
 import { bomb, diskFull, INTERRUPTED, pump, tarArgv } from "../archive/pump.ts";
@@ -180,6 +180,11 @@ export async function stageFrom(r: Runner, req: StageRequest, s: Source): Promis
       sha256: res.sha256,
       source: fromStdin ? "-" : isUrl(req.path) ? label : basename(req.path),
     };
+    const no = unbootable(rootfs);
+    if (no && meta.os !== null)
+      process.stderr.write(
+        `boxctl: warning: ${name} cannot boot as a boxctl container, so cutover-instance will refuse it: ${no.why}\n  hint: ${no.fix}\n`,
+      );
     const ids = sharedMachineIds(machineIdFacts(rootfs));
     if (ids.length) {
       meta.sharedMachineIds = ids;

@@ -2,6 +2,7 @@
 // another instance, restart the container on it and verify it; on any
 // failure go back to the instance that was current before, on our own.
 import { readFileSync } from "node:fs";
+import { unbootable } from "../archive/layout.ts";
 import { BoxError, EXIT, printError } from "../base/errors.ts";
 import { checkName } from "../base/names.ts";
 import { paths } from "../base/paths.ts";
@@ -180,6 +181,7 @@ export async function cutover(r: Runner, name: string, image: string, opts: Swit
   return guarded(r, name, "cutover-instance", opts, () =>
     withImageStoreLock(r, "cutover-instance", { shared: true, wait: true }, async () => {
       requireImage(image);
+      refuseUnbootable(image);
       const existing = loadMachine(name);
       if (!existing) checkMountPointFree(name);
       const m = existing ?? emptyMachine(name);
@@ -196,6 +198,13 @@ export async function cutover(r: Runner, name: string, image: string, opts: Swit
       return switchTo(r, "cutover-instance", m, inst, true, opts);
     }),
   );
+}
+
+/** An image that cannot boot as a boxctl container is refused before its cutover stops anything. */
+function refuseUnbootable(image: string): void {
+  const no = unbootable(paths.imageRoot(image));
+  if (no)
+    throw new BoxError(`image '${image}' cannot boot as a boxctl container: ${no.why}`, no.fix);
 }
 
 /** A carried path that is a mount point inside the running container is refused before anything changes. */

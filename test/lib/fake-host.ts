@@ -396,6 +396,11 @@ export function tempRoot(images: string[]): string {
   mkdirSync(paths.unitDir(), { recursive: true });
   for (const image of images) {
     mkdirSync(paths.imageRoot(image), { recursive: true, mode: 0o755 });
+    // What a cutover asks of an image (archive/layout.ts: unbootable): an os-release and systemd.
+    mkdirSync(join(paths.imageRoot(image), "etc"));
+    writeFileSync(join(paths.imageRoot(image), "etc/os-release"), "ID=debian\n");
+    mkdirSync(join(paths.imageRoot(image), "usr/lib/systemd"), { recursive: true });
+    writeFileSync(join(paths.imageRoot(image), "usr/lib/systemd/systemd"), "", { mode: 0o755 });
     writeFileSync(
       paths.imageMeta(image),
       JSON.stringify({

@@ -15,16 +15,16 @@ export async function isDir(host: TestHost, path: string): Promise<boolean> {
   return (await host.exec(["test", "-d", path])).code === 0;
 }
 
-/** An image that cannot boot: foo-0.1 without any init. */
 /**
- * A staged copy of foo-0.1 that does not boot: without an init (the
- * container fails at once), or ("powers-off") one that starts booting and
- * powers itself off before its boot has finished.
+ * A staged copy of foo-0.1 that does not boot: its systemd exits at once
+ * (the container stops within a second), or ("powers-off") it starts
+ * booting and powers itself off before its boot has finished. Both pass
+ * cutover-instance's check that the image has systemd.
  */
 export async function stageBroken(
   host: TestHost,
   image = "broken",
-  how: "no-init" | "powers-off" = "no-init",
+  how: "init-exits" | "powers-off" = "init-exits",
 ): Promise<void> {
   await host.sh(["rm", "-rf", `${STORE}/images/${image}`]);
   await host.sh(["mkdir", "-p", `${STORE}/images/${image}`]);
@@ -44,13 +44,11 @@ export async function stageBroken(
     await host.sh(["ln", "-s", "../dies.service", `${etc}/multi-user.target.wants/`]);
     return;
   }
-  await host.sh([
-    "rm",
-    "-f",
-    `${STORE}/images/${image}/rootfs/usr/lib/systemd/systemd`,
-    `${STORE}/images/${image}/rootfs/usr/sbin/init`,
-    `${STORE}/images/${image}/rootfs/sbin/init`,
-  ]);
+  // Removed first, so that tee makes a new file whatever the copy linked to it.
+  const init = `${STORE}/images/${image}/rootfs/usr/lib/systemd/systemd`;
+  await host.sh(["rm", "-f", init]);
+  await host.sh(["tee", init], { input: "#!/bin/sh\nexit 1\n" });
+  await host.sh(["chmod", "755", init]);
 }
 
 export interface MachineJson {

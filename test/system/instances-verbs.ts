@@ -32,6 +32,7 @@ export function cutoverVerbs(ctx: HostCtx): void {
       await stageBroken(host);
       const r = await host.boxctl(["cutover-instance", "system1", "broken", "--timeout", "20"]);
       assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /container system1 stopped while booting/);
       assert.match(r.stderr, /falling back to instance 1 \(foo-0\.1\)/);
       assert.match(r.stderr, /system1 is running on instance 1 \(foo-0\.1\) again/);
       assert.equal(await isActive(host), true);
@@ -56,6 +57,32 @@ export function cutoverVerbs(ctx: HostCtx): void {
       assert.equal(await release(host), "0.1");
       ok(await host.boxctl(["delete-instance", "system1", "dies"]));
       ok(await host.boxctl(["delete-image", "dies"]));
+    });
+
+    it("refuses an image without systemd before it stops the container, and warns when staging it", async () => {
+      // An OS tree whose init is not systemd: os-release, /etc, and a /sbin/init.
+      await host.sh([
+        "sh",
+        "-c",
+        "d=$(mktemp -d) && mkdir -p $d/usr/lib $d/sbin && cp -a /etc $d/ && cp /usr/lib/os-release $d/usr/lib/ && cp /bin/true $d/sbin/init && tar -C $d -cf /tmp/nosd-1.0.tar . && rm -rf $d",
+      ]);
+      const s = ok(await host.boxctl(["stage-image", "/tmp/nosd-1.0.tar"]), "stage-image");
+      assert.match(
+        s.stderr,
+        /^boxctl: warning: nosd-1\.0 cannot boot as a boxctl container, so cutover-instance will refuse it: it has no systemd/m,
+      );
+      const leader = () => host.sh(["machinectl", "show", "system1", "-p", "Leader", "--value"]);
+      const [before, pid] = [await machineJson(host), await leader()];
+      const r = await host.boxctl(["cutover-instance", "system1", "nosd-1.0"]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(
+        r.stderr,
+        /^boxctl: image 'nosd-1\.0' cannot boot as a boxctl container: it has no systemd \(no executable \/usr\/lib\/systemd\/systemd\)/m,
+      );
+      assert.match(r.stderr, /hint: install systemd in the image/);
+      assert.deepEqual(await machineJson(host), before, "nothing recorded");
+      assert.equal(await leader(), pid, "system1 was never stopped");
+      ok(await host.boxctl(["delete-image", "nosd-1.0"]));
     });
 
     it("falls back on its own when --check fails, and passes a good --check", async () => {

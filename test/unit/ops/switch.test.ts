@@ -2,22 +2,13 @@
 // commands in their order, the files they leave, and the automatic
 // fallback, in milliseconds. The system tests do the same on real systemd.
 import assert from "node:assert/strict";
-import {
-  existsSync,
-  lstatSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeEach, describe, it } from "node:test";
+import type { BoxError } from "../../../src/base/errors.ts";
 import { paths } from "../../../src/base/paths.ts";
 import { cutover, fallback } from "../../../src/ops/switch.ts";
-import { BASE_MIN, VIEW_SCRIPT } from "../../../src/overlay/views.ts";
-import { mountUnitPath } from "../../../src/overlay/wiring.ts";
+import { BASE_MIN } from "../../../src/overlay/views.ts";
 import { CUTOVER_STEPS } from "../../../src/plan/steps.ts";
 import { loadMachine } from "../../../src/store/machine.ts";
 import { capture } from "../../lib/capture.ts";
@@ -228,6 +219,31 @@ describe("cutover-instance and fallback-instance", () => {
     assert.equal(machine().current, 1);
   });
 
+  it("refuses an image without systemd before it stops or changes anything, dry run or not", async () => {
+    await cutover(h, M, "foo-0.1", opts);
+    rmSync(join(paths.imageRoot("foo-0.2"), "usr/lib/systemd/systemd"));
+    const before = readFileSync(paths.machineState(M), "utf8");
+    for (const host of [new FakeHost({ dryRun: true }), h]) {
+      host.calls.length = 0;
+      await assert.rejects(cutover(host, M, "foo-0.2", opts), (e: BoxError) => {
+        assert.match(
+          e.message,
+          /^image 'foo-0.2' cannot boot as a boxctl container: it has no systemd/,
+        );
+        assert.match(e.hint ?? "", /systemd-sysv/);
+        return true;
+      });
+      assert.deepEqual(
+        host.commands.filter((c) => !c.startsWith("flock ")),
+        [],
+        "no command but the locks ran",
+      );
+    }
+    assert.equal(readFileSync(paths.machineState(M), "utf8"), before);
+    assert.equal(existsSync(paths.instance(M, 2)), false);
+    assert.equal(h.units.get(nspawn)?.active, "active", "web1 still runs");
+  });
+
   it("leaves a new machine stopped with no current instance when its first cutover fails", async () => {
     h.failsToBoot.add(paths.upper(M, 1));
     await assert.rejects(
@@ -255,74 +271,4 @@ describe("cutover-instance and fallback-instance", () => {
   function join1(): string {
     return `${paths.upper(M, 1)}/marker`;
   }
-});
-
-describe("private users", {
-  skip: process.getuid?.() !== 0 && "needs root: chowns to a uid range",
-}, () => {
-  let h: FakeHost;
-  beforeEach(() => {
-    tempRoot(["foo-0.1", "foo-0.2"]);
-    h = new FakeHost();
-  });
-  const nspawn = () => readFileSync(paths.nspawnFile(M), "utf8");
-
-  it("gives each machine its own range, kept for all its instances", async () => {
-    await cutover(h, M, "foo-0.1", opts);
-    await cutover(h, "db", "foo-0.1", opts);
-    await cutover(h, M, "foo-0.2", opts);
-    const m = machine();
-    assert.equal(m.uidBase, BASE_MIN);
-    assert.deepEqual(
-      m.instances.map((i) => i.uidBase),
-      [BASE_MIN, BASE_MIN],
-    );
-    assert.equal(loadMachine("db")?.uidBase, BASE_MIN + 65536);
-    assert.equal(statSync(paths.upper(M, 2)).uid, BASE_MIN, "the upper dir is the range's root's");
-    const unit = readFileSync(join(paths.unitDir(), "boxctl-view-web1-2.service"), "utf8");
-    assert.match(
-      unit,
-      new RegExp(
-        `^ExecStart=/usr/bin/perl \\S+ \\S+/images/foo-0.2/rootfs \\S+/views/web1/2 ${BASE_MIN} 65536$`,
-        "m",
-      ),
-    );
-    const mount = readFileSync(mountUnitPath(M), "utf8");
-    assert.match(mount, /^Requires=boxctl-view-web1-2.service$/m);
-    assert.match(mount, /lowerdir=\S+\/views\/web1\/2,/);
-    assert.equal(readFileSync(paths.viewScript(), "utf8"), VIEW_SCRIPT);
-  });
-
-  it("--private-users no makes an instance without them; the machine keeps the choice", async () => {
-    await cutover(h, M, "foo-0.1", { ...opts, privateUsers: false });
-    assert.equal(machine().instances[0]?.uidBase, null);
-    assert.match(nspawn(), /^PrivateUsers=no$/m);
-    assert.doesNotMatch(readFileSync(mountUnitPath(M), "utf8"), /views/);
-    await cutover(h, M, "foo-0.2", opts);
-    assert.equal(machine().instances[1]?.uidBase, null);
-  });
-
-  it("falls back and forth between an instance without private users and one with", async () => {
-    await cutover(h, M, "foo-0.1", { ...opts, privateUsers: false });
-    await cutover(h, M, "foo-0.2", { ...opts, privateUsers: true });
-    assert.match(nspawn(), /^PrivateUsers=1879048192:65536$/m);
-    await fallback(h, M, opts);
-    assert.match(nspawn(), /^PrivateUsers=no$/m, "NAME.nspawn follows the instance");
-    assert.equal(h.mounts.get(paths.machineRoot(M)), paths.upper(M, 1));
-    await fallback(h, M, opts);
-    assert.match(nspawn(), /^PrivateUsers=1879048192:65536$/m);
-  });
-
-  it("gives a new instance its own machine ID when the image carries one", async () => {
-    mkdirSync(join(paths.imageRoot("foo-0.1"), "var/lib/dbus"), { recursive: true });
-    writeFileSync(
-      join(paths.imageRoot("foo-0.1"), "var/lib/dbus/machine-id"),
-      `${"a".repeat(32)}\n`,
-    );
-    await cutover(h, M, "foo-0.1", opts);
-    const link = join(paths.upper(M, 1), "var/lib/dbus/machine-id");
-    assert.equal(readlinkSync(link), "/etc/machine-id");
-    assert.equal(lstatSync(link).uid, BASE_MIN);
-    assert.equal(statSync(join(paths.upper(M, 1), "var")).uid, BASE_MIN);
-  });
 });

@@ -1,0 +1,66 @@
+// Whether a staged tree can boot as a boxctl container (archive/layout.ts:
+// unbootable), on real trees: nspawn's init paths, resolved inside the
+// tree as nspawn would resolve them inside the container.
+import assert from "node:assert/strict";
+import { chmodSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { unbootable } from "../../../src/archive/layout.ts";
+import { tempDir } from "../../lib/tmp.ts";
+
+/** A tree with the given files (path -> mode) and symlinks (path -> target). */
+function tree(files: Record<string, number>, links: Record<string, string> = {}): string {
+  const root = tempDir("boxctl-layout-");
+  for (const [rel, mode] of Object.entries(files)) {
+    mkdirSync(join(root, rel, ".."), { recursive: true });
+    writeFileSync(join(root, rel), "");
+    chmodSync(join(root, rel), mode);
+  }
+  for (const [rel, target] of Object.entries(links)) {
+    mkdirSync(join(root, rel, ".."), { recursive: true });
+    symlinkSync(target, join(root, rel));
+  }
+  return root;
+}
+
+describe("unbootable", () => {
+  it("accepts systemd at /usr/lib/systemd/systemd, or at /lib/systemd/systemd in a split /usr", () => {
+    assert.equal(
+      unbootable(tree({ "etc/os-release": 0o644, "usr/lib/systemd/systemd": 0o755 })),
+      null,
+    );
+    assert.equal(
+      unbootable(tree({ "usr/lib/os-release": 0o644, "lib/systemd/systemd": 0o755 })),
+      null,
+    );
+  });
+
+  it("follows symlinks inside the tree, never out of it", () => {
+    // Merged /usr, with /lib an absolute link: resolved inside the tree.
+    const merged = tree(
+      { "etc/os-release": 0o644, "usr/lib/systemd/systemd": 0o755 },
+      { lib: "/usr/lib" },
+    );
+    assert.equal(unbootable(merged), null);
+    // A link to the host's systemd resolves to the tree's own path, which is missing.
+    const outside = tree(
+      { "etc/os-release": 0o644 },
+      { "usr/lib/systemd/systemd": "/usr/lib/systemd/systemd" },
+    );
+    assert.match(unbootable(outside)?.why ?? "", /no systemd/);
+  });
+
+  it("refuses a tree without systemd, or with a systemd that is not executable", () => {
+    const sysv = tree({ "etc/os-release": 0o644, "sbin/init": 0o755 });
+    assert.match(unbootable(sysv)?.why ?? "", /^it has no systemd/);
+    assert.match(unbootable(sysv)?.fix ?? "", /systemd-sysv/);
+    const plain = tree({ "etc/os-release": 0o644, "usr/lib/systemd/systemd": 0o644 });
+    assert.match(unbootable(plain)?.why ?? "", /no systemd/);
+  });
+
+  it("refuses a tree without an os-release first, as nspawn does", () => {
+    const root = tree({ "usr/lib/systemd/systemd": 0o755 });
+    assert.match(unbootable(root)?.why ?? "", /os-release/);
+    rmSync(root, { recursive: true });
+  });
+});
