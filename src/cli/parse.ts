@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { UsageError } from "../base/errors.ts";
 import { DEFAULT_BOOT_TIMEOUT_MS } from "../host/boot.ts";
+import { closest } from "./suggest.ts";
 import type { OptionSpec, Opts, Verb } from "./types.ts";
 
 /** Options every verb accepts, by kind of verb. */
@@ -60,10 +61,7 @@ export function parseVerbArgs(verb: Verb, argv: string[]): { args: string[]; opt
     parsed = parseArgs({ args: split.head, options, allowPositionals: true, strict: true });
     parsed.positionals.push(...split.tail);
   } catch (e) {
-    throw new UsageError(
-      `${verb.name}: ${(e as Error).message.replace(/\. To specify.*$/s, "")}`,
-      hint(verb),
-    );
+    throw optionError(verb, e as Error & { code?: string }, Object.keys(specs));
   }
   const args = parsed.positionals;
   const opts = parsed.values as Opts;
@@ -78,6 +76,16 @@ export function parseVerbArgs(verb: Verb, argv: string[]): { args: string[]; opt
     throw new UsageError(`${verb.name}: unexpected argument '${args[max]}'`, hint(verb));
   }
   return { args, opts };
+}
+
+/** node's parseArgs error, as boxctl says things: lower case, and a likely meant option. */
+function optionError(verb: Verb, e: Error & { code?: string }, names: string[]): UsageError {
+  const text = e.message.replace(/\. To specify.*$/s, "");
+  const message = `${verb.name}: ${text.charAt(0).toLowerCase()}${text.slice(1)}`;
+  const given = /^Unknown option '--?([^']*)'/.exec(text)?.[1];
+  const meant =
+    e.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && given ? closest(given, names) : undefined;
+  return new UsageError(message, meant ? `did you mean --${meant}? ${hint(verb)}` : hint(verb));
 }
 
 function hint(verb: Verb): string {

@@ -13,8 +13,8 @@ export function setCarry(
   opts: { wait?: boolean } = {},
 ): Promise<{ policy: CarryPolicy; changed: boolean }> {
   checkName("machine", name);
-  requireMachine(name);
   const policy = parseCarry(spec);
+  requireMachine(name);
   return guarded(r, name, "set-carry", opts, async () => {
     // Re-read under the lock: another verb may have changed machine.json meanwhile.
     const m = loadMachine(name) ?? requireMachine(name);

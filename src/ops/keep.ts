@@ -2,7 +2,7 @@
 // cutover (cutover-instance calls applyKeep once the cutover is committed and
 // its lock released). It deletes only that machine's instances, never an
 // image: images are shared by machines and left to boxctl prune.
-import { BoxError } from "../base/errors.ts";
+import { UsageError } from "../base/errors.ts";
 import { checkName } from "../base/names.ts";
 import type { Runner } from "../host/runner.ts";
 import { loadMachine, requireMachine, saveMachine } from "../store/machine.ts";
@@ -16,8 +16,8 @@ export async function setKeep(
   opts: { wait?: boolean } = {},
 ): Promise<{ keep: number | null; changed: boolean }> {
   checkName("machine", name);
+  const keep = spec === "off" ? null : parseKeepSpec(name, spec);
   requireMachine(name);
-  const keep = spec === "off" ? null : parseKeepSpec(spec);
   return guarded(r, name, "set-keep", opts, async () => {
     const m = loadMachine(name) ?? requireMachine(name);
     const { keep: was, ...rest } = m;
@@ -26,13 +26,13 @@ export async function setKeep(
   });
 }
 
-function parseKeepSpec(spec: string): number {
+function parseKeepSpec(name: string, spec: string): number {
   try {
     return parseKeep(spec);
   } catch {
-    throw new BoxError(
+    throw new UsageError(
       `set-keep wants a number or off, not '${spec}'`,
-      "for example: set-keep web 2",
+      `for example: boxctl set-keep ${name} 2, or boxctl set-keep ${name} off`,
     );
   }
 }

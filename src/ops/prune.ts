@@ -10,7 +10,7 @@
 // settles every machine's interrupted operation (settleInterrupted), since
 // an instance whose deletion was cut off after "forget" is no longer in its
 // machine's record, so no plan would name it again.
-import { BoxError } from "../base/errors.ts";
+import { BoxError, UsageError } from "../base/errors.ts";
 import type { Runner } from "../host/runner.ts";
 import { pendingMachines } from "../plan/intent.ts";
 import { type ImageMeta, listImageNames, loadImage } from "../store/images.ts";
@@ -85,7 +85,7 @@ export function parseKeep(s: string | boolean | undefined): number {
   if (s === undefined) return 0;
   const n = typeof s === "string" && /^\d+$/.test(s) ? Number(s) : Number.NaN;
   if (!Number.isSafeInteger(n))
-    throw new BoxError(`--keep wants a number of instances, not '${s}'`, "for example: --keep 2");
+    throw new UsageError(`--keep wants a number of instances, not '${s}'`, "for example: --keep 2");
   return n;
 }
 

@@ -77,6 +77,24 @@ describe("argument parsing", () => {
     assert.throws(() => parseVerbArgs(verb, ["a", "b", "c"]), /unexpected argument 'c'/);
     assert.throws(() => parseVerbArgs(verb, ["a", "b", "--bogus"]), UsageError);
   });
+  it("says unknown options in boxctl's words, with the option likely meant", () => {
+    const err = (argv: string[]) => {
+      try {
+        parseVerbArgs(verb, argv);
+      } catch (e) {
+        return e as UsageError;
+      }
+      assert.fail(`${argv.join(" ")} parsed`);
+    };
+    const typo = err(["a", "b", "--timout", "3"]);
+    assert.equal(typo.message, "cutover-instance: unknown option '--timout'");
+    assert.match(typo.hint ?? "", /^did you mean --timeout\? usage: boxctl cutover-instance /);
+    assert.doesNotMatch(err(["a", "b", "--zzzzzzzz"]).hint ?? "", /did you mean/);
+    assert.equal(
+      err(["a", "b", "--timeout"]).message,
+      "cutover-instance: option '--timeout <value>' argument missing",
+    );
+  });
   it("leaves the command of `shell` alone, flags and all", () => {
     const r = parseVerbArgs(findVerb("shell"), ["--verbose", "m1", "ls", "-la", "--json"]);
     assert.deepEqual(r.args, ["m1", "ls", "-la", "--json"]);

@@ -4,12 +4,20 @@ import { execFileSync } from "node:child_process";
 import { existsSync, linkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeEach, describe, it } from "node:test";
+import type { BoxError } from "../../../src/base/errors.ts";
 import { paths } from "../../../src/base/paths.ts";
+import { setCarry } from "../../../src/ops/carry-policy.ts";
 import { deletePlan } from "../../../src/ops/delete-instance.ts";
 import { df } from "../../../src/ops/df.ts";
 import { applyKeep, setKeep } from "../../../src/ops/keep.ts";
 import { pinImage, pinInstance } from "../../../src/ops/pin.ts";
-import { applyPrune, loadStore, prunePlan, settleInterrupted } from "../../../src/ops/prune.ts";
+import {
+  applyPrune,
+  loadStore,
+  parseKeep,
+  prunePlan,
+  settleInterrupted,
+} from "../../../src/ops/prune.ts";
 import { cutover } from "../../../src/ops/switch.ts";
 import { newIntent, readIntent } from "../../../src/plan/intent.ts";
 import { loadImage } from "../../../src/store/images.ts";
@@ -128,6 +136,20 @@ describe("keep", () => {
     assert.deepEqual(await setKeep(h, M, "off"), { keep: null, changed: true });
     assert.equal(loadMachine(M)?.keep, undefined);
     await assert.rejects(setKeep(h, M, "-1"), /a number or off/);
+  });
+
+  it("calls a bad N, or a bad --keep, a usage error, before it looks for the machine", async () => {
+    tempRoot([]);
+    const usage = (re: RegExp) => (e: BoxError) => re.test(e.message) && e.exitCode === 2;
+    await assert.rejects(
+      setKeep(new FakeHost(), "nosuch", "x"),
+      usage(/set-keep wants a number or off/),
+    );
+    await assert.rejects(
+      async () => setCarry(new FakeHost(), "nosuch", "bogus"),
+      usage(/unknown carry part/),
+    );
+    assert.throws(() => parseKeep("x"), usage(/--keep wants a number/));
   });
 });
 
