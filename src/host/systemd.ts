@@ -167,6 +167,7 @@ export async function startMachine(
   root: string,
   verb: "start" | "restart" = "start",
 ): Promise<void> {
+  const since = Date.now();
   try {
     await r.run(["systemctl", verb, nspawnUnit(name)], { mutates: true });
   } catch {
@@ -175,19 +176,37 @@ export async function startMachine(
     try {
       await r.run(["systemctl", "start", nspawnUnit(name)], { mutates: true });
     } catch (e) {
-      throw await withJournal(r, nspawnUnit(name), e);
+      throw await withJournal(r, [nspawnUnit(name)], e, since);
     }
   }
 }
 
-/** A failed start, with what nspawn itself said last: systemctl only says "see journalctl". */
-async function withJournal(r: Runner, unit: string, e: unknown): Promise<unknown> {
+/**
+ * A failed start, with what the units' processes said since it began
+ * (sinceMs, the clock journald stamps with): systemctl says "see journalctl".
+ */
+async function withJournal(
+  r: Runner,
+  units: string[],
+  e: unknown,
+  sinceMs: number,
+): Promise<unknown> {
   if (!(e instanceof BoxError)) return e;
-  const j = await r.run(["journalctl", "-u", unit, "-n", "8", "--no-pager", "-o", "cat"], {
-    check: false,
-  });
+  const argv = [
+    "journalctl",
+    ...units.flatMap((u) => ["-u", u]),
+    `--since=@${(sinceMs / 1000).toFixed(3)}`,
+    "-n",
+    // Enough for each unit's own failure (a view's is 6 lines), not pages of them.
+    String(4 + 4 * units.length),
+    "--no-pager",
+    "-o",
+    "cat",
+  ];
+  const j = await r.run(argv, { check: false });
   const said = j.stdout.trim().split("\n").join("\n    ");
-  return said ? new BoxError(`${e.message}\n  ${unit} said:\n    ${said}`, e.hint, e.exitCode) : e;
+  const who = units.join(", ");
+  return said ? new BoxError(`${e.message}\n  ${who} said:\n    ${said}`, e.hint, e.exitCode) : e;
 }
 
 /**
@@ -249,8 +268,20 @@ export function queueStop(r: Runner, units: string[]) {
 }
 
 /** Mounts a path through its mount unit (the generated one, for a machine's root). */
-export function startMount(r: Runner, path: string): Promise<unknown> {
-  return r.run(["systemctl", "start", mountUnitName(path)], { mutates: true });
+export async function startMount(r: Runner, path: string): Promise<void> {
+  const unit = mountUnitName(path);
+  const since = Date.now();
+  try {
+    await r.run(["systemctl", "start", unit], { mutates: true });
+  } catch (e) {
+    // systemctl says only "see journalctl": what mount said, or what a
+    // service the mount requires said (an image's idmapped view) is the cause.
+    const req = await r.run(["systemctl", "show", "--property=Requires", "--value", unit], {
+      check: false,
+    });
+    const services = req.stdout.split(/\s+/).filter((u) => u.endsWith(".service"));
+    throw await withJournal(r, [...services, unit], e, since);
+  }
 }
 
 /** Stops units and waits; the caller checks the outcome (a unit already gone is no error). */

@@ -19,7 +19,7 @@ import { pickBase } from "../overlay/views.ts";
 import { apply } from "../plan/apply.ts";
 import { clearIntent, type Intent, newIntent, readIntent } from "../plan/intent.ts";
 import { requireImage } from "../store/images.ts";
-import { checkMountPointFree, nextGen } from "../store/instances.ts";
+import { checkMountPointFree, nextGen, refuseOverlayStore } from "../store/instances.ts";
 import {
   describe,
   emptyMachine,
@@ -182,6 +182,7 @@ export async function cutover(r: Runner, name: string, image: string, opts: Swit
     withImageStoreLock(r, "cutover-instance", { shared: true, wait: true }, async () => {
       requireImage(image);
       refuseUnbootable(image);
+      refuseOverlayStore();
       const existing = loadMachine(name);
       if (!existing) checkMountPointFree(name);
       const m = existing ?? emptyMachine(name);

@@ -137,8 +137,10 @@ my $ok = eval {
   die "idmap-view: open_tree $src: $!\n" if $tree < 0;
   # mount_setattr(tree, "", AT_EMPTY_PATH, {MOUNT_ATTR_RDONLY | MOUNT_ATTR_IDMAP, 0, 0, userns}, 32)
   my $attr = pack('QQQQ', 0x1 | 0x100000, 0, 0, fileno($ns));
+  # EINVAL: the file system under SOURCE cannot be idmapped (overlayfs; tmpfs before Linux 6.3).
   syscall(442, $tree, $empty, 0x1000, $attr, length $attr) == 0
-    or die "idmap-view: mount_setattr (idmap 0:$base:$count) on $src: $!\n";
+    or die "idmap-view: mount_setattr (idmap 0:$base:$count) on $src: $!\n"
+      . ($!{EINVAL} ? "idmap-view: its file system cannot be idmapped; private users need the store on one that can (ext4, xfs, btrfs; tmpfs from Linux 6.3)\n" : "");
   # move_mount(tree, "", AT_FDCWD, VIEW, MOVE_MOUNT_F_EMPTY_PATH)
   syscall(429, $tree, $empty, -100, $d, 0x4) == 0 or die "idmap-view: move_mount to $dst: $!\n";
   1;

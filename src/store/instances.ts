@@ -10,6 +10,7 @@ import {
   renameSync,
   rmdirSync,
   rmSync,
+  statfsSync,
   statSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
@@ -68,6 +69,30 @@ export function checkMountPointFree(name: string): void {
       `${root} already exists and boxctl does not manage it`,
       `pick another machine name; or move that container to boxctl, keeping it as the way back: stop it, tar its tree, boxctl stage-image the tarball, machinectl rename ${name} ${name}-old, then cut over (README, "An existing container")`,
     );
+  }
+}
+
+/** statfs(2)'s f_type for overlayfs (OVERLAYFS_SUPER_MAGIC, linux/magic.h). */
+export const OVERLAYFS_MAGIC = 0x794c7630;
+
+/**
+ * Refuses a store on overlayfs: the kernel does not take an upper dir on
+ * it ("not supported as upperdir"), which would show only as a failed
+ * mount once a cutover has begun. fsType: statfs of the store, if known.
+ */
+export function refuseOverlayStore(fsType = storeFsType()): void {
+  if (fsType === OVERLAYFS_MAGIC)
+    throw new BoxError(
+      `the store ${paths.store()} is on overlayfs, which cannot hold an instance's changes (the kernel refuses an overlay upper dir there)`,
+      `mount another file system (ext4, xfs or btrfs) at ${paths.store()}, then stage the images again`,
+    );
+}
+
+function storeFsType(): number | undefined {
+  try {
+    return statfsSync(paths.store()).type;
+  } catch {
+    return undefined;
   }
 }
 

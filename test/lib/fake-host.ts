@@ -12,7 +12,7 @@ import { dirname, join } from "node:path";
 import { PassThrough } from "node:stream";
 import { paths, relocate } from "../../src/base/paths.ts";
 import type { InotifyUse } from "../../src/host/limits.ts";
-import type { Runner, RunOptions, RunResult } from "../../src/host/runner.ts";
+import { failure, type Runner, type RunOptions, type RunResult } from "../../src/host/runner.ts";
 import { tempDir } from "./tmp.ts";
 
 interface Unit {
@@ -75,6 +75,10 @@ export class FakeHost implements Runner {
   private lagging = new Map<string, number>();
   /** Mount units whose systemctl stop fails (systemd could not spawn umount). */
   readonly failsToStop = new Set<string>();
+  /** Mount units whose start fails, as one whose required view failed (its log: unitLog). */
+  readonly failsToMount = new Set<string>();
+  /** What journalctl -u UNIT -o cat prints for a unit. */
+  readonly unitLog = new Map<string, string[]>();
   /** Machines that machinectl enable has made start with the host. */
   readonly enabled = new Set<string>();
   /** The exit status of --check commands. */
@@ -109,7 +113,7 @@ export class FakeHost implements Runner {
    * point and upper dir. Like systemd: the fragment from /etc, else from
    * /run; then drop-ins (in /run here), whose later settings win.
    */
-  private mountUnit(unit: string): { where: string; upper: string } {
+  private mountUnit(unit: string): { where: string; upper: string; requires: string } {
     const read = (p: string) => {
       try {
         return readFileSync(p, "utf8");
@@ -123,7 +127,11 @@ export class FakeHost implements Runner {
       ? (read(join(paths.runtimeUnitDir(), `${unit}.d`, "50-boxctl-switch.conf")) ?? "")
       : "";
     const last = (re: RegExp) => [...`${fragment}\n${dropIn}`.matchAll(re)].pop()?.[1] ?? "";
-    return { where: last(/^Where=(.*)$/gm), upper: last(/upperdir=([^,\n]*)/g) };
+    return {
+      where: last(/^Where=(.*)$/gm),
+      upper: last(/upperdir=([^,\n]*)/g),
+      requires: last(/^Requires=(.*)$/gm),
+    };
   }
 
   /** Entries sent to the journal (logger --journald), as field maps. */
@@ -145,9 +153,17 @@ export class FakeHost implements Runner {
           this.enabled.delete(/^systemd-nspawn@(.*)\.service$/.exec(u)?.[1] ?? "");
         return this.ok();
       case "show":
+        if (rest.includes("--property=Requires"))
+          return this.ok(`${units.map((u) => this.mountUnit(u).requires).join(" ")}\n`);
         return this.ok(units.map((u) => this.show(u)).join("\n\n"));
       case "start":
       case "restart":
+        if (verb === "start" && units.some((u) => this.failsToMount.has(u)))
+          return {
+            code: 1,
+            stdout: "",
+            stderr: `A dependency job for ${units[0]} failed. See 'journalctl -xe' for details.`,
+          };
         for (const u of units) this.start(u);
         return this.ok();
       case "stop":
@@ -228,7 +244,8 @@ export class FakeHost implements Runner {
     if (this.dryRun && opts.mutates) return this.ok();
     const res = this.answer(a, opts.input);
     if (res.code !== 0 && (opts.check ?? true))
-      throw new Error(`fake host: '${a.join(" ")}' failed: ${res.stderr}`);
+      // As the real runner says it (host/runner.ts).
+      throw failure(a, res.code, res.stderr);
     return res;
   }
 
@@ -275,6 +292,10 @@ export class FakeHost implements Runner {
         return this.ok();
       case "flock":
         return this.ok();
+      case "journalctl": {
+        const units = a.flatMap((x, i) => (a[i - 1] === "-u" ? [x] : []));
+        return this.ok(units.flatMap((u) => this.unitLog.get(u) ?? []).join("\n"));
+      }
       case "getent":
         // No user or group has a uid in boxctl's range.
         return { code: 2, stdout: "", stderr: "" };

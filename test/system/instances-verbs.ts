@@ -85,6 +85,31 @@ export function cutoverVerbs(ctx: HostCtx): void {
       ok(await host.boxctl(["delete-image", "nosd-1.0"]));
     });
 
+    it("refuses a store on overlayfs before it changes anything", async () => {
+      // This test host's own root is overlayfs: a store there, with a tiny image.
+      const env = { BOXCTL_STORE: "/root/ovl-store" };
+      await host.sh([
+        "sh",
+        "-c",
+        "d=$(mktemp -d) && mkdir -p $d/usr/lib/systemd && cp -a /etc $d/ && cp /usr/lib/os-release $d/usr/lib/ && cp /bin/true $d/usr/lib/systemd/systemd && tar -C $d -cf /tmp/tiny-1.0.tar . && rm -rf $d",
+      ]);
+      assert.equal((await host.sh(["stat", "-f", "-c", "%T", "/root"])).trim(), "overlayfs");
+      ok(await host.boxctl(["stage-image", "/tmp/tiny-1.0.tar"], { env }), "stage-image");
+      const r = await host.boxctl(["cutover-instance", "ovl1", "tiny-1.0"], { env });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(
+        r.stderr,
+        /^boxctl: the store \/root\/ovl-store is on overlayfs, which cannot hold an instance's changes/m,
+      );
+      assert.match(
+        r.stderr,
+        /hint: mount another file system \(ext4, xfs or btrfs\) at \/root\/ovl-store/,
+      );
+      assert.equal(await host.sh(["ls", "/root/ovl-store/machines"]).catch(() => ""), "");
+      assert.equal((await host.exec(["test", "-e", "/var/lib/machines/ovl1"])).code, 1);
+      await host.sh(["rm", "-rf", "/root/ovl-store", "/tmp/tiny-1.0.tar"]);
+    });
+
     it("falls back on its own when --check fails, and passes a good --check", async () => {
       const bad = await host.boxctl([
         "cutover-instance",

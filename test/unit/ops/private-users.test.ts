@@ -6,10 +6,12 @@ import { lstatSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSy
 import { join } from "node:path";
 import { beforeEach, describe, it } from "node:test";
 import { paths } from "../../../src/base/paths.ts";
+import { mountUnitName } from "../../../src/host/systemd.ts";
 import { cutover, fallback } from "../../../src/ops/switch.ts";
 import { BASE_MIN, VIEW_SCRIPT } from "../../../src/overlay/views.ts";
 import { mountUnitPath } from "../../../src/overlay/wiring.ts";
 import { loadMachine } from "../../../src/store/machine.ts";
+import { capture } from "../../lib/capture.ts";
 import { FakeHost, tempRoot } from "../../lib/fake-host.ts";
 
 const M = "web1";
@@ -74,6 +76,24 @@ describe("private users", {
     assert.equal(h.mounts.get(paths.machineRoot(M)), paths.upper(M, 1));
     await fallback(h, M, opts);
     assert.match(nspawn(), /^PrivateUsers=1879048192:65536$/m);
+  });
+
+  it("says what the image's view said when the new root cannot be mounted", async () => {
+    const mount = mountUnitName(paths.machineRoot(M));
+    const view = "boxctl-view-web1-1.service";
+    h.failsToMount.add(mount);
+    h.unitLog.set(view, [
+      "idmap-view: mount_setattr (idmap 0:1879048192:65536) on /x/rootfs: Invalid argument",
+      "idmap-view: its file system cannot be idmapped; private users need the store on one that can (ext4, xfs, btrfs; tmpfs from Linux 6.3)",
+    ]);
+    h.unitLog.set(mount, [`${mount}: Job ${mount}/start failed with result 'dependency'.`]);
+    const stderr = await capture("stderr", () =>
+      assert.rejects(cutover(h, M, "foo-0.1", opts), /left stopped with no current instance/),
+    );
+    assert.ok(stderr.includes(`${view}, ${mount} said:\n    idmap-view: mount_setattr`), stderr);
+    assert.match(stderr, /its file system cannot be idmapped/);
+    const j = h.commands.find((c) => c.startsWith("journalctl "));
+    assert.match(j ?? "", /^journalctl -u \S+ -u \S+ --since=@\d+\.\d{3} -n 12 --no-pager -o cat$/);
   });
 
   it("gives a new instance its own machine ID when the image carries one", async () => {

@@ -10,6 +10,7 @@ import { paths } from "../../../src/base/paths.ts";
 import { cutover, fallback } from "../../../src/ops/switch.ts";
 import { BASE_MIN } from "../../../src/overlay/views.ts";
 import { CUTOVER_STEPS } from "../../../src/plan/steps.ts";
+import { OVERLAYFS_MAGIC, refuseOverlayStore } from "../../../src/store/instances.ts";
 import { loadMachine } from "../../../src/store/machine.ts";
 import { capture } from "../../lib/capture.ts";
 import { FakeHost, tempRoot } from "../../lib/fake-host.ts";
@@ -242,6 +243,12 @@ describe("cutover-instance and fallback-instance", () => {
     assert.equal(readFileSync(paths.machineState(M), "utf8"), before);
     assert.equal(existsSync(paths.instance(M, 2)), false);
     assert.equal(h.units.get(nspawn)?.active, "active", "web1 still runs");
+  });
+
+  it("refuses a store on overlayfs, whose upper dirs the kernel would not mount", () => {
+    assert.throws(() => refuseOverlayStore(OVERLAYFS_MAGIC), /is on overlayfs/);
+    refuseOverlayStore(0xef53); // ext4
+    refuseOverlayStore(undefined); // not there yet
   });
 
   it("leaves a new machine stopped with no current instance when its first cutover fails", async () => {
