@@ -11,6 +11,7 @@ import {
   startMachine,
   unitInfo,
 } from "./systemd.ts";
+import { lastStartMs, withJournal } from "./unit-log.ts";
 import { watchUnit } from "./unit-watch.ts";
 
 /** How long cutover, fallback, start and recovery wait for a boot unless told (--timeout). */
@@ -117,13 +118,16 @@ function withLimits(r: Runner, hint: string): string {
   return why ? `${why}; then ${hint}` : hint;
 }
 
+/** A container that stopped while booting, with what it said on its console as it went. */
 async function throwIfDown(r: Runner, name: string): Promise<void> {
-  const s = await unitInfo(r, nspawnUnit(name));
+  const unit = nspawnUnit(name);
+  const s = await unitInfo(r, unit);
   if (!isUpOrQueued(s)) {
-    throw new BoxError(
+    const e = new BoxError(
       `container ${name} stopped while booting (unit ${s.activeState}, result ${s.result})`,
-      withLimits(r, `see: journalctl -u ${nspawnUnit(name)}`),
+      withLimits(r, `see: journalctl -u ${unit}`),
     );
+    throw await withJournal(r, [unit], e, await lastStartMs(r, unit));
   }
 }
 

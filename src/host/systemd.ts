@@ -3,6 +3,7 @@
 // stock systemd-nspawn@.service, so plain machinectl keeps working on them.
 import { BoxError } from "../base/errors.ts";
 import type { Runner } from "./runner.ts";
+import { withJournal } from "./unit-log.ts";
 
 export const nspawnUnit = (name: string) => `systemd-nspawn@${name}.service`;
 
@@ -179,34 +180,6 @@ export async function startMachine(
       throw await withJournal(r, [nspawnUnit(name)], e, since);
     }
   }
-}
-
-/**
- * A failed start, with what the units' processes said since it began
- * (sinceMs, the clock journald stamps with): systemctl says "see journalctl".
- */
-async function withJournal(
-  r: Runner,
-  units: string[],
-  e: unknown,
-  sinceMs: number,
-): Promise<unknown> {
-  if (!(e instanceof BoxError)) return e;
-  const argv = [
-    "journalctl",
-    ...units.flatMap((u) => ["-u", u]),
-    `--since=@${(sinceMs / 1000).toFixed(3)}`,
-    "-n",
-    // Enough for each unit's own failure (a view's is 6 lines), not pages of them.
-    String(4 + 4 * units.length),
-    "--no-pager",
-    "-o",
-    "cat",
-  ];
-  const j = await r.run(argv, { check: false });
-  const said = j.stdout.trim().split("\n").join("\n    ");
-  const who = units.join(", ");
-  return said ? new BoxError(`${e.message}\n  ${who} said:\n    ${said}`, e.hint, e.exitCode) : e;
 }
 
 /**

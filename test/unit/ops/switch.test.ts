@@ -198,6 +198,19 @@ describe("cutover-instance and fallback-instance", () => {
     assert.equal(existsSync(paths.intent(M)), false);
   });
 
+  it("says what the container printed on its way down when it stopped while booting", async () => {
+    await cutover(h, M, "foo-0.1", opts);
+    h.failsToBoot.add(paths.upper(M, 2));
+    h.unitLog.set(nspawn, ["Failed to allocate manager object: Too many open files"]);
+    const stderr = await capture("stderr", () => assert.rejects(cutover(h, M, "foo-0.2", opts)));
+    assert.ok(
+      stderr.includes(
+        `container web1 stopped while booting (unit failed, result success)\n  ${nspawn} said:\n    Failed to allocate manager object`,
+      ),
+      stderr,
+    );
+  });
+
   it("falls back when --check fails inside the new instance", async () => {
     await cutover(h, M, "foo-0.1", opts);
     h.checkExit = 3;
