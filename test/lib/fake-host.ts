@@ -13,6 +13,7 @@ import { PassThrough } from "node:stream";
 import { paths, relocate } from "../../src/base/paths.ts";
 import type { InotifyUse } from "../../src/host/limits.ts";
 import { failure, type Runner, type RunOptions, type RunResult } from "../../src/host/runner.ts";
+import { loadMachine, type MachineState } from "../../src/store/machine.ts";
 import { tempDir } from "./tmp.ts";
 
 interface Unit {
@@ -406,6 +407,13 @@ export class FakeHost implements Runner {
       )
       .join("\n");
   }
+}
+
+/** NAME's machine record, which the test expects the operations to have written. */
+export function recordOf(name: string): MachineState {
+  const m = loadMachine(name);
+  if (!m) throw new Error(`no machine.json for ${name}`);
+  return m;
 }
 
 /** A fresh temporary root holding the given staged images (empty rootfs, valid image.json). */

@@ -12,15 +12,11 @@ import { BASE_MIN, VIEW_SCRIPT } from "../../../src/overlay/views.ts";
 import { mountUnitPath } from "../../../src/overlay/wiring.ts";
 import { loadMachine } from "../../../src/store/machine.ts";
 import { capture } from "../../lib/capture.ts";
-import { FakeHost, tempRoot } from "../../lib/fake-host.ts";
+import { FakeHost, recordOf, tempRoot } from "../../lib/fake-host.ts";
 
 const M = "web1";
 const opts = { timeoutMs: 20_000 };
-const machine = () => {
-  const m = loadMachine(M);
-  assert.ok(m, "machine.json exists");
-  return m;
-};
+const machine = () => recordOf(M);
 
 describe("private users", {
   skip: process.getuid?.() !== 0 && "needs root: chowns to a uid range",

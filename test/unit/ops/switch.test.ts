@@ -11,17 +11,12 @@ import { cutover, fallback } from "../../../src/ops/switch.ts";
 import { BASE_MIN } from "../../../src/overlay/views.ts";
 import { CUTOVER_STEPS } from "../../../src/plan/steps.ts";
 import { OVERLAYFS_MAGIC, refuseOverlayStore } from "../../../src/store/instances.ts";
-import { loadMachine } from "../../../src/store/machine.ts";
 import { capture } from "../../lib/capture.ts";
-import { FakeHost, tempRoot } from "../../lib/fake-host.ts";
+import { FakeHost, recordOf, tempRoot } from "../../lib/fake-host.ts";
 
 const M = "web1";
 const opts = { timeoutMs: 20_000 };
-const machine = () => {
-  const m = loadMachine(M);
-  assert.ok(m, "machine.json exists");
-  return m;
-};
+const machine = () => recordOf(M);
 const mountedUpper = (h: FakeHost) => h.mounts.get(paths.machineRoot(M));
 const nspawn = `systemd-nspawn@${M}.service`;
 
