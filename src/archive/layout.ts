@@ -53,15 +53,24 @@ const SYSTEMD = ["usr/lib/systemd/systemd", "lib/systemd/systemd"];
 /**
  * Why a boxctl container could not boot from the tree at root, with what
  * to do about it; null if it could. nspawn boots no tree without an
- * os-release, and boxctl learns that a boot has finished (and runs
- * --check) through the container's own systemd: with another init, a
- * cutover would stop the container and fall back only after --timeout.
+ * os-release; a tree owned by a shifted uid range boots, degraded, with
+ * every file owned by no user of the container; and boxctl learns that a
+ * boot has finished (and runs --check) through the container's own
+ * systemd: with another init, a cutover would stop the container and fall
+ * back only after --timeout.
  */
 export function unbootable(root: string): { why: string; fix: string } | null {
   if (!osReleaseOf(root))
     return {
       why: "it has no etc/os-release or usr/lib/os-release, and systemd-nspawn boots no tree without one",
       fix: "stage an archive of a whole OS tree",
+    };
+  // nspawn's -U chowns a tree on disk to its range, root directory included.
+  const owner = lstatSync(root).uid;
+  if (owner >= 65536)
+    return {
+      why: `its root directory is owned by uid ${owner}, not 0: a tree that systemd-nspawn -U shifted on disk, whose files no user in the container would own`,
+      fix: "shift the tree back before you archive it: systemd-nspawn -D DIR --private-users=0:65536 --private-users-ownership=chown true (README, An existing container)",
     };
   const init = SYSTEMD.some((rel) => {
     const p = resolveInRoot(root, rel);

@@ -85,6 +85,27 @@ export function cutoverVerbs(ctx: HostCtx): void {
       ok(await host.boxctl(["delete-image", "nosd-1.0"]));
     });
 
+    it("refuses an image of a tree that nspawn's -U shifted on disk, and warns when staging it", async () => {
+      // A tree as the stock unit's -U leaves it: every file owned by its uid range.
+      await host.sh([
+        "sh",
+        "-c",
+        "d=$(mktemp -d) && mkdir -p $d/usr/lib/systemd && cp -a /etc $d/ && cp /usr/lib/os-release $d/usr/lib/ && cp /bin/true $d/usr/lib/systemd/systemd && chown -R 160169984:160169984 $d && tar -C $d --numeric-owner -cf /tmp/shifted-1.0.tar . && rm -rf $d",
+      ]);
+      const s = ok(await host.boxctl(["stage-image", "/tmp/shifted-1.0.tar"]), "stage-image");
+      assert.match(s.stderr, /^boxctl: warning: shifted-1\.0 cannot boot as a boxctl container/m);
+      const before = await machineJson(host);
+      const r = await host.boxctl(["cutover-instance", "system1", "shifted-1.0"]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(
+        r.stderr,
+        /^boxctl: image 'shifted-1\.0' cannot boot as a boxctl container: its root directory is owned by uid 160169984, not 0/m,
+      );
+      assert.match(r.stderr, /hint: shift the tree back .*--private-users-ownership=chown/);
+      assert.deepEqual(await machineJson(host), before, "nothing recorded");
+      ok(await host.boxctl(["delete-image", "shifted-1.0"]));
+    });
+
     it("refuses a store on overlayfs before it changes anything", async () => {
       // This test host's own root is overlayfs: a store there, with a tiny image.
       const env = { BOXCTL_STORE: "/root/ovl-store" };

@@ -95,8 +95,9 @@ boxctl goes back on its own to the instance that was current before, starts it, 
 what failed and exits 1; the failed instance is kept (see boxctl history/diff). On the
 first cutover of a new machine there is nothing to go back to: the machine is left
 stopped with no current instance. An image that is not staged changes nothing, and so
-does one without systemd (/usr/lib/systemd/systemd) or an os-release: boxctl follows the
-boot, and runs --check, through the container's own systemd.
+does one that cannot boot as a boxctl container: without systemd (/usr/lib/systemd/systemd;
+boxctl follows the boot, and runs --check, through it) or an os-release, or a tree that
+nspawn's -U shifted on disk (its root owned by a uid of 65536 or more).
 
 Private users: the new instance runs in the machine's own user namespace. uid 0 inside
 is BASE on the host, one range of 65536 uids that boxctl allocates once per machine (from

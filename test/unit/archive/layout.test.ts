@@ -2,7 +2,7 @@
 // unbootable), on real trees: nspawn's init paths, resolved inside the
 // tree as nspawn would resolve them inside the container.
 import assert from "node:assert/strict";
-import { chmodSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { unbootable } from "../../../src/archive/layout.ts";
@@ -56,6 +56,20 @@ describe("unbootable", () => {
     assert.match(unbootable(sysv)?.fix ?? "", /systemd-sysv/);
     const plain = tree({ "etc/os-release": 0o644, "usr/lib/systemd/systemd": 0o644 });
     assert.match(unbootable(plain)?.why ?? "", /no systemd/);
+  });
+
+  it("refuses a tree that nspawn's -U shifted on disk (its root owned by a uid of a range)", {
+    skip: process.getuid?.() !== 0 && "needs root: chowns",
+  }, () => {
+    const root = tree({ "etc/os-release": 0o644, "usr/lib/systemd/systemd": 0o755 });
+    chownSync(root, 160169984, 160169984);
+    assert.match(
+      unbootable(root)?.why ?? "",
+      /^its root directory is owned by uid 160169984, not 0/,
+    );
+    assert.match(unbootable(root)?.fix ?? "", /--private-users-ownership=chown/);
+    chownSync(root, 1000, 1000);
+    assert.equal(unbootable(root), null, "a uid below 65536 is left alone");
   });
 
   it("refuses a tree without an os-release first, as nspawn does", () => {
