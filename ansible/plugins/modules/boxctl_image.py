@@ -122,8 +122,10 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.boxctl.boxctl.plugins.module_utils.boxctl import (
-    Boxctl, BoxctlError, error_message, find_image, image_name_from_source, image_view,
-    plan_image, redact_url, render_image, url_secrets,
+    Boxctl, BoxctlError, error_message, image_name_from_source, redact_url, url_secrets,
+)
+from ansible_collections.boxctl.boxctl.plugins.module_utils.boxctl_plan import (
+    find_image, image_view, plan_image, render_image,
 )
 
 
@@ -164,7 +166,7 @@ def main():
 
     exe = p["executable"] or module.get_bin_path(
         "boxctl", required=True, opt_dirs=["/usr/local/bin", "/usr/local/sbin"])
-    bx = Boxctl(lambda argv: module.run_command(argv, environ_update={"LC_ALL": "C"}), exe)
+    bx = Boxctl(lambda argv: module.run_command(argv, environ_update={"LC_ALL": "C"}), exe, warn=module.warn)
     result = dict(changed=False, name=name, image=None, commands=[])
 
     try:

@@ -164,8 +164,9 @@ stderr:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.boxctl.boxctl.plugins.module_utils.boxctl import (
-    Boxctl, BoxctlError, error_message, machine_view, plan_changes, plan_machine, render_machine,
+from ansible_collections.boxctl.boxctl.plugins.module_utils.boxctl import Boxctl, BoxctlError, error_message
+from ansible_collections.boxctl.boxctl.plugins.module_utils.boxctl_plan import (
+    machine_view, plan_changes, plan_machine, render_machine,
 )
 
 
@@ -257,7 +258,8 @@ def main():
     )
     p = module.params
     name = p["name"]
-    bx = Boxctl(lambda argv: module.run_command(argv, environ_update={"LC_ALL": "C"}), find_boxctl(module))
+    bx = Boxctl(lambda argv: module.run_command(argv, environ_update={"LC_ALL": "C"}), find_boxctl(module),
+                warn=module.warn)
     result = dict(changed=False, image=None, before_image=None, switched=None, rolled_back=False,
                   status=None, commands=[])
 

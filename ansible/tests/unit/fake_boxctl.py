@@ -97,6 +97,9 @@ def main():
             return 1
         st["images"][name] = {"sha256": sha, "source": os.path.basename(src.split("?")[0])}
         save()
+        if st.get("stage_warning"):
+            sys.stderr.write("boxctl: warning: %s cannot boot as a boxctl container, so cutover-instance will "
+                             "refuse it: it has no systemd\n  hint: install systemd in the image\n" % name)
         return emit({"version": 1, "verb": verb, "changed": True, "image": {"name": name}, "error": None})
     if verb == "delete-image":
         if used_by(args[0]):

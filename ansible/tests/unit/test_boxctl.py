@@ -3,7 +3,7 @@
 
     python3 -m unittest discover -s ansible/tests/unit -v
 
-The decision logic (plugins/module_utils/boxctl.py) is tested without
+The decision logic (plugins/module_utils/boxctl*.py) is tested without
 Ansible. The modules themselves are run end to end, in a subprocess as
 Ansible runs them, against a fake boxctl (fake_boxctl.py, a small state
 machine in a JSON file) when ansible-core is installed, and skipped
@@ -26,15 +26,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 COLLECTION = os.path.abspath(os.path.join(HERE, "..", ".."))
 
 
-def load_utils():
-    path = os.path.join(COLLECTION, "plugins", "module_utils", "boxctl.py")
-    spec = importlib.util.spec_from_file_location("boxctl_utils", path)
+def load_utils(name):
+    path = os.path.join(COLLECTION, "plugins", "module_utils", name + ".py")
+    spec = importlib.util.spec_from_file_location(name + "_utils", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
-U = load_utils()
+U = load_utils("boxctl")
+P = load_utils("boxctl_plan")
 
 
 def view(image="foo-0.1", gen=1, fb=None, fb_gen=None, running=True, enabled=False):
@@ -92,6 +93,15 @@ class TestBoxctlRunner(unittest.TestCase):
         self.assertEqual(got["result"], "rolled-back")
         self.assertEqual(U.error_message(got, err, "x"), "check failed")
 
+    def test_warnings_in_stderr(self):
+        err = ("boxctl: note: x carries a machine ID\n"
+               "boxctl: warning: x cannot boot\n  hint: install systemd\n"
+               "boxctl: failed\n  hint: not a warning's\n"
+               "boxctl: warning: low on inotify\n")
+        self.assertEqual(U.warnings_in(err), ["boxctl: x cannot boot (hint: install systemd)",
+                                              "boxctl: low on inotify"])
+        self.assertEqual(U.warnings_in(None), [])
+
     def test_read_fails_without_json(self):
         bx = U.Boxctl(lambda argv: (1, "", "boxctl: no machine 'x'\n"))
         with self.assertRaises(U.BoxctlError) as ctx:
@@ -114,90 +124,90 @@ class TestPlanImage(unittest.TestCase):
     IMG = {"name": "foo-0.2", "sha256": "a" * 64, "usedBy": []}
 
     def test_stage_when_missing(self):
-        self.assertEqual(U.plan_image(None, "present", "foo-0.2"), ("stage", None))
+        self.assertEqual(P.plan_image(None, "present", "foo-0.2"), ("stage", None))
 
     def test_nothing_when_staged_with_same_sha(self):
-        self.assertEqual(U.plan_image(self.IMG, "present", "foo-0.2", sha256="A" * 64), (None, None))
-        self.assertEqual(U.plan_image(self.IMG, "present", "foo-0.2", source_sha256="a" * 64), (None, None))
-        self.assertEqual(U.plan_image(self.IMG, "present", "foo-0.2"), (None, None))
+        self.assertEqual(P.plan_image(self.IMG, "present", "foo-0.2", sha256="A" * 64), (None, None))
+        self.assertEqual(P.plan_image(self.IMG, "present", "foo-0.2", source_sha256="a" * 64), (None, None))
+        self.assertEqual(P.plan_image(self.IMG, "present", "foo-0.2"), (None, None))
 
     def test_refuses_other_content_under_the_same_name(self):
-        action, err = U.plan_image(self.IMG, "present", "foo-0.2", sha256="b" * 64)
+        action, err = P.plan_image(self.IMG, "present", "foo-0.2", sha256="b" * 64)
         self.assertIsNone(action)
         self.assertIn("already staged with sha256", err)
 
     def test_absent(self):
-        self.assertEqual(U.plan_image(None, "absent", "foo-0.2"), (None, None))
-        self.assertEqual(U.plan_image(self.IMG, "absent", "foo-0.2"), ("delete", None))
+        self.assertEqual(P.plan_image(None, "absent", "foo-0.2"), (None, None))
+        self.assertEqual(P.plan_image(self.IMG, "absent", "foo-0.2"), ("delete", None))
         used = dict(self.IMG, usedBy=[{"machine": "system1", "gen": 2, "role": "current"}])
-        action, err = U.plan_image(used, "absent", "foo-0.2")
+        action, err = P.plan_image(used, "absent", "foo-0.2")
         self.assertIsNone(action)
         self.assertIn("system1 gen 2 (current)", err)
 
 
 class TestPlanMachine(unittest.TestCase):
     def test_cutover_when_on_another_image(self):
-        p = U.plan_machine(view(), "current", image="foo-0.2")
+        p = P.plan_machine(view(), "current", image="foo-0.2")
         self.assertEqual(p["switch"], "cutover")
         self.assertEqual(p["predicted"]["image"], "foo-0.2")
         self.assertEqual(p["predicted"]["fallback_image"], "foo-0.1")
-        self.assertTrue(U.plan_changes(p))
+        self.assertTrue(P.plan_changes(p))
 
     def test_cutover_creates_a_new_machine(self):
-        p = U.plan_machine(None, "current", image="foo-0.1")
+        p = P.plan_machine(None, "current", image="foo-0.1")
         self.assertEqual(p["switch"], "cutover")
         self.assertIsNone(p["predicted"]["fallback_image"])
 
     def test_idempotent_when_current(self):
-        p = U.plan_machine(view(image="foo-0.2"), "current", image="foo-0.2")
-        self.assertFalse(U.plan_changes(p))
+        p = P.plan_machine(view(image="foo-0.2"), "current", image="foo-0.2")
+        self.assertFalse(P.plan_changes(p))
 
     def test_enabled_and_started(self):
-        p = U.plan_machine(view(image="foo-0.2", running=False), "current", image="foo-0.2",
+        p = P.plan_machine(view(image="foo-0.2", running=False), "current", image="foo-0.2",
                            enabled=True, started=True)
         self.assertEqual((p["switch"], p["enable"], p["power"]), (None, True, "start"))
         # A cutover starts the machine already.
-        p = U.plan_machine(view(running=False), "current", image="foo-0.2", started=True)
+        p = P.plan_machine(view(running=False), "current", image="foo-0.2", started=True)
         self.assertEqual((p["switch"], p["power"]), ("cutover", None))
-        p = U.plan_machine(view(image="foo-0.2"), "current", image="foo-0.2", started=False, enabled=False)
+        p = P.plan_machine(view(image="foo-0.2"), "current", image="foo-0.2", started=False, enabled=False)
         self.assertEqual((p["enable"], p["power"]), (None, "poweroff"))
 
     def test_fallback_from_image_is_idempotent(self):
         on_new = view(image="foo-0.2", gen=2, fb="foo-0.1", fb_gen=1)
-        p = U.plan_machine(on_new, "fallback", from_image="foo-0.2")
+        p = P.plan_machine(on_new, "fallback", from_image="foo-0.2")
         self.assertEqual(p["switch"], "fallback")
         self.assertEqual(p["predicted"]["image"], "foo-0.1")
         self.assertEqual(p["predicted"]["fallback_image"], "foo-0.2")
         back = view(image="foo-0.1", gen=1, fb="foo-0.2", fb_gen=2)
-        p = U.plan_machine(back, "fallback", from_image="foo-0.2")
-        self.assertFalse(U.plan_changes(p))
+        p = P.plan_machine(back, "fallback", from_image="foo-0.2")
+        self.assertFalse(P.plan_changes(p))
         self.assertIsNone(p["error"])
 
     def test_absent_powers_off_then_deletes(self):
-        p = U.plan_machine(view(), "absent")
+        p = P.plan_machine(view(), "absent")
         self.assertEqual((p["delete"], p["power"], p["predicted"]), (True, "poweroff", None))
-        self.assertTrue(U.plan_changes(p))
-        p = U.plan_machine(view(running=False), "absent")
+        self.assertTrue(P.plan_changes(p))
+        p = P.plan_machine(view(running=False), "absent")
         self.assertEqual((p["delete"], p["power"]), (True, None))
-        p = U.plan_machine(None, "absent")
-        self.assertFalse(U.plan_changes(p))
+        p = P.plan_machine(None, "absent")
+        self.assertFalse(P.plan_changes(p))
         self.assertIsNone(p["error"])
-        self.assertIn("neither enabled nor started", U.plan_machine(view(), "absent", started=False)["error"])
+        self.assertIn("neither enabled nor started", P.plan_machine(view(), "absent", started=False)["error"])
 
     def test_fallback_errors(self):
-        self.assertIn("no machine", U.plan_machine(None, "fallback")["error"])
-        self.assertIn("no fallback", U.plan_machine(view(), "fallback")["error"])
+        self.assertIn("no machine", P.plan_machine(None, "fallback")["error"])
+        self.assertIn("no fallback", P.plan_machine(view(), "fallback")["error"])
         both = view(image="foo-0.2", gen=3, fb="foo-0.2", fb_gen=2)
-        self.assertIn("runs foo-0.2 too", U.plan_machine(both, "fallback", from_image="foo-0.2")["error"])
+        self.assertIn("runs foo-0.2 too", P.plan_machine(both, "fallback", from_image="foo-0.2")["error"])
         # Without from_image, a fallback always happens (it swaps).
-        p = U.plan_machine(view(image="foo-0.1", fb="foo-0.2", fb_gen=2), "fallback")
+        p = P.plan_machine(view(image="foo-0.1", fb="foo-0.2", fb_gen=2), "fallback")
         self.assertEqual(p["switch"], "fallback")
 
     def test_render(self):
-        text = U.render_machine(view(image="foo-0.2", gen=2, fb="foo-0.1", fb_gen=1), "system1")
+        text = P.render_machine(view(image="foo-0.2", gen=2, fb="foo-0.1", fb_gen=1), "system1")
         self.assertIn("image: foo-0.2 (gen 2)\n", text)
         self.assertIn("fallback: foo-0.1 (gen 1)\n", text)
-        self.assertIn("state: absent", U.render_machine(None, "m"))
+        self.assertIn("state: absent", P.render_machine(None, "m"))
 
 
 def ansible_available():
@@ -387,6 +397,18 @@ class TestModulesWithFakeBoxctl(unittest.TestCase):
         r = self.run_module("boxctl_image", {"path": src})
         self.assertTrue(r.get("failed"), r)
         self.assertIn("already staged with sha256", r["msg"])
+
+    def test_image_stage_passes_on_boxctl_warnings(self):
+        st = self.read_state()
+        st["stage_warning"] = True
+        self.write_state(st)
+        src = os.path.join(self.tmp, "nosd-1.0.tar")
+        with open(src, "wb") as f:
+            f.write(b"fake tarball")
+        r = self.run_module("boxctl_image", {"path": src})
+        self.assertTrue(r["changed"], r)
+        self.assertEqual(r.get("warnings"), ["boxctl: nosd-1.0 cannot boot as a boxctl container, so cutover-instance "
+                                             "will refuse it: it has no systemd (hint: install systemd in the image)"])
 
     def test_image_url_hides_credentials(self):
         url = "https://bob:s3cret@images.example.com/foo-0.3.tar?token=xyz"

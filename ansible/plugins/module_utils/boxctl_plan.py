@@ -1,0 +1,160 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) boxctl contributors
+# MIT License (see the LICENSE of the boxctl repository)
+"""What the boxctl.boxctl modules plan from boxctl's --json answers, and how they show it.
+
+Pure functions of plain data (standard library only, never ansible), so the
+decisions are unit-tested without Ansible or boxctl.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+# ---------------------------------------------------------------- images
+
+def find_image(list_images_doc, name):
+    for img in list_images_doc.get("images", []):
+        if img.get("name") == name:
+            return img
+    return None
+
+
+def plan_image(existing, state, name, sha256=None, source_sha256=None):
+    """What boxctl_image has to do: (action, error).
+
+    action is None (nothing), "stage" or "delete"; error a message or None.
+    existing is the image's entry in list-images --json, or None. sha256 is
+    the expected digest (given by the user); source_sha256 is the digest of
+    a local source file when the user gave none.
+    """
+    want = (sha256 or source_sha256 or "").lower() or None
+    if state == "absent":
+        if existing is None:
+            return None, None
+        users = existing.get("usedBy") or []
+        if users:
+            desc = ", ".join("%s gen %s (%s)" % (u.get("machine"), u.get("gen"), u.get("role")) for u in users)
+            return None, "image %s is used by %s; delete those instances first" % (name, desc)
+        return "delete", None
+    if existing is None:
+        return "stage", None
+    have = (existing.get("sha256") or "").lower()
+    if want and have and want != have:
+        return None, ("image %s is already staged with sha256 %s, not %s; an image name stays "
+                      "bound to its content: stage the new archive under a new name, or delete "
+                      "the old image (state=absent) first" % (name, have, want))
+    return None, None
+
+
+def image_view(img):
+    if img is None:
+        return None
+    return {"name": img.get("name"), "sha256": img.get("sha256"), "source": img.get("source")}
+
+
+def render_image(img):
+    if img is None:
+        return "image: absent\n"
+    return "image: %s\nsha256: %s\n" % (img.get("name"), img.get("sha256"))
+
+
+# ---------------------------------------------------------------- machines
+
+def machine_view(status):
+    """The parts of status --json the decisions use; None for no machine."""
+    if status is None:
+        return None
+    cur = status.get("current") or None
+    fb = status.get("fallback") or None
+    return {
+        "image": cur.get("image") if cur else None,
+        "gen": cur.get("gen") if cur else None,
+        "fallback_image": fb.get("image") if fb else None,
+        "fallback_gen": fb.get("gen") if fb else None,
+        "running": status.get("state") == "running",
+        "state": status.get("state"),
+        "enabled": bool(status.get("enabled")),
+    }
+
+
+def plan_machine(view, state, image=None, from_image=None, enabled=None, started=None):
+    """What boxctl_machine has to do.
+
+    Returns a dict: switch (None, "cutover" or "fallback"), enable (None,
+    True or False), power (None, "start" or "poweroff"), delete (state=absent:
+    boxctl delete-machine, after the poweroff if it runs), predicted (the
+    machine_view expected afterwards; None for absent), error (message or None).
+    """
+    plan = {"switch": None, "enable": None, "power": None, "delete": False, "predicted": None,
+            "error": None}
+    if state == "absent":
+        if enabled is not None or started is not None:
+            plan["error"] = "state=absent takes neither enabled nor started"
+        elif view is not None:
+            plan["delete"] = True
+            plan["power"] = "poweroff" if view["running"] else None
+        return plan
+    after = dict(view) if view else {
+        "image": None, "gen": None, "fallback_image": None, "fallback_gen": None,
+        "running": False, "state": "absent", "enabled": False,
+    }
+    if state == "current":
+        if not image:
+            plan["error"] = "state=current needs image"
+            return plan
+        if view is None or view["image"] != image:
+            plan["switch"] = "cutover"
+            after["fallback_image"], after["fallback_gen"] = after["image"], after["gen"]
+            after["image"], after["gen"] = image, None
+            after["running"], after["state"] = True, "running"
+    elif state == "fallback":
+        if view is None:
+            plan["error"] = "boxctl manages no machine of that name: nothing to fall back from"
+            return plan
+        if from_image is not None and view["image"] != from_image:
+            pass  # already away from from_image: nothing to do
+        elif not view["fallback_image"]:
+            plan["error"] = "the machine has no fallback instance (current: %s)" % (view["image"],)
+            return plan
+        elif from_image is not None and view["fallback_image"] == from_image:
+            plan["error"] = ("the fallback instance runs %s too: falling back would not leave it"
+                             % from_image)
+            return plan
+        else:
+            plan["switch"] = "fallback"
+            after["image"], after["fallback_image"] = view["fallback_image"], view["image"]
+            after["gen"], after["fallback_gen"] = view["fallback_gen"], view["gen"]
+            after["running"], after["state"] = True, "running"
+    else:
+        plan["error"] = "unknown state %r" % (state,)
+        return plan
+    if enabled is not None and after["enabled"] != enabled:
+        plan["enable"] = enabled
+        after["enabled"] = enabled
+    if started is True and not after["running"]:
+        plan["power"] = "start"
+        after["running"], after["state"] = True, "running"
+    elif started is False and after["running"]:
+        plan["power"] = "poweroff"
+        after["running"], after["state"] = False, "stopped"
+    plan["predicted"] = after
+    return plan
+
+
+def plan_changes(plan):
+    return bool(plan["switch"] or plan["enable"] is not None or plan["power"] or plan["delete"])
+
+
+def render_machine(view, name):
+    """A short text for --diff: what the operator cares about."""
+    if view is None:
+        return "machine: %s\nstate: absent\n" % name
+    gen = view.get("gen")
+    cur = "%s (gen %s)" % (view["image"], gen) if view["image"] and gen else (view["image"] or "none")
+    fb = view.get("fallback_image") or "none"
+    if view.get("fallback_image") and view.get("fallback_gen"):
+        fb = "%s (gen %s)" % (view["fallback_image"], view["fallback_gen"])
+    return "machine: %s\nimage: %s\nfallback: %s\nstate: %s\nenabled: %s\n" % (
+        name, cur, fb, view.get("state"), str(view.get("enabled")).lower())
