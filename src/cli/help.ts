@@ -15,7 +15,7 @@ export const EXIT_CODES: [number, string, string][] = [
   [
     2,
     "usage error",
-    "usage error: unknown verb or option, missing or extra argument, invalid name",
+    "usage error: unknown verb or option, missing or extra argument, invalid name or value",
   ],
   [
     130,
