@@ -177,7 +177,7 @@ export async function startMachine(
     try {
       await r.run(["systemctl", "start", nspawnUnit(name)], { mutates: true });
     } catch (e) {
-      throw await withJournal(r, [nspawnUnit(name)], e, since);
+      throw await withJournal(r, e, { units: [nspawnUnit(name)], sinceMs: since });
     }
   }
 }
@@ -253,7 +253,7 @@ export async function startMount(r: Runner, path: string): Promise<void> {
       check: false,
     });
     const services = req.stdout.split(/\s+/).filter((u) => u.endsWith(".service"));
-    throw await withJournal(r, [...services, unit], e, since);
+    throw await withJournal(r, e, { units: [...services, unit], sinceMs: since });
   }
 }
 

@@ -1,42 +1,49 @@
 // What a unit's processes said: the journal lines that explain a failed
 // start, since systemctl itself says only "see journalctl".
+//
+// journald writes what it receives asynchronously: a query right after a
+// unit failed can miss the failure's own lines (seen: a container's exec
+// error missing, the lines before it shown instead). `journalctl --sync`
+// returns once everything sent before it is stored, so it goes first.
 import { BoxError } from "../base/errors.ts";
 import type { Runner } from "./runner.ts";
 
-/**
- * A failed start, with what the units' processes said since it began
- * (sinceMs, the clock journald stamps with): systemctl says "see journalctl".
- */
-export async function withJournal(
-  r: Runner,
-  units: string[],
-  e: unknown,
-  sinceMs: number | null,
-): Promise<unknown> {
+/** Which lines: one run of a unit (its invocation), or units' lines since a time (ms). */
+export type Lines = { invocation: string; unit: string } | { units: string[]; sinceMs: number };
+
+/** A failed start, with what the units' processes said. */
+export async function withJournal(r: Runner, e: unknown, which: Lines): Promise<unknown> {
   if (!(e instanceof BoxError)) return e;
-  const argv = [
-    "journalctl",
-    ...units.flatMap((u) => ["-u", u]),
-    ...(sinceMs === null ? [] : [`--since=@${(sinceMs / 1000).toFixed(3)}`]),
-    "-n",
-    // Enough for each unit's own failure (a view's is 6 lines), not pages of them.
-    String(4 + 4 * units.length),
-    "--no-pager",
-    "-o",
-    "cat",
-  ];
-  const j = await r.run(argv, { check: false });
+  await r.run(["journalctl", "--sync"], { check: false });
+  const [match, who, n] =
+    "invocation" in which
+      ? // Lines the unit's processes wrote, and what systemd said of that run.
+        [
+          [`_SYSTEMD_INVOCATION_ID=${which.invocation}`, "+", `INVOCATION_ID=${which.invocation}`],
+          which.unit,
+          10,
+        ]
+      : [
+          [
+            ...which.units.flatMap((u) => ["-u", u]),
+            `--since=@${(which.sinceMs / 1000).toFixed(3)}`,
+          ],
+          which.units.join(", "),
+          // Enough for each unit's own failure (a view's is 6 lines), not pages of them.
+          4 + 4 * which.units.length,
+        ];
+  const j = await r.run(["journalctl", ...match, "-n", String(n), "--no-pager", "-o", "cat"], {
+    check: false,
+  });
   const said = j.stdout.trim().split("\n").join("\n    ");
-  const who = units.join(", ");
   return said ? new BoxError(`${e.message}\n  ${who} said:\n    ${said}`, e.hint, e.exitCode) : e;
 }
 
-/** When the unit last started (left the inactive state), in ms; null if systemd does not say. */
-export async function lastStartMs(r: Runner, unit: string): Promise<number | null> {
-  const res = await r.run(
-    ["systemctl", "show", "--property=InactiveExitTimestamp", "--timestamp=unix", "--value", unit],
-    { check: false },
-  );
-  const m = /^@(\d+(?:\.\d+)?)\s*$/.exec(res.stdout);
-  return m ? Number(m[1]) * 1000 : null;
+/** The unit's current (or last) run, as systemd names it; null if it has none. */
+export async function invocationOf(r: Runner, unit: string): Promise<string | null> {
+  const res = await r.run(["systemctl", "show", "--property=InvocationID", "--value", unit], {
+    check: false,
+  });
+  const id = res.stdout.trim();
+  return /^[0-9a-f]{32}$/.test(id) ? id : null;
 }

@@ -6,6 +6,7 @@
 // the mount unit files they write to know what `systemctl start X.mount`
 // mounts. Time does not pass: sleep() returns at once.
 import type { ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -156,6 +157,8 @@ export class FakeHost implements Runner {
       case "show":
         if (rest.includes("--property=Requires"))
           return this.ok(`${units.map((u) => this.mountUnit(u).requires).join(" ")}\n`);
+        if (rest.includes("--property=InvocationID"))
+          return this.ok(`${units.map(invocationId).join("\n")}\n`);
         return this.ok(units.map((u) => this.show(u)).join("\n\n"));
       case "start":
       case "restart":
@@ -294,7 +297,11 @@ export class FakeHost implements Runner {
       case "flock":
         return this.ok();
       case "journalctl": {
-        const units = a.flatMap((x, i) => (a[i - 1] === "-u" ? [x] : []));
+        // -u UNIT..., or one run: _SYSTEMD_INVOCATION_ID=ID + INVOCATION_ID=ID.
+        const run = a.find((x) => x.startsWith("_SYSTEMD_INVOCATION_ID="))?.split("=")[1];
+        const units = run
+          ? [...this.unitLog.keys()].filter((u) => invocationId(u) === run)
+          : a.flatMap((x, i) => (a[i - 1] === "-u" ? [x] : []));
         return this.ok(units.flatMap((u) => this.unitLog.get(u) ?? []).join("\n"));
       }
       case "getent":
@@ -408,6 +415,9 @@ export class FakeHost implements Runner {
       .join("\n");
   }
 }
+
+/** A unit's InvocationID here: one run per unit, named after it. */
+const invocationId = (unit: string) => createHash("md5").update(unit).digest("hex");
 
 /** NAME's machine record, which the test expects the operations to have written. */
 export function recordOf(name: string): MachineState {

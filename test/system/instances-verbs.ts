@@ -33,6 +33,12 @@ export function cutoverVerbs(ctx: HostCtx): void {
       const r = await host.boxctl(["cutover-instance", "system1", "broken", "--timeout", "20"]);
       assert.equal(r.code, 1, r.stderr);
       assert.match(r.stderr, /container system1 stopped while booting/);
+      // What that run of the container's unit logged, its own lines only.
+      assert.match(r.stderr, /^ {2}systemd-nspawn@system1\.service said:\n {4}Starting /m);
+      assert.match(
+        r.stderr,
+        /^ {4}systemd-nspawn@system1\.service: Main process exited, code=exited, status=1/m,
+      );
       assert.match(r.stderr, /falling back to instance 1 \(foo-0\.1\)/);
       assert.match(r.stderr, /system1 is running on instance 1 \(foo-0\.1\) again/);
       assert.equal(await isActive(host), true);

@@ -149,5 +149,24 @@ for (const suite of STABLE_SUITES) {
         `0 ${base} 65536`,
       );
     });
+
+    it("says why when an image's idmapped view cannot be made, and stays on its instance", async () => {
+      // An image whose files sit on overlayfs (this test host's own root), which cannot be idmapped.
+      const img = `${STORE}/images/ovl`;
+      await host.sh([
+        "sh",
+        "-c",
+        `d=/root/ovl-img && mkdir -p $d/usr/lib/systemd ${img}/rootfs && cp -a /etc $d/ && cp /usr/lib/os-release $d/usr/lib/ && cp /bin/true $d/usr/lib/systemd/systemd && sed 's/"foo-0.1"/"ovl"/' ${STORE}/images/foo-0.1/image.json > ${img}/image.json && mount --bind $d ${img}/rootfs`,
+      ]);
+      const before = await machineJson(host, "p2");
+      const r = await host.boxctl(["cutover-instance", "p2", "ovl"]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /boxctl-view-p2-\d+\.service.* said:\n/);
+      assert.match(r.stderr, /^ {4}idmap-view: its file system cannot be idmapped/m);
+      assert.match(r.stderr, /p2 is running on instance \d+ \(foo-0\.\d\) again/);
+      assert.equal((await machineJson(host, "p2")).current, before.current);
+      ok(await host.boxctl(["delete-instance", "p2", "ovl"]));
+      await host.sh(["sh", "-c", `umount ${img}/rootfs && rm -rf ${img} /root/ovl-img`]);
+    });
   });
 }

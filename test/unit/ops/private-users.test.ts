@@ -88,7 +88,8 @@ describe("private users", {
     );
     assert.ok(stderr.includes(`${view}, ${mount} said:\n    idmap-view: mount_setattr`), stderr);
     assert.match(stderr, /its file system cannot be idmapped/);
-    const j = h.commands.find((c) => c.startsWith("journalctl "));
+    assert.ok(h.commands.includes("journalctl --sync"), "journald has stored what it was sent");
+    const j = h.commands.find((c) => c.startsWith("journalctl -u "));
     assert.match(j ?? "", /^journalctl -u \S+ -u \S+ --since=@\d+\.\d{3} -n 12 --no-pager -o cat$/);
   });
 

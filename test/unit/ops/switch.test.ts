@@ -204,6 +204,13 @@ describe("cutover-instance and fallback-instance", () => {
       ),
       stderr,
     );
+    // That run's lines only, once journald has stored them.
+    const j = h.commands.filter((c) => c.startsWith("journalctl "));
+    assert.equal(j[0], "journalctl --sync");
+    assert.match(
+      j[1] ?? "",
+      /^journalctl _SYSTEMD_INVOCATION_ID=(\w{32}) \+ INVOCATION_ID=\1 -n 10 /,
+    );
   });
 
   it("falls back when --check fails inside the new instance", async () => {
