@@ -72,8 +72,8 @@ export function setServices(
   name: string,
   list: string[],
 ): Promise<{ services: string[]; changed: boolean }> {
-  requireMachine(name);
   const units = parseUnits(list);
+  requireMachine(name);
   return guarded(r, name, "set-services", {}, async () => {
     // Re-read under the lock: another verb may have changed machine.json meanwhile.
     const m = loadMachine(name) ?? requireMachine(name);

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { beforeEach, describe, it } from "node:test";
 import type { BoxError } from "../../../src/base/errors.ts";
 import { paths } from "../../../src/base/paths.ts";
+import { setServices } from "../../../src/ops/app-status.ts";
 import { setCarry } from "../../../src/ops/carry-policy.ts";
 import { deletePlan } from "../../../src/ops/delete-instance.ts";
 import { df } from "../../../src/ops/df.ts";
@@ -138,7 +139,7 @@ describe("keep", () => {
     await assert.rejects(setKeep(h, M, "-1"), /a number or off/);
   });
 
-  it("calls a bad N, or a bad --keep, a usage error, before it looks for the machine", async () => {
+  it("calls a bad N, --keep, carry SPEC or unit name a usage error, before it looks for the machine", async () => {
     tempRoot([]);
     const usage = (re: RegExp) => (e: BoxError) => re.test(e.message) && e.exitCode === 2;
     await assert.rejects(
@@ -150,6 +151,10 @@ describe("keep", () => {
       usage(/unknown carry part/),
     );
     assert.throws(() => parseKeep("x"), usage(/--keep wants a number/));
+    await assert.rejects(
+      async () => setServices(new FakeHost(), "nosuch", ["a b"]),
+      usage(/'a b' is not a unit name/),
+    );
   });
 });
 
