@@ -47,3 +47,9 @@ export async function invocationOf(r: Runner, unit: string): Promise<string | nu
   const id = res.stdout.trim();
   return /^[0-9a-f]{32}$/.test(id) ? id : null;
 }
+
+/** A message without the lines withJournal quoted: a record names the failure, the journal keeps the lines. */
+export function withoutQuote(message: string): string {
+  const i = message.search(/\n {2}[^\n]+ said:\n {4}/);
+  return i < 0 ? message : message.slice(0, i);
+}

@@ -14,6 +14,7 @@ import { withImageStoreLock } from "../host/lock.ts";
 import { mountPoints } from "../host/mounts.ts";
 import type { Runner } from "../host/runner.ts";
 import { isRunning, machineLeader } from "../host/systemd.ts";
+import { withoutQuote } from "../host/unit-log.ts";
 import { remountTo } from "../overlay/root.ts";
 import { pickBase } from "../overlay/views.ts";
 import { apply } from "../plan/apply.ts";
@@ -100,14 +101,15 @@ async function switchTo(
       running,
     });
     try {
-      await rollBack(r, m, intent, old, `failed after step '${intent.step}': ${why}`, opts);
+      const brief = withoutQuote(why);
+      await rollBack(r, m, intent, old, `failed after step '${intent.step}': ${brief}`, opts);
       await log(
         r,
         name,
         intent,
         old,
         "rolled-back",
-        `automatic fallback to ${describe(old)} after ${verb} failed after step '${intent.step}': ${why}`,
+        `automatic fallback to ${describe(old)} after ${verb} failed after step '${intent.step}': ${brief}`,
         4,
       );
     } catch (e2) {

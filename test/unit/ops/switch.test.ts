@@ -211,6 +211,11 @@ describe("cutover-instance and fallback-instance", () => {
       j[1] ?? "",
       /^journalctl _SYSTEMD_INVOCATION_ID=(\w{32}) \+ INVOCATION_ID=\1 -n 10 /,
     );
+    // The record names the failure; the lines stay in the journal.
+    assert.equal(
+      machine().lastOperation?.message,
+      "failed after step 'restart': container web1 stopped while booting (unit failed, result success)",
+    );
   });
 
   it("falls back when --check fails inside the new instance", async () => {
