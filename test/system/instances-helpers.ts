@@ -51,6 +51,24 @@ export async function stageBroken(
   await host.sh(["chmod", "755", init]);
 }
 
+/**
+ * A tarball of a tiny OS tree, for images refused before they would boot:
+ * the host's /etc and os-release, and an init (never run) at init.
+ */
+export async function tinyImage(
+  host: TestHost,
+  tarball: string,
+  o: { init?: string; owner?: number } = {},
+): Promise<void> {
+  const init = o.init ?? "usr/lib/systemd/systemd";
+  const chown = o.owner ? `chown -R ${o.owner}:${o.owner} $d && ` : "";
+  await host.sh([
+    "sh",
+    "-c",
+    `d=$(mktemp -d) && mkdir -p $d/usr/lib $(dirname $d/${init}) && cp -a /etc $d/ && cp /usr/lib/os-release $d/usr/lib/ && cp /bin/true $d/${init} && ${chown}tar -C $d --numeric-owner -cf ${tarball} . && rm -rf $d`,
+  ]);
+}
+
 export interface MachineJson {
   current: number | null;
   fallback: number | null;

@@ -16,6 +16,7 @@ import {
   release,
   STORE,
   stageBroken,
+  tinyImage,
 } from "./instances-helpers.ts";
 
 export function cutoverVerbs(ctx: HostCtx): void {
@@ -66,12 +67,8 @@ export function cutoverVerbs(ctx: HostCtx): void {
     });
 
     it("refuses an image without systemd before it stops the container, and warns when staging it", async () => {
-      // An OS tree whose init is not systemd: os-release, /etc, and a /sbin/init.
-      await host.sh([
-        "sh",
-        "-c",
-        "d=$(mktemp -d) && mkdir -p $d/usr/lib $d/sbin && cp -a /etc $d/ && cp /usr/lib/os-release $d/usr/lib/ && cp /bin/true $d/sbin/init && tar -C $d -cf /tmp/nosd-1.0.tar . && rm -rf $d",
-      ]);
+      // An OS tree whose init is not systemd.
+      await tinyImage(host, "/tmp/nosd-1.0.tar", { init: "sbin/init" });
       const s = ok(await host.boxctl(["stage-image", "/tmp/nosd-1.0.tar"]), "stage-image");
       assert.match(
         s.stderr,
@@ -93,11 +90,7 @@ export function cutoverVerbs(ctx: HostCtx): void {
 
     it("refuses an image of a tree that nspawn's -U shifted on disk, and warns when staging it", async () => {
       // A tree as the stock unit's -U leaves it: every file owned by its uid range.
-      await host.sh([
-        "sh",
-        "-c",
-        "d=$(mktemp -d) && mkdir -p $d/usr/lib/systemd && cp -a /etc $d/ && cp /usr/lib/os-release $d/usr/lib/ && cp /bin/true $d/usr/lib/systemd/systemd && chown -R 160169984:160169984 $d && tar -C $d --numeric-owner -cf /tmp/shifted-1.0.tar . && rm -rf $d",
-      ]);
+      await tinyImage(host, "/tmp/shifted-1.0.tar", { owner: 160169984 });
       const s = ok(await host.boxctl(["stage-image", "/tmp/shifted-1.0.tar"]), "stage-image");
       assert.match(s.stderr, /^boxctl: warning: shifted-1\.0 cannot boot as a boxctl container/m);
       const before = await machineJson(host);
@@ -115,11 +108,7 @@ export function cutoverVerbs(ctx: HostCtx): void {
     it("refuses a store on overlayfs before it changes anything", async () => {
       // This test host's own root is overlayfs: a store there, with a tiny image.
       const env = { BOXCTL_STORE: "/root/ovl-store" };
-      await host.sh([
-        "sh",
-        "-c",
-        "d=$(mktemp -d) && mkdir -p $d/usr/lib/systemd && cp -a /etc $d/ && cp /usr/lib/os-release $d/usr/lib/ && cp /bin/true $d/usr/lib/systemd/systemd && tar -C $d -cf /tmp/tiny-1.0.tar . && rm -rf $d",
-      ]);
+      await tinyImage(host, "/tmp/tiny-1.0.tar");
       assert.equal((await host.sh(["stat", "-f", "-c", "%T", "/root"])).trim(), "overlayfs");
       ok(await host.boxctl(["stage-image", "/tmp/tiny-1.0.tar"], { env }), "stage-image");
       const r = await host.boxctl(["cutover-instance", "ovl1", "tiny-1.0"], { env });
