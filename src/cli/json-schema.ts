@@ -34,6 +34,7 @@ export const StatusJson = v.strictObject({
     result: v.string(),
     unitFileState: v.string(),
     since: v.nullable(Iso),
+    log: v.nullable(v.array(v.string())),
   }),
   current: v.nullable(InstanceSchema),
   fallback: v.nullable(InstanceSchema),

@@ -15,12 +15,18 @@ export type Lines = { invocation: string; unit: string } | { units: string[]; si
 export async function withJournal(r: Runner, e: unknown, which: Lines): Promise<unknown> {
   if (!(e instanceof BoxError)) return e;
   await r.run(["journalctl", "--sync"], { check: false });
-  const [match, who, n] =
+  const who = "invocation" in which ? which.unit : which.units.join(", ");
+  const said = (await unitLines(r, which)).join("\n    ");
+  return said ? new BoxError(`${e.message}\n  ${who} said:\n    ${said}`, e.hint, e.exitCode) : e;
+}
+
+/** The last lines of a unit's run, or of units since a time; none where the journal is closed to the caller. */
+export async function unitLines(r: Runner, which: Lines): Promise<string[]> {
+  const [match, n] =
     "invocation" in which
       ? // Lines the unit's processes wrote, and what systemd said of that run.
         [
           [`_SYSTEMD_INVOCATION_ID=${which.invocation}`, "+", `INVOCATION_ID=${which.invocation}`],
-          which.unit,
           10,
         ]
       : [
@@ -28,15 +34,17 @@ export async function withJournal(r: Runner, e: unknown, which: Lines): Promise<
             ...which.units.flatMap((u) => ["-u", u]),
             `--since=@${(which.sinceMs / 1000).toFixed(3)}`,
           ],
-          which.units.join(", "),
           // Enough for each unit's own failure (a view's is 6 lines), not pages of them.
           4 + 4 * which.units.length,
         ];
-  const j = await r.run(["journalctl", ...match, "-n", String(n), "--no-pager", "-o", "cat"], {
-    check: false,
-  });
-  const said = j.stdout.trim().split("\n").join("\n    ");
-  return said ? new BoxError(`${e.message}\n  ${who} said:\n    ${said}`, e.hint, e.exitCode) : e;
+  const j = await r.run(
+    ["journalctl", ...match, "-n", String(n), "-q", "--no-pager", "-o", "cat"],
+    {
+      check: false,
+    },
+  );
+  const text = j.code === 0 ? j.stdout.trim() : "";
+  return text ? text.split("\n") : [];
 }
 
 /** The unit's current (or last) run, as systemd names it; null if it has none. */

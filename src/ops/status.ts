@@ -10,6 +10,7 @@ import {
   type UnitInfo,
   unitInfo,
 } from "../host/systemd.ts";
+import { invocationOf, unitLines } from "../host/unit-log.ts";
 import { machineState } from "../host/units.ts";
 import { UID_RANGE } from "../overlay/views.ts";
 import { changesSize } from "../store/instances.ts";
@@ -35,6 +36,8 @@ export interface StatusDoc {
     result: string;
     unitFileState: string;
     since: string | null;
+    /** When the unit failed: the last lines its last run logged (empty if the journal is closed). */
+    log: string[] | null;
   };
   current: Instance | null;
   fallback: Instance | null;
@@ -62,6 +65,7 @@ export function buildStatus(
   mount: MountEntry | null,
   changeBytes: number | null,
   att: Attention | null = null,
+  log: string[] | null = null,
 ): StatusDoc {
   const root = paths.machineRoot(m.name);
   const upperdir =
@@ -81,6 +85,7 @@ export function buildStatus(
       result: unit.result,
       unitFileState: unit.unitFileState,
       since: unit.since,
+      log,
     },
     current: cur ?? null,
     fallback: instanceOf(m, m.fallback) ?? null,
@@ -108,5 +113,12 @@ export async function gatherStatus(r: Runner, name: string): Promise<StatusDoc> 
     mountAt(paths.machineRoot(name), r.mountinfo()),
     bytes,
     attention(r, m),
+    info.activeState === "failed" ? await lastRunLines(r, unit) : null,
   );
+}
+
+/** What the unit's last run logged, as systemctl status would show it for a failed unit. */
+async function lastRunLines(r: Runner, unit: string): Promise<string[]> {
+  const invocation = await invocationOf(r, unit);
+  return invocation ? unitLines(r, { invocation, unit }) : [];
 }

@@ -220,6 +220,14 @@ export function cutoverVerbs(ctx: HostCtx): void {
       assert.equal(m.current, null);
       assert.equal(m.instances.length, 1);
       assert.equal(await isActive(host, "system2"), false);
+      // status shows the failed unit's last run, as systemctl status would.
+      const st = JSON.parse((await host.boxctl(["status", "system2", "--json"])).stdout);
+      assert.equal(st.unit.activeState, "failed");
+      assert.ok(
+        st.unit.log.some((l: string) => /Main process exited, code=exited, status=1/.test(l)),
+        st.unit.log.join("\n"),
+      );
+      assert.match((await host.boxctl(["status", "system2"])).stdout, /^ {2}Log: +\S/m);
       assert.notEqual(
         (await host.exec(["test", "-e", "/etc/systemd/system/var-lib-machines-system2.mount"]))
           .code,

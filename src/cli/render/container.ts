@@ -63,6 +63,8 @@ export function renderStatus(s: StatusDoc, legend: boolean, now = Date.now()): s
           : "-",
     ],
     ["Last op:", describeOperation(s.lastOperation, now)],
+    // As systemctl status shows a failed unit: what its last run said.
+    ...(s.unit.log?.length ? [["Log:", s.unit.log.join("\n             ")]] : []),
     ["Services:", s.services.length ? s.services.join(", ") : "- (see boxctl set-services)"],
     ["Carry:", `${formatCarry(s.carry)} (see boxctl set-carry)`],
   ];

@@ -182,8 +182,8 @@ it returns as soon as the unit has started.`,
     details: `Shows whether the container is running, stopped or failed and whether it starts with
 the host; its current instance and image, and its fallback; whether the instance is
 mounted and how much it has changed from its image; the last cutover or fallback with its
-time and result; and the state of systemd-nspawn@NAME.service. Works whether the
-container runs or not.`,
+time and result; and the state of systemd-nspawn@NAME.service, with the last lines its
+last run logged when it failed. Works whether the container runs or not.`,
     mutates: false,
     reads: true,
     run: async (ctx) => {

@@ -90,7 +90,10 @@ describe("private users", {
     assert.match(stderr, /its file system cannot be idmapped/);
     assert.ok(h.commands.includes("journalctl --sync"), "journald has stored what it was sent");
     const j = h.commands.find((c) => c.startsWith("journalctl -u "));
-    assert.match(j ?? "", /^journalctl -u \S+ -u \S+ --since=@\d+\.\d{3} -n 12 --no-pager -o cat$/);
+    assert.match(
+      j ?? "",
+      /^journalctl -u \S+ -u \S+ --since=@\d+\.\d{3} -n 12 -q --no-pager -o cat$/,
+    );
   });
 
   it("gives a new instance its own machine ID when the image carries one", async () => {

@@ -68,6 +68,17 @@ describe("status", () => {
     assert.match(text, /Mount: +\/var\/lib\/machines\/a not mounted/);
     assert.match(text, /Last op: +cutover-instance ok, 10min ago/);
     assert.doesNotMatch(renderStatus(s, false), /managed by boxctl/);
+    assert.doesNotMatch(text, /Log:/, "no log for a unit that did not fail");
+  });
+  it("shows what a failed unit's last run logged", () => {
+    const failed = { ...unit, activeState: "failed" };
+    const log = [
+      "execv(...) failed: Exec format error",
+      "a.service: Failed with result 'exit-code'.",
+    ];
+    const text = renderStatus(buildStatus(machine("a"), failed, null, null, null, log), false);
+    assert.match(text, /State: +failed\n/);
+    assert.match(text, /Log: +execv\(\.\.\.\) failed: Exec format error\n {15}a\.service: Failed/);
   });
 });
 
