@@ -64,7 +64,7 @@ export function renderStatus(s: StatusDoc, legend: boolean, now = Date.now()): s
     ],
     ["Last op:", describeOperation(s.lastOperation, now)],
     // As systemctl status shows a failed unit: what its last run said.
-    ...(s.unit.log?.length ? [["Log:", s.unit.log.join("\n             ")]] : []),
+    ...(s.unit.log ?? []).map((line, i) => [i === 0 ? "Log:" : "", line]),
     ["Services:", s.services.length ? s.services.join(", ") : "- (see boxctl set-services)"],
     ["Carry:", `${formatCarry(s.carry)} (see boxctl set-carry)`],
   ];

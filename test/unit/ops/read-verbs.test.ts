@@ -78,7 +78,9 @@ describe("status", () => {
     ];
     const text = renderStatus(buildStatus(machine("a"), failed, null, null, null, log), false);
     assert.match(text, /State: +failed\n/);
-    assert.match(text, /Log: +execv\(\.\.\.\) failed: Exec format error\n {15}a\.service: Failed/);
+    const [first, second] = text.split("\n").filter((l) => /Exec format|Failed with/.test(l));
+    assert.match(first ?? "", /^ {2}Log: +execv\(\.\.\.\) failed: Exec format error$/);
+    assert.equal(second?.indexOf("a.service"), first?.indexOf("execv"), "the lines line up");
   });
 });
 
