@@ -11,7 +11,7 @@ import {
   startMachine,
   unitInfo,
 } from "./systemd.ts";
-import { invocationOf, withJournal } from "./unit-log.ts";
+import { withJournal } from "./unit-log.ts";
 import { watchUnit } from "./unit-watch.ts";
 
 /** How long cutover, fallback, start and recovery wait for a boot unless told (--timeout). */
@@ -127,8 +127,8 @@ async function throwIfDown(r: Runner, name: string): Promise<void> {
       `container ${name} stopped while booting (unit ${s.activeState}, result ${s.result})`,
       withLimits(r, `see: journalctl -u ${unit}`),
     );
-    const invocation = await invocationOf(r, unit);
-    throw invocation ? await withJournal(r, e, { invocation, unit }) : e;
+    // The look above named the run that failed: its lines, not an older run's.
+    throw s.invocation ? await withJournal(r, e, { invocation: s.invocation, unit }) : e;
   }
 }
 

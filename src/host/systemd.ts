@@ -33,6 +33,7 @@ export const UNIT_PROPS = [
   "ActiveEnterTimestamp",
   "Job",
   "StatusText",
+  "InvocationID",
 ] as const;
 
 export interface UnitInfo {
@@ -48,6 +49,8 @@ export interface UnitInfo {
   job: string;
   /** What the unit's process last reported with sd_notify STATUS=. */
   statusText: string;
+  /** The unit's current or last run, which its journal lines carry; null if it has had none. */
+  invocation: string | null;
 }
 
 /** Parses `systemctl show --timestamp=unix` output: blocks separated by blank lines, keyed by Id. */
@@ -71,6 +74,7 @@ export function parseShow(text: string): Map<string, UnitInfo> {
       since: ts && Number(ts[1]) > 0 ? new Date(Number(ts[1]) * 1000).toISOString() : null,
       job: p.Job ?? "",
       statusText: p.StatusText ?? "",
+      invocation: /^[0-9a-f]{32}$/.test(p.InvocationID ?? "") ? (p.InvocationID as string) : null,
     });
   }
   return out;
@@ -87,6 +91,7 @@ export function unknownUnit(id: string): UnitInfo {
     since: null,
     job: "",
     statusText: "",
+    invocation: null,
   };
 }
 

@@ -47,15 +47,6 @@ export async function unitLines(r: Runner, which: Lines): Promise<string[]> {
   return text ? text.split("\n") : [];
 }
 
-/** The unit's current (or last) run, as systemd names it; null if it has none. */
-export async function invocationOf(r: Runner, unit: string): Promise<string | null> {
-  const res = await r.run(["systemctl", "show", "--property=InvocationID", "--value", unit], {
-    check: false,
-  });
-  const id = res.stdout.trim();
-  return /^[0-9a-f]{32}$/.test(id) ? id : null;
-}
-
 /** A message without the lines withJournal quoted: a record names the failure, the journal keeps the lines. */
 export function withoutQuote(message: string): string {
   const i = message.search(/\n {2}[^\n]+ said:\n {4}/);

@@ -10,7 +10,7 @@ import {
   type UnitInfo,
   unitInfo,
 } from "../host/systemd.ts";
-import { invocationOf, unitLines } from "../host/unit-log.ts";
+import { unitLines } from "../host/unit-log.ts";
 import { machineState } from "../host/units.ts";
 import { UID_RANGE } from "../overlay/views.ts";
 import { changesSize } from "../store/instances.ts";
@@ -113,12 +113,13 @@ export async function gatherStatus(r: Runner, name: string): Promise<StatusDoc> 
     mountAt(paths.machineRoot(name), r.mountinfo()),
     bytes,
     attention(r, m),
-    info.activeState === "failed" ? await lastRunLines(r, unit) : null,
+    info.activeState === "failed" ? await lastRunLines(r, info) : null,
   );
 }
 
-/** What the unit's last run logged, as systemctl status would show it for a failed unit. */
-async function lastRunLines(r: Runner, unit: string): Promise<string[]> {
-  const invocation = await invocationOf(r, unit);
-  return invocation ? unitLines(r, { invocation, unit }) : [];
+/** What the unit's last run logged, as systemctl status shows it for a failed unit. */
+function lastRunLines(r: Runner, u: UnitInfo): Promise<string[]> {
+  return u.invocation
+    ? unitLines(r, { invocation: u.invocation, unit: u.id })
+    : Promise.resolve([]);
 }

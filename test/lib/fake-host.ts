@@ -157,8 +157,6 @@ export class FakeHost implements Runner {
       case "show":
         if (rest.includes("--property=Requires"))
           return this.ok(`${units.map((u) => this.mountUnit(u).requires).join(" ")}\n`);
-        if (rest.includes("--property=InvocationID"))
-          return this.ok(`${units.map(invocationId).join("\n")}\n`);
         return this.ok(units.map((u) => this.show(u)).join("\n\n"));
       case "start":
       case "restart":
@@ -200,6 +198,7 @@ export class FakeHost implements Runner {
       "ActiveEnterTimestamp=",
       "Job=",
       `StatusText=${u.statusText}`,
+      `InvocationID=${invocationId(id)}`,
     ].join("\n");
   }
 
