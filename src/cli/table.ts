@@ -7,6 +7,7 @@ import { closest } from "./suggest.ts";
 import type { Verb } from "./types.ts";
 import { containerVerbs } from "./verbs/container.ts";
 import { imageVerbs } from "./verbs/images.ts";
+import { instanceReadVerbs } from "./verbs/instance-reads.ts";
 import { instanceVerbs } from "./verbs/instances.ts";
 import { recoverVerbs } from "./verbs/recover.ts";
 import { storeVerbs } from "./verbs/store.ts";
@@ -44,6 +45,7 @@ export const VERBS: Verb[] = [
   ...containerVerbs,
   ...imageVerbs,
   ...instanceVerbs,
+  ...instanceReadVerbs,
   ...recoverVerbs,
   ...storeVerbs,
   ...metaVerbs,

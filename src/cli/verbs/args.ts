@@ -1,3 +1,6 @@
+import { UsageError } from "../../base/errors.ts";
+import type { Opts } from "../types.ts";
+
 // Argument and option specs that several verb files share, so that one
 // option reads the same in every verb's --help.
 export const machine = { name: "NAME", complete: "machine" } as const;
@@ -19,3 +22,15 @@ export const timeout = {
     help: "Seconds to wait for the container to boot, also on the way back (default 90).",
   },
 } as const;
+
+/** --instance GEN (or another option naming a generation), checked. */
+export function gen(o: Opts, k = "instance"): number | undefined {
+  const s = o[k];
+  if (typeof s !== "string") return undefined;
+  if (!/^[1-9]\d*$/.test(s))
+    throw new UsageError(
+      `--${k} '${s}' is not a generation number`,
+      "see the GEN column of boxctl history NAME",
+    );
+  return Number(s);
+}

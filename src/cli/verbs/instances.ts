@@ -2,30 +2,17 @@ import { BoxError, UsageError } from "../../base/errors.ts";
 import { formatCarry, parseCarry } from "../../carry/policy.ts";
 import { setCarry } from "../../ops/carry-policy.ts";
 import { deleteInstance } from "../../ops/delete-instance.ts";
-import { gatherDiff } from "../../ops/diff.ts";
-import { gatherHistory } from "../../ops/history.ts";
 import { applyKeep } from "../../ops/keep.ts";
 import { reset } from "../../ops/reset.ts";
 import { cutover, fallback, type SwitchResult } from "../../ops/switch.ts";
 import { describe, instanceRef } from "../../store/machine.ts";
-import { done, emit } from "../output.ts";
+import { done } from "../output.ts";
 import { parseTimeout } from "../parse.ts";
-import { renderDiff, renderHistory } from "../render/instances.ts";
 import { reportKeep } from "../render/store.ts";
 import type { Ctx, Opts, Verb } from "../types.ts";
-import { lockWait, machine, timeout, yes } from "./args.ts";
+import { gen, lockWait, machine, timeout, yes } from "./args.ts";
 
 const str = (o: Opts, k: string) => (typeof o[k] === "string" ? (o[k] as string) : undefined);
-export function gen(o: Opts, k = "instance"): number | undefined {
-  const s = str(o, k);
-  if (s === undefined) return undefined;
-  if (!/^[1-9]\d*$/.test(s))
-    throw new UsageError(
-      `--${k} '${s}' is not a generation number`,
-      "see the GEN column of boxctl history NAME",
-    );
-  return Number(s);
-}
 
 /** A switch that succeeded, for people and for --json (docs/json.md). */
 const switched = (ctx: Ctx, s: SwitchResult) => {
@@ -265,53 +252,6 @@ The current instance is refused. If it is the fallback, NAME has no fallback aft
           ? [`${name}: it was the fallback; ${name} has no fallback instance now`]
           : []),
       );
-    },
-  },
-  {
-    name: "history",
-    group: "image",
-    args: [machine],
-    summary: "List NAME's instances, marking the current and fallback ones.",
-    details: `For each instance: its generation, image, when it was created and last active, and
-the size of its changes (disk usage of its upper dir). JSON schema: docs/json.md.`,
-    mutates: false,
-    reads: true,
-    run: async ({ args: [name], opts, r }) => {
-      const { doc, warning } = await gatherHistory(r, name as string);
-      if (warning) process.stderr.write(`boxctl: warning: ${warning}\n`);
-      emit(
-        opts,
-        () => ({ ...doc }),
-        (legend) => renderHistory(doc, legend),
-      );
-      return 0;
-    },
-  },
-  {
-    name: "diff",
-    group: "image",
-    args: [machine],
-    summary: "List the paths an instance added, modified or deleted.",
-    details: `Compares an instance's upper dir with its image: A added, M modified (present in the
-image too), D deleted (overlay whiteouts; everything under an opaque directory that the
-image has). OverlayFS bookkeeping is not reported. Needs getfattr (package attr).`,
-    options: {
-      instance: {
-        type: "string",
-        arg: "GEN",
-        help: "The instance's generation (default: current).",
-      },
-    },
-    mutates: false,
-    reads: true,
-    run: async ({ args: [name], opts, r }) => {
-      const doc = await gatherDiff(r, name as string, gen(opts));
-      emit(
-        opts,
-        () => ({ ...doc }),
-        (legend) => renderDiff(doc, legend),
-      );
-      return 0;
     },
   },
 ];

@@ -10,8 +10,7 @@ import { describe } from "../../store/machine.ts";
 import { done, emit } from "../output.ts";
 import { pruneLines, renderDf } from "../render/store.ts";
 import type { Ctx, Verb } from "../types.ts";
-import { lockWait, machine, yes } from "./args.ts";
-import { gen } from "./instances.ts";
+import { gen, lockWait, machine, yes } from "./args.ts";
 
 function pinVerb(on: boolean): Verb {
   const name = on ? "pin" : "unpin";
