@@ -14,6 +14,10 @@
 // BENCH_OLD_BOXCTL=dist/FILE adds another build of boxctl (a bundle in
 // dist/, which the test host sees at /opt/boxctl) as a second candidate in
 // the same rounds: before and after a change, on the same baseline runs.
+// BENCH_OTHER_MACHINES=N first loads what N other boxctl machines add to
+// the host's systemd (an active mount unit, its view service and a running
+// service each; no containers), since a cutover's daemon-reload grows with
+// the units systemd has loaded; the run also times daemon-reload alone.
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Suite, TestHost } from "../test/host/host.ts";
 import { stage } from "../test/system/instances-helpers.ts";
@@ -21,6 +25,7 @@ import { compareInterleaved, median } from "./lib.ts";
 
 const suite = (process.argv[2] ?? "bookworm") as Suite;
 const RUNS = Number(process.env.BENCH_RUNS ?? 15);
+const OTHERS = Number(process.env.BENCH_OTHER_MACHINES ?? 0);
 const SETTLE_MS = 1500;
 const M = "m1";
 const host = await TestHost.boot(suite);
@@ -59,7 +64,54 @@ async function byHand(): Promise<void> {
   }
 }
 
+/**
+ * The units n other machines keep loaded: per machine, a mount unit that
+ * requires a oneshot "view" (as boxctl's do) and a running service standing
+ * in for systemd-nspawn@. Mounts of 1 MiB tmpfs, no containers: only the
+ * manager's unit count is what a daemon-reload pays for.
+ */
+async function loadOtherMachines(n: number): Promise<void> {
+  if (n === 0) return;
+  await host.sh([
+    "bash",
+    "-c",
+    `set -e
+    for i in $(seq 1 "$1"); do
+      mkdir -p /var/lib/machines/other$i
+      u=$(systemd-escape -p --suffix=mount /var/lib/machines/other$i)
+      printf '[Unit]\\nRequires=other-view-%s.service\\nAfter=other-view-%s.service\\n[Mount]\\nWhat=tmpfs\\nWhere=/var/lib/machines/other%s\\nType=tmpfs\\nOptions=size=1M\\n' $i $i $i >/etc/systemd/system/$u
+      printf '[Unit]\\nStopWhenUnneeded=yes\\n[Service]\\nType=oneshot\\nRemainAfterExit=yes\\nExecStart=/bin/mkdir -p /run/other-view/%s\\n' $i >/etc/systemd/system/other-view-$i.service
+      printf '[Service]\\nExecStart=/bin/sleep infinity\\n' >/etc/systemd/system/other-ct-$i.service
+    done
+    systemctl daemon-reload
+    for i in $(seq 1 "$1"); do
+      systemctl start "$(systemd-escape -p --suffix=mount /var/lib/machines/other$i)" other-ct-$i.service
+    done`,
+    "-",
+    String(n),
+  ]);
+}
+
+/** Medians of daemon-reload alone, 12 runs after 2. */
+async function reloadMs(): Promise<number> {
+  const xs: number[] = [];
+  for (let i = 0; i < 14; i++) {
+    const t0 = nowMs();
+    await host.sh(["systemctl", "daemon-reload"]);
+    if (i >= 2) xs.push(nowMs() - t0);
+  }
+  return median(xs);
+}
+
 try {
+  await loadOtherMachines(OTHERS);
+  const units = (await host.sh(["systemctl", "list-units", "--all", "--no-legend"]))
+    .split("\n")
+    .filter(Boolean).length;
+  const reload = await reloadMs();
+  console.log(
+    `  ${OTHERS} other machines: ${units} units loaded; systemctl daemon-reload ${reload.toFixed(0)} ms (median of 12)`,
+  );
   await stage(host, "foo-0.1");
   await host.sh(["boxctl", "cutover-instance", M, "foo-0.1"]);
   await host.sh(["boxctl", "cutover-instance", M, "foo-0.1"]);
@@ -92,7 +144,17 @@ try {
     );
   }
   const load = (await host.sh(["cat", "/proc/loadavg"])).trim();
-  console.log(JSON.stringify({ suite, date: new Date().toISOString(), load, results }));
+  console.log(
+    JSON.stringify({
+      suite,
+      date: new Date().toISOString(),
+      load,
+      otherMachines: OTHERS,
+      units,
+      reloadMs: reload,
+      results,
+    }),
+  );
 } finally {
   await host.destroy();
 }
