@@ -19,10 +19,9 @@ import {
   ok,
   release,
   STORE,
-  stage,
+  twoInstancesWithData,
   upSince,
   userDataSum,
-  writeUserData,
 } from "./instances-helpers.ts";
 
 for (const suite of STABLE_SUITES) {
@@ -30,12 +29,7 @@ for (const suite of STABLE_SUITES) {
     let host: TestHost;
     before(async () => {
       host = await TestHost.boot(suite);
-      await stage(host, "foo-0.1");
-      await stage(host, "foo-0.2");
-      ok(await host.boxctl(["cutover-instance", "system1", "foo-0.1"]));
-      await writeUserData(host, "one");
-      ok(await host.boxctl(["cutover-instance", "system1", "foo-0.2"]));
-      await writeUserData(host, "two");
+      await twoInstancesWithData(host);
       ok(await host.boxctl(["fallback-instance", "system1"]));
     });
     after(() => host?.destroy());

@@ -177,6 +177,20 @@ export async function ensureSystem1(host: TestHost): Promise<void> {
 }
 
 /**
+ * The crash and power-cut tests' start: system1 cut over to foo-0.1, then to
+ * foo-0.2, with user data written in each instance (writeUserData), so
+ * that a test can check every instance's upper dir is left as it was.
+ */
+export async function twoInstancesWithData(host: TestHost): Promise<void> {
+  await stage(host, "foo-0.1");
+  await stage(host, "foo-0.2");
+  ok(await host.boxctl(["cutover-instance", "system1", "foo-0.1"]));
+  await writeUserData(host, "one");
+  ok(await host.boxctl(["cutover-instance", "system1", "foo-0.2"]));
+  await writeUserData(host, "two");
+}
+
+/**
  * Whether a switch stopped after step is completed rather than rolled back.
  * Written out here, not taken from plan/steps.ts, so that the tests pin the
  * commit point instead of following it.

@@ -21,8 +21,8 @@ import {
   ok,
   release,
   STORE,
-  stage,
   stageBroken,
+  twoInstancesWithData,
   userDataSum,
   writeUserData,
 } from "./instances-helpers.ts";
@@ -35,12 +35,7 @@ for (const suite of STABLE_SUITES) {
     let host: TestHost;
     before(async () => {
       host = await TestHost.boot(suite);
-      await stage(host, "foo-0.1");
-      await stage(host, "foo-0.2");
-      ok(await host.boxctl(["cutover-instance", "system1", "foo-0.1"]));
-      await writeUserData(host, "one");
-      ok(await host.boxctl(["cutover-instance", "system1", "foo-0.2"]));
-      await writeUserData(host, "two");
+      await twoInstancesWithData(host);
       ok(await host.boxctl(["enable", "system1"]));
     });
     after(() => host?.destroy());
