@@ -1,8 +1,8 @@
+// Argument and option specs that several verb files share, so that one
+// option reads the same in every verb's --help.
 import { UsageError } from "../../base/errors.ts";
 import type { Opts } from "../types.ts";
 
-// Argument and option specs that several verb files share, so that one
-// option reads the same in every verb's --help.
 export const machine = { name: "NAME", complete: "machine" } as const;
 
 export const lockWait = {
