@@ -49,6 +49,7 @@ export const StatusJson = v.strictObject({
   lastOperation: v.nullable(OperationSchema),
   services: v.array(v.string()),
   carry: CarrySchema,
+  keep: v.nullable(v.number()),
   attention: Attention,
 });
 

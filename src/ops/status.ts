@@ -55,6 +55,8 @@ export interface StatusDoc {
   services: string[];
   /** What a cutover carries into the new instance (set-carry). */
   carry: CarryPolicy;
+  /** After each successful cutover, prune this machine's instances to the N newest (set-keep); null: off. */
+  keep: number | null;
   /** What is not as the record says (drift.ts), and the command that settles it; null if all is. */
   attention: Attention | null;
 }
@@ -96,6 +98,7 @@ export function buildStatus(
     lastOperation: m.lastOperation,
     services: m.services ?? [],
     carry: m.carry ?? DEFAULT_CARRY,
+    keep: m.keep ?? null,
     attention: att,
   };
 }

@@ -135,7 +135,10 @@ for (const suite of STABLE_SUITES) {
     });
 
     it("a machine's keep setting prunes its instances after a successful cutover", async () => {
+      assert.equal((await json(["status", M, "--json"])).keep, null, "off until set");
       ok(await host.boxctl(["set-keep", M, "0"]));
+      assert.equal((await json(["status", M, "--json"])).keep, 0);
+      assert.match(ok(await host.boxctl(["status", M])).stdout, /Keep: +after each cutover, every/);
       const r = ok(await host.boxctl(["cutover-instance", M, "foo-0.1"]));
       assert.match(r.stderr, new RegExp(`${M}: keep 0: removed instance ${M} gen 3 \\(foo-0.1\\)`));
       const m = await machineJson(host, M);

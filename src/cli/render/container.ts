@@ -67,6 +67,12 @@ export function renderStatus(s: StatusDoc, legend: boolean, now = Date.now()): s
     ...(s.unit.log ?? []).map((line, i) => [i === 0 ? "Log:" : "", line]),
     ["Services:", s.services.length ? s.services.join(", ") : "- (see boxctl set-services)"],
     ["Carry:", `${formatCarry(s.carry)} (see boxctl set-carry)`],
+    [
+      "Keep:",
+      s.keep === null
+        ? "off: every instance stays (see boxctl set-keep)"
+        : `after each cutover, ${s.keep === 0 ? "every instance goes" : `instances beyond the ${s.keep} newest go`} but the current, fallback and pinned ones (see boxctl set-keep)`,
+    ],
   ];
   if (s.attention)
     rows.push([

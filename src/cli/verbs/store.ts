@@ -207,7 +207,7 @@ The name is then free for a new machine: boxctl cutover-instance NAME IMAGE.`,
 successful cutover-instance of NAME, boxctl deletes NAME's instances beyond the N newest
 that are neither current, fallback nor pinned, as boxctl prune --keep N does for that
 machine alone, and says so on stderr. It never deletes an image (boxctl prune does).
-off: keep every instance.`,
+off: keep every instance. boxctl status NAME shows the setting (Keep:).`,
     options: { ...lockWait },
     mutates: true,
     scripted: true,

@@ -59,6 +59,8 @@ describe("status", () => {
     assert.deepEqual(s.changes, { path: upper, bytes: 4096 });
     assert.equal(s.lastOperation?.verb, "cutover-instance");
     assert.deepEqual(s.services, ["nginx"]);
+    assert.equal(s.keep, null, "no keep setting: off");
+    assert.equal(buildStatus(machine("a", { keep: 2 }), unit, null, null).keep, 2);
   });
   it("renders a legend line that --no-legend drops", () => {
     const s = buildStatus(machine("a"), unit, null, null);
@@ -69,6 +71,11 @@ describe("status", () => {
     assert.match(text, /Last op: +cutover-instance ok, 10min ago/);
     assert.doesNotMatch(renderStatus(s, false), /managed by boxctl/);
     assert.doesNotMatch(text, /Log:/, "no log for a unit that did not fail");
+    assert.match(text, /Keep: +off: every instance stays \(see boxctl set-keep\)/);
+    const kept = renderStatus(buildStatus(machine("a", { keep: 0 }), unit, null, null), false);
+    assert.match(kept, /Keep: +after each cutover, every instance goes but the current, fallback/);
+    const three = renderStatus(buildStatus(machine("a", { keep: 3 }), unit, null, null), false);
+    assert.match(three, /Keep: +after each cutover, instances beyond the 3 newest go but the/);
   });
   it("shows what a failed unit's last run logged", () => {
     const failed = { ...unit, activeState: "failed" };
