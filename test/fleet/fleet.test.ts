@@ -157,8 +157,10 @@ describe("Ansible collection boxctl.boxctl against a fleet of three hosts", {
     }
   });
 
-  it("rolls three hosts from foo-0.1 to foo-0.2 in batches of 1 and 2; a second run changes nothing", async () => {
-    const r = await roll({}, "-v");
+  it("rolls three hosts from foo-0.1 to foo-0.2 in batches of 1 and 2, with a carry policy and a keep setting; a second run changes nothing", async () => {
+    // keep 10: set and shown, but no later test here makes that many instances.
+    const settings = { boxctl_carry: "identity,etc", boxctl_keep: "10" };
+    const r = await roll(settings, "-v");
     assert.equal(r.code, 0, r.output);
     if (URL_MODE) assert.doesNotMatch(r.output, new RegExp(SECRET), "the URL's password leaked");
     // The mutating verbs' own --json documents come back as `result` (-v shows them).
@@ -174,8 +176,10 @@ describe("Ansible collection boxctl.boxctl against a fleet of three hosts", {
       assert.deepEqual(s.fallback, { ...s.fallback, gen: 1, image: "foo-0.1" });
       const rel = await h.host.inMachine(MACHINE, ["cat", "/etc/foo-release"]);
       assert.match(rel.stdout, /VERSION=0\.2/);
+      const set = JSON.parse(await h.host.sh(["boxctl", "status", MACHINE, "--json"]));
+      assert.deepEqual([set.carry, set.keep], [{ identity: true, etc: true, paths: [] }, 10]);
     }
-    const again = await roll();
+    const again = await roll(settings);
     assert.equal(again.code, 0, again.output);
     for (const h of fleet) {
       assert.equal(again.recap[h.name]?.changed, 0, again.output);

@@ -76,29 +76,72 @@ def machine_view(status):
         "running": status.get("state") == "running",
         "state": status.get("state"),
         "enabled": bool(status.get("enabled")),
+        "carry": carry_spec(status.get("carry")),
+        "keep": keep_text(status.get("keep")),
     }
 
 
-def plan_machine(view, state, image=None, from_image=None, enabled=None, started=None):
+def carry_spec(policy):
+    """A carry policy from status --json as the SPEC boxctl prints (identity,etc,/PATH or none)."""
+    if not isinstance(policy, dict):
+        return "identity"  # a boxctl before set-carry: the default
+    parts = (["identity"] if policy.get("identity") else []) + (["etc"] if policy.get("etc") else [])
+    return ",".join(parts + list(policy.get("paths") or [])) or "none"
+
+
+def normal_carry(spec):
+    """SPEC as boxctl stores it (parts in order, paths without doubled or trailing slashes,
+    none of them inside another), for comparison; None where boxctl would refuse it, which
+    its own message then says."""
+    parts = [x.strip() for x in spec.split(",") if x.strip()]
+    if parts == ["none"]:
+        return "none"
+    identity, etc, paths = False, False, []
+    for part in parts:
+        if part in ("identity", "default"):
+            identity = True
+        elif part == "etc":
+            etc = True
+        elif part.startswith("/") and part.strip("/"):
+            path = "/" + "/".join(c for c in part.split("/") if c)
+            if path not in paths:
+                paths.append(path)
+        else:
+            return None
+    paths = [q for q in paths if not any(o != q and q.startswith(o + "/") for o in paths)]
+    return carry_spec({"identity": identity, "etc": etc, "paths": paths}) if parts else None
+
+
+def keep_text(keep):
+    """status --json's keep (a number, or null for off) as set-keep takes it."""
+    return "off" if keep is None else str(keep)
+
+
+def plan_machine(view, state, image=None, from_image=None, enabled=None, started=None,
+                 carry=None, keep=None):
     """What boxctl_machine has to do.
 
     Returns a dict: switch (None, "cutover" or "fallback"), enable (None,
     True or False), power (None, "start" or "poweroff"), delete (state=absent:
-    boxctl delete-machine, after the poweroff if it runs), predicted (the
-    machine_view expected afterwards; None for absent), error (message or None).
+    boxctl delete-machine, after the poweroff if it runs), settings (the
+    set-carry and set-keep calls, as [verb, value] pairs: before the switch
+    on a machine that exists, so that the cutover carries by the new policy;
+    after it on a new one, which boxctl creates with its first cutover),
+    predicted (the machine_view expected afterwards; None for absent), error
+    (message or None).
     """
-    plan = {"switch": None, "enable": None, "power": None, "delete": False, "predicted": None,
-            "error": None}
+    plan = {"switch": None, "enable": None, "power": None, "delete": False, "settings": [],
+            "predicted": None, "error": None}
     if state == "absent":
-        if enabled is not None or started is not None:
-            plan["error"] = "state=absent takes neither enabled nor started"
+        if enabled is not None or started is not None or carry is not None or keep is not None:
+            plan["error"] = "state=absent takes none of enabled, started, carry and keep"
         elif view is not None:
             plan["delete"] = True
             plan["power"] = "poweroff" if view["running"] else None
         return plan
     after = dict(view) if view else {
         "image": None, "gen": None, "fallback_image": None, "fallback_gen": None,
-        "running": False, "state": "absent", "enabled": False,
+        "running": False, "state": "absent", "enabled": False, "carry": "identity", "keep": "off",
     }
     if state == "current":
         if not image:
@@ -130,6 +173,13 @@ def plan_machine(view, state, image=None, from_image=None, enabled=None, started
     else:
         plan["error"] = "unknown state %r" % (state,)
         return plan
+    for key, want in (("carry", carry), ("keep", keep)):
+        if want is None:
+            continue
+        norm = normal_carry(want) if key == "carry" else (want.strip().lower() or None)
+        if norm is None or norm != after.get(key):
+            plan["settings"].append(["set-" + key, want])
+            after[key] = norm or want
     if enabled is not None and after["enabled"] != enabled:
         plan["enable"] = enabled
         after["enabled"] = enabled
@@ -144,7 +194,46 @@ def plan_machine(view, state, image=None, from_image=None, enabled=None, started
 
 
 def plan_changes(plan):
-    return bool(plan["switch"] or plan["enable"] is not None or plan["power"] or plan["delete"])
+    return bool(plan["switch"] or plan["enable"] is not None or plan["power"] or plan["delete"]
+                or plan["settings"])
+
+
+def went_back(doc, before_status, after_status):
+    """Whether boxctl went back on its own after a failed cutover or fallback.
+
+    From the verb's JSON if it printed one; else from status: a new last
+    operation whose result is rolled-back (a machine that was busy, say, has
+    the same last operation as before and did not go back).
+    """
+    if doc is not None and doc.get("result"):
+        return doc["result"] == "rolled-back"
+    if not after_status:
+        return False
+    last = after_status.get("lastOperation") or {}
+    prev = (before_status or {}).get("lastOperation") or {}
+    return last.get("result") == "rolled-back" and last != prev
+
+
+def cause_message(doc):
+    """What went wrong first, from the verb's JSON (cause), with its hint; None without one."""
+    cause = (doc or {}).get("cause")
+    if not isinstance(cause, dict) or not cause.get("message"):
+        return None
+    return cause["message"] + (" (" + cause["hint"] + ")" if cause.get("hint") else "")
+
+
+def switch_args(p, plan):
+    if plan["switch"] == "cutover":
+        args = ["cutover-instance", p["name"], p["image"]]
+    else:
+        args = ["fallback-instance", p["name"]]
+    if p["timeout"] is not None:
+        args += ["--timeout", str(p["timeout"])]
+    if p["check"] is not None:
+        args += ["--check", p["check"]]
+    if p["wait"]:
+        args.append("--wait")
+    return args
 
 
 def render_machine(view, name):
@@ -156,5 +245,6 @@ def render_machine(view, name):
     fb = view.get("fallback_image") or "none"
     if view.get("fallback_image") and view.get("fallback_gen"):
         fb = "%s (gen %s)" % (view["fallback_image"], view["fallback_gen"])
-    return "machine: %s\nimage: %s\nfallback: %s\nstate: %s\nenabled: %s\n" % (
-        name, cur, fb, view.get("state"), str(view.get("enabled")).lower())
+    return "machine: %s\nimage: %s\nfallback: %s\nstate: %s\nenabled: %s\ncarry: %s\nkeep: %s\n" % (
+        name, cur, fb, view.get("state"), str(view.get("enabled")).lower(), view.get("carry"),
+        view.get("keep"))

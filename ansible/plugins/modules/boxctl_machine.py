@@ -80,6 +80,24 @@ options:
       - Whether the machine runs (C(boxctl start) / C(boxctl poweroff)). Unchanged if omitted.
       - A cutover or fallback always leaves the machine running; C(false) then powers it off.
     type: bool
+  carry:
+    description:
+      - The machine's carry policy (C(boxctl set-carry NAME SPEC)), what every cutover carries
+        from the old instance into the new one. C(none), or a comma-separated list of
+        C(identity) (boxctl's default), C(etc) and absolute paths, e.g. C(identity,etc,/var/lib/app).
+        Unchanged if omitted.
+      - Set before the task's cutover on a machine that exists, so that this cutover carries by
+        it; after the cutover that creates a new machine (which has nothing to carry yet).
+      - boxctl checks SPEC; check mode does not.
+    type: str
+  keep:
+    description:
+      - The machine's keep setting (C(boxctl set-keep NAME N)), a number or C(off) (boxctl's
+        default). After every successful cutover boxctl deletes the machine's instances beyond
+        the N newest, never the current, fallback or pinned ones. Unchanged if omitted.
+      - Set before the task's cutover on a machine that exists, after it on a new one, as
+        I(carry).
+    type: str
   executable:
     description: The boxctl command, if it is not on the PATH (or in /usr/local/bin).
     type: path
@@ -103,6 +121,13 @@ EXAMPLES = r"""
     enabled: true
     started: true
 
+- name: Run web1 on foo-0.2, carrying its identity, /etc and its data; keep 3 instances
+  boxctl.boxctl.boxctl_machine:
+    name: web1
+    image: foo-0.2
+    carry: identity,etc,/var/lib/app
+    keep: "3"
+
 - name: Roll system1 back off foo-0.2 (idempotent)
   boxctl.boxctl.boxctl_machine:
     name: system1
@@ -113,7 +138,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 changed:
-  description: Whether a cutover, fallback, enable/disable or start/poweroff ran (or would run, in check mode).
+  description: Whether a cutover, fallback, set-carry, set-keep, enable/disable or start/poweroff ran (or would run, in check mode).
   type: bool
   returned: always
 image:
@@ -166,7 +191,7 @@ stderr:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.boxctl.boxctl.plugins.module_utils.boxctl import Boxctl, BoxctlError, error_message
 from ansible_collections.boxctl.boxctl.plugins.module_utils.boxctl_plan import (
-    machine_view, plan_changes, plan_machine, render_machine,
+    cause_message, machine_view, plan_changes, plan_machine, render_machine, switch_args, went_back,
 )
 
 
@@ -175,44 +200,6 @@ def find_boxctl(module):
     if exe:
         return exe
     return module.get_bin_path("boxctl", required=True, opt_dirs=["/usr/local/bin", "/usr/local/sbin"])
-
-
-def went_back(doc, before_status, after_status):
-    """Whether boxctl went back on its own after a failed cutover or fallback.
-
-    From the verb's JSON if it printed one; else from status: a new last
-    operation whose result is rolled-back (a machine that was busy, say, has
-    the same last operation as before and did not go back).
-    """
-    if doc is not None and doc.get("result"):
-        return doc["result"] == "rolled-back"
-    if not after_status:
-        return False
-    last = after_status.get("lastOperation") or {}
-    prev = (before_status or {}).get("lastOperation") or {}
-    return last.get("result") == "rolled-back" and last != prev
-
-
-def cause_message(doc):
-    """What went wrong first, from the verb's JSON (cause), with its hint; None without one."""
-    cause = (doc or {}).get("cause")
-    if not isinstance(cause, dict) or not cause.get("message"):
-        return None
-    return cause["message"] + (" (" + cause["hint"] + ")" if cause.get("hint") else "")
-
-
-def switch_args(p, plan):
-    if plan["switch"] == "cutover":
-        args = ["cutover-instance", p["name"], p["image"]]
-    else:
-        args = ["fallback-instance", p["name"]]
-    if p["timeout"] is not None:
-        args += ["--timeout", str(p["timeout"])]
-    if p["check"] is not None:
-        args += ["--check", p["check"]]
-    if p["wait"]:
-        args.append("--wait")
-    return args
 
 
 def delete_machine(module, bx, name, plan, args, result, diff, reread):
@@ -251,6 +238,8 @@ def main():
             wait=dict(type="bool", default=False),
             enabled=dict(type="bool"),
             started=dict(type="bool"),
+            carry=dict(type="str"),
+            keep=dict(type="str"),
             executable=dict(type="path"),
         ),
         required_if=[("state", "current", ["image"])],
@@ -269,7 +258,7 @@ def main():
         module.fail_json(**dict(result, **e.as_result()))
     before = machine_view(before_status)
     plan = plan_machine(before, p["state"], image=p["image"], from_image=p["from_image"],
-                        enabled=p["enabled"], started=p["started"])
+                        enabled=p["enabled"], started=p["started"], carry=p["carry"], keep=p["keep"])
     result["status"] = before_status
     result["before_image"] = before["image"] if before else None
     if plan["error"]:
@@ -284,8 +273,14 @@ def main():
         if plan["power"]:
             planned_cmds.append([bx.executable, "poweroff", name])
         planned_cmds.append([bx.executable] + delete_args)
+    settings = [[verb, name, value] + (["--wait"] if p["wait"] else []) for verb, value in plan["settings"]]
+    settings_first = before is not None
+    if settings_first:
+        planned_cmds += [[bx.executable] + a for a in settings]
     if plan["switch"]:
         planned_cmds.append([bx.executable] + switch_args(p, plan))
+    if not settings_first:
+        planned_cmds += [[bx.executable] + a for a in settings]
     if plan["enable"] is not None:
         planned_cmds.append([bx.executable, "enable" if plan["enable"] else "disable", name])
     if plan["power"] and not plan["delete"]:
@@ -308,9 +303,20 @@ def main():
             module.warn("could not read %s after the change: %s" % (name, e.msg))
             return None
 
+    def set_all():
+        for args in settings:
+            rc, doc, cmd, out, err = bx.mutate(args)
+            result["commands"].append(cmd)
+            if rc != 0:
+                result["status"] = reread()
+                module.fail_json(msg="%s: boxctl %s failed: %s" % (name, args[0], error_message(doc, err, "exit status %s" % rc)),
+                                 rc=rc, stdout=out, stderr=err, cmd=cmd, **result)
+
     if plan["delete"]:
         delete_machine(module, bx, name, plan, delete_args, result, diff, reread)
 
+    if settings_first:
+        set_all()
     if plan["switch"]:
         rc, doc, cmd, out, err = bx.mutate(switch_args(p, plan))
         result["commands"].append(cmd)
@@ -340,6 +346,8 @@ def main():
                              % (name, what, rc, ": " + cause if cause else "", where, reason),
                              rc=rc, stdout=out, stderr=err, cmd=cmd, **result)
 
+    if not settings_first:
+        set_all()
     for verb in (["enable" if plan["enable"] else "disable"] if plan["enable"] is not None else []) + (
             [plan["power"]] if plan["power"] else []):
         rc, out, err = bx.run([verb, name])

@@ -15,6 +15,17 @@ import sys
 MUTATING = {"stage-image", "delete-image", "cutover-instance", "fallback-instance", "delete-machine"}
 
 
+def policy(spec):
+    """A carry SPEC as status --json shows the policy; None for a part boxctl refuses."""
+    parts = [x.strip() for x in spec.split(",") if x.strip()]
+    if parts == ["none"]:
+        return {"identity": False, "etc": False, "paths": []}
+    if any(x not in ("identity", "etc") and not x.startswith("/") for x in parts):
+        return None
+    return {"identity": "identity" in parts, "etc": "etc" in parts,
+            "paths": [x.rstrip("/") for x in parts if x.startswith("/")]}
+
+
 def main():
     argv = sys.argv[1:]
     with open(os.environ["FAKE_BOXCTL_LOG"], "a") as f:
@@ -80,7 +91,32 @@ def main():
             return 1
         return emit({"version": 1, "name": args[0], "state": "running" if m["running"] else "stopped",
                      "enabled": m["enabled"], "current": inst(m, m["current"]),
-                     "fallback": inst(m, m["fallback"]), "lastOperation": m.get("last")})
+                     "fallback": inst(m, m["fallback"]), "lastOperation": m.get("last"),
+                     "carry": policy(m.get("carry", "identity")), "keep": m.get("keep")})
+    if verb in ("set-carry", "set-keep"):
+        if "--wait" in args:
+            args.remove("--wait")
+        m = st["machines"].get(args[0])
+        if m is None:
+            sys.stderr.write("boxctl: machine '%s' is not managed by boxctl\n" % args[0])
+            return 1
+        if verb == "set-carry":
+            if policy(args[1]) is None:
+                sys.stderr.write("boxctl: unknown carry part in '%s'\n" % args[1])
+                return 2
+            changed = policy(args[1]) != policy(m.get("carry", "identity"))
+            m["carry"] = args[1]
+            doc = {"machine": args[0], "changed": changed, "carry": args[1]}
+        else:
+            if args[1] != "off" and not args[1].isdigit():
+                sys.stderr.write("boxctl: set-keep: '%s' is not a number or off\n" % args[1])
+                return 2
+            keep = None if args[1] == "off" else int(args[1])
+            changed = keep != m.get("keep")
+            m["keep"] = keep
+            doc = {"machine": args[0], "changed": changed, "keep": keep}
+        save()
+        return emit(doc)
     if verb == "stage-image":
         name, sha = opt("--name"), opt("--sha256")
         opt("--timeout")

@@ -29,9 +29,11 @@ U = load_utils("boxctl")
 P = load_utils("boxctl_plan")
 
 
-def view(image="foo-0.1", gen=1, fb=None, fb_gen=None, running=True, enabled=False):
+def view(image="foo-0.1", gen=1, fb=None, fb_gen=None, running=True, enabled=False,
+         carry="identity", keep="off"):
     return {"image": image, "gen": gen, "fallback_image": fb, "fallback_gen": fb_gen,
-            "running": running, "state": "running" if running else "stopped", "enabled": enabled}
+            "running": running, "state": "running" if running else "stopped", "enabled": enabled,
+            "carry": carry, "keep": keep}
 
 
 class TestNames(unittest.TestCase):
@@ -183,7 +185,8 @@ class TestPlanMachine(unittest.TestCase):
         p = P.plan_machine(None, "absent")
         self.assertFalse(P.plan_changes(p))
         self.assertIsNone(p["error"])
-        self.assertIn("neither enabled nor started", P.plan_machine(view(), "absent", started=False)["error"])
+        self.assertIn("none of enabled, started", P.plan_machine(view(), "absent", started=False)["error"])
+        self.assertIn("carry and keep", P.plan_machine(view(), "absent", keep="2")["error"])
 
     def test_fallback_errors(self):
         self.assertIn("no machine", P.plan_machine(None, "fallback")["error"])
@@ -194,10 +197,40 @@ class TestPlanMachine(unittest.TestCase):
         p = P.plan_machine(view(image="foo-0.1", fb="foo-0.2", fb_gen=2), "fallback")
         self.assertEqual(p["switch"], "fallback")
 
+    def test_carry_and_keep_are_set_only_where_they_differ(self):
+        p = P.plan_machine(view(), "current", image="foo-0.2", carry="identity,etc", keep="3")
+        self.assertEqual(p["settings"], [["set-carry", "identity,etc"], ["set-keep", "3"]])
+        self.assertEqual((p["predicted"]["carry"], p["predicted"]["keep"]), ("identity,etc", "3"))
+        self.assertEqual(p["switch"], "cutover")
+        # As boxctl stores them: spaces, a trailing slash, a path inside another, off in capitals.
+        same = view(image="foo-0.2", carry="identity,etc,/var/lib/app", keep="off")
+        p = P.plan_machine(same, "current", image="foo-0.2", carry=" identity, etc,/var/lib/app/,/var/lib/app/db",
+                           keep="OFF")
+        self.assertEqual(p["settings"], [])
+        self.assertFalse(P.plan_changes(p))
+        # A setting alone is a change.
+        p = P.plan_machine(view(image="foo-0.2"), "current", image="foo-0.2", carry="none")
+        self.assertEqual((p["switch"], p["settings"]), (None, [["set-carry", "none"]]))
+        self.assertTrue(P.plan_changes(p))
+        # The defaults of a new machine: identity, off.
+        p = P.plan_machine(None, "current", image="foo-0.1", carry="default", keep="off")
+        self.assertEqual(p["settings"], [])
+        # What boxctl would refuse is left to boxctl, which says why.
+        p = P.plan_machine(view(), "current", image="foo-0.1", carry="identity,bogus")
+        self.assertEqual(p["settings"], [["set-carry", "identity,bogus"]])
+
+    def test_carry_spec_from_status(self):
+        self.assertEqual(P.carry_spec({"identity": True, "etc": False, "paths": ["/srv"]}), "identity,/srv")
+        self.assertEqual(P.carry_spec({"identity": False, "etc": False, "paths": []}), "none")
+        self.assertEqual(P.carry_spec(None), "identity")
+        self.assertEqual(P.keep_text(None), "off")
+        self.assertEqual(P.keep_text(0), "0")
+
     def test_render(self):
         text = P.render_machine(view(image="foo-0.2", gen=2, fb="foo-0.1", fb_gen=1), "system1")
         self.assertIn("image: foo-0.2 (gen 2)\n", text)
         self.assertIn("fallback: foo-0.1 (gen 1)\n", text)
+        self.assertIn("carry: identity\nkeep: off\n", text)
         self.assertIn("state: absent", P.render_machine(None, "m"))
 
 

@@ -106,6 +106,50 @@ class TestModulesWithFakeBoxctl(unittest.TestCase):
         r = self.run_module("boxctl_machine", {"name": "system1", "image": "foo-0.2"})
         self.assertFalse(r["changed"], r)
 
+    def test_machine_carry_and_keep_before_the_cutover_then_idempotent(self):
+        st = self.read_state()
+        st["images"]["foo-0.2"] = {"sha256": "2" * 64}
+        st["json_mutating"] = True
+        self.write_state(st)
+        args = {"name": "system1", "image": "foo-0.2", "carry": "identity,etc,/srv/app", "keep": "2"}
+        r = self.run_module("boxctl_machine", args, check=True, diff=True)
+        self.assertTrue(r["changed"], r)
+        self.assertEqual(self.mutating_calls(), [])
+        self.assertEqual([c[1:2] for c in r["commands"]], [["set-carry"], ["set-keep"], ["cutover-instance"]])
+        self.assertIn("carry: identity,etc,/srv/app\nkeep: 2\n", r["diff"]["after"])
+        r = self.run_module("boxctl_machine", args)
+        self.assertFalse(r.get("failed"), r)
+        # The policy is set first, so that this cutover carries by it.
+        self.assertEqual(self.mutating_calls(), [
+            ["set-carry", "system1", "identity,etc,/srv/app", "--json"],
+            ["set-keep", "system1", "2", "--json"],
+            ["cutover-instance", "system1", "foo-0.2", "--json"]])
+        self.assertEqual(r["status"]["carry"], {"identity": True, "etc": True, "paths": ["/srv/app"]})
+        self.assertEqual(r["status"]["keep"], 2)
+        r = self.run_module("boxctl_machine", dict(args, carry="identity, etc, /srv/app/"))
+        self.assertFalse(r["changed"], r)
+
+    def test_machine_new_gets_its_carry_after_its_first_cutover(self):
+        r = self.run_module("boxctl_machine", {"name": "web1", "image": "foo-0.1", "carry": "etc",
+                                               "wait": True})
+        self.assertFalse(r.get("failed"), r)
+        verbs = [c[0] for c in self.mutating_calls() if c[-1] != "--json"]
+        self.assertEqual(verbs[0], "cutover-instance")
+        # This boxctl refused --json on cutover-instance, so the module asks for it no more.
+        self.assertEqual(self.mutating_calls()[-1], ["set-carry", "web1", "etc", "--wait"])
+        self.assertEqual(r["status"]["carry"], {"identity": False, "etc": True, "paths": []})
+
+    def test_machine_bad_keep_fails_with_boxctls_word_before_any_cutover(self):
+        st = self.read_state()
+        st["images"]["foo-0.2"] = {"sha256": "2" * 64}
+        st["json_mutating"] = True
+        self.write_state(st)
+        r = self.run_module("boxctl_machine", {"name": "system1", "image": "foo-0.2", "keep": "some"})
+        self.assertTrue(r.get("failed"), r)
+        self.assertIn("set-keep failed", r["msg"])
+        self.assertIn("'some' is not a number or off", r["msg"])
+        self.assertNotIn("cutover-instance", [c[0] for c in self.mutating_calls()])
+
     def test_machine_absent_powers_off_deletes_then_is_idempotent(self):
         st = self.read_state()
         st["json_mutating"] = True
