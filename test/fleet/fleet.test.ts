@@ -272,13 +272,18 @@ describe("Ansible collection boxctl.boxctl against a fleet of three hosts", {
     await host("h1").sh(["rm", "/etc/fleet-unhealthy"]);
   });
 
-  it("boxctl_machine state=absent powers a machine off and deletes it on every host; a second run changes nothing", async () => {
+  it("boxctl_machine makes a machine with its settings, then state=absent powers it off and deletes it on every host; a second run of each changes nothing", async () => {
     const play = join(dirname(collections), "absent.yml");
     const task = (args: string) =>
       `    - boxctl.boxctl.boxctl_machine: {name: gone1, ${args}}\n      register: r\n    - ansible.builtin.set_fact: {changes: "{{ (changes | default([])) + [r.changed] }}"}\n`;
+    // A new machine's settings are set after the cutover that creates it.
+    const made = "image: foo-0.1, carry: none, services: [nginx, postgresql], keep: '3'";
+    const status =
+      "    - ansible.builtin.command: boxctl status gone1 --json\n      register: s\n      changed_when: false\n" +
+      `    - ansible.builtin.assert: {that: ["(s.stdout | from_json).services == ['nginx', 'postgresql']", "(s.stdout | from_json).keep == 3", "not (s.stdout | from_json).carry.identity"]}\n`;
     writeFileSync(
       play,
-      `- hosts: fleet\n  gather_facts: false\n  tasks:\n${task("image: foo-0.1")}${task("state: absent")}${task("state: absent")}    - ansible.builtin.assert: {that: "changes == [true, true, false]"}\n`,
+      `- hosts: fleet\n  gather_facts: false\n  tasks:\n${task(made)}${task(made)}${status}${task("state: absent")}${task("state: absent")}    - ansible.builtin.assert: {that: "changes == [true, false, true, false]"}\n`,
     );
     const r = await playbook(collections, inv, [play]);
     assert.equal(r.code, 0, r.output);

@@ -78,6 +78,7 @@ def machine_view(status):
         "enabled": bool(status.get("enabled")),
         "carry": carry_spec(status.get("carry")),
         "keep": keep_text(status.get("keep")),
+        "services": list(status.get("services") or []),
     }
 
 
@@ -118,13 +119,13 @@ def keep_text(keep):
 
 
 def plan_machine(view, state, image=None, from_image=None, enabled=None, started=None,
-                 carry=None, keep=None):
+                 carry=None, keep=None, services=None):
     """What boxctl_machine has to do.
 
     Returns a dict: switch (None, "cutover" or "fallback"), enable (None,
     True or False), power (None, "start" or "poweroff"), delete (state=absent:
     boxctl delete-machine, after the poweroff if it runs), settings (the
-    set-carry and set-keep calls, as [verb, value] pairs: before the switch
+    set-carry, set-keep and set-services calls, as [verb, value...]: before the switch
     on a machine that exists, so that the cutover carries by the new policy;
     after it on a new one, which boxctl creates with its first cutover),
     predicted (the machine_view expected afterwards; None for absent), error
@@ -133,8 +134,8 @@ def plan_machine(view, state, image=None, from_image=None, enabled=None, started
     plan = {"switch": None, "enable": None, "power": None, "delete": False, "settings": [],
             "predicted": None, "error": None}
     if state == "absent":
-        if enabled is not None or started is not None or carry is not None or keep is not None:
-            plan["error"] = "state=absent takes none of enabled, started, carry and keep"
+        if any(x is not None for x in (enabled, started, carry, keep, services)):
+            plan["error"] = "state=absent takes none of enabled, started, carry, keep and services"
         elif view is not None:
             plan["delete"] = True
             plan["power"] = "poweroff" if view["running"] else None
@@ -142,6 +143,7 @@ def plan_machine(view, state, image=None, from_image=None, enabled=None, started
     after = dict(view) if view else {
         "image": None, "gen": None, "fallback_image": None, "fallback_gen": None,
         "running": False, "state": "absent", "enabled": False, "carry": "identity", "keep": "off",
+        "services": [],
     }
     if state == "current":
         if not image:
@@ -180,6 +182,11 @@ def plan_machine(view, state, image=None, from_image=None, enabled=None, started
         if norm is None or norm != after.get(key):
             plan["settings"].append(["set-" + key, want])
             after[key] = norm or want
+    if services is not None:
+        units = [u.strip() for s in services for u in s.split(",") if u.strip()]
+        if units != after.get("services"):
+            plan["settings"].append(["set-services"] + units)
+            after["services"] = units
     if enabled is not None and after["enabled"] != enabled:
         plan["enable"] = enabled
         after["enabled"] = enabled
@@ -245,6 +252,6 @@ def render_machine(view, name):
     fb = view.get("fallback_image") or "none"
     if view.get("fallback_image") and view.get("fallback_gen"):
         fb = "%s (gen %s)" % (view["fallback_image"], view["fallback_gen"])
-    return "machine: %s\nimage: %s\nfallback: %s\nstate: %s\nenabled: %s\ncarry: %s\nkeep: %s\n" % (
+    return "machine: %s\nimage: %s\nfallback: %s\nstate: %s\nenabled: %s\ncarry: %s\nkeep: %s\nservices: %s\n" % (
         name, cur, fb, view.get("state"), str(view.get("enabled")).lower(), view.get("carry"),
-        view.get("keep"))
+        view.get("keep"), ", ".join(view.get("services") or []) or "none")

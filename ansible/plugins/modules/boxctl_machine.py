@@ -98,6 +98,13 @@ options:
       - Set before the task's cutover on a machine that exists, after it on a new one, as
         I(carry).
     type: str
+  services:
+    description:
+      - The units C(boxctl app-status NAME) checks in the container (C(boxctl set-services NAME UNIT...)),
+        e.g. C([nginx, postgresql]); an empty list clears them. Unchanged if omitted.
+      - Set as I(carry) is.
+    type: list
+    elements: str
   executable:
     description: The boxctl command, if it is not on the PATH (or in /usr/local/bin).
     type: path
@@ -138,7 +145,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 changed:
-  description: Whether a cutover, fallback, set-carry, set-keep, enable/disable or start/poweroff ran (or would run, in check mode).
+  description: Whether a cutover, fallback, set-carry, set-keep, set-services, enable/disable or start/poweroff ran (or would run, in check mode).
   type: bool
   returned: always
 image:
@@ -240,6 +247,7 @@ def main():
             started=dict(type="bool"),
             carry=dict(type="str"),
             keep=dict(type="str"),
+            services=dict(type="list", elements="str"),
             executable=dict(type="path"),
         ),
         required_if=[("state", "current", ["image"])],
@@ -258,7 +266,8 @@ def main():
         module.fail_json(**dict(result, **e.as_result()))
     before = machine_view(before_status)
     plan = plan_machine(before, p["state"], image=p["image"], from_image=p["from_image"],
-                        enabled=p["enabled"], started=p["started"], carry=p["carry"], keep=p["keep"])
+                        enabled=p["enabled"], started=p["started"], carry=p["carry"], keep=p["keep"],
+                        services=p["services"])
     result["status"] = before_status
     result["before_image"] = before["image"] if before else None
     if plan["error"]:
@@ -273,7 +282,9 @@ def main():
         if plan["power"]:
             planned_cmds.append([bx.executable, "poweroff", name])
         planned_cmds.append([bx.executable] + delete_args)
-    settings = [[verb, name, value] + (["--wait"] if p["wait"] else []) for verb, value in plan["settings"]]
+    # set-services takes no lock, so no --wait.
+    settings = [[s[0], name] + s[1:] + (["--wait"] if p["wait"] and s[0] != "set-services" else [])
+                for s in plan["settings"]]
     settings_first = before is not None
     if settings_first:
         planned_cmds += [[bx.executable] + a for a in settings]

@@ -92,7 +92,15 @@ def main():
         return emit({"version": 1, "name": args[0], "state": "running" if m["running"] else "stopped",
                      "enabled": m["enabled"], "current": inst(m, m["current"]),
                      "fallback": inst(m, m["fallback"]), "lastOperation": m.get("last"),
-                     "carry": policy(m.get("carry", "identity")), "keep": m.get("keep")})
+                     "carry": policy(m.get("carry", "identity")), "keep": m.get("keep"),
+                     "services": m.get("services", [])})
+    if verb == "set-services":
+        m = st["machines"][args[0]]
+        units = [u.strip() for a in args[1:] for u in a.split(",") if u.strip()]
+        changed = units != m.get("services", [])
+        m["services"] = units
+        save()
+        return emit({"machine": args[0], "changed": changed, "services": units})
     if verb in ("set-carry", "set-keep"):
         if "--wait" in args:
             args.remove("--wait")

@@ -186,7 +186,7 @@ class TestPlanMachine(unittest.TestCase):
         self.assertFalse(P.plan_changes(p))
         self.assertIsNone(p["error"])
         self.assertIn("none of enabled, started", P.plan_machine(view(), "absent", started=False)["error"])
-        self.assertIn("carry and keep", P.plan_machine(view(), "absent", keep="2")["error"])
+        self.assertIn("carry, keep and services", P.plan_machine(view(), "absent", keep="2")["error"])
 
     def test_fallback_errors(self):
         self.assertIn("no machine", P.plan_machine(None, "fallback")["error"])
@@ -219,6 +219,16 @@ class TestPlanMachine(unittest.TestCase):
         p = P.plan_machine(view(), "current", image="foo-0.1", carry="identity,bogus")
         self.assertEqual(p["settings"], [["set-carry", "identity,bogus"]])
 
+    def test_services_are_set_only_where_they_differ(self):
+        p = P.plan_machine(view(image="foo-0.2"), "current", image="foo-0.2", services=["nginx", "pg, redis"])
+        self.assertEqual(p["settings"], [["set-services", "nginx", "pg", "redis"]])
+        self.assertEqual(p["predicted"]["services"], ["nginx", "pg", "redis"])
+        same = dict(view(image="foo-0.2"), services=["nginx", "pg"])
+        self.assertEqual(P.plan_machine(same, "current", image="foo-0.2", services=["nginx", "pg"])["settings"], [])
+        # An empty list clears them; omitted, they stay.
+        self.assertEqual(P.plan_machine(same, "current", image="foo-0.2", services=[])["settings"], [["set-services"]])
+        self.assertEqual(P.plan_machine(same, "current", image="foo-0.2")["settings"], [])
+
     def test_carry_spec_from_status(self):
         self.assertEqual(P.carry_spec({"identity": True, "etc": False, "paths": ["/srv"]}), "identity,/srv")
         self.assertEqual(P.carry_spec({"identity": False, "etc": False, "paths": []}), "none")
@@ -230,7 +240,7 @@ class TestPlanMachine(unittest.TestCase):
         text = P.render_machine(view(image="foo-0.2", gen=2, fb="foo-0.1", fb_gen=1), "system1")
         self.assertIn("image: foo-0.2 (gen 2)\n", text)
         self.assertIn("fallback: foo-0.1 (gen 1)\n", text)
-        self.assertIn("carry: identity\nkeep: off\n", text)
+        self.assertIn("carry: identity\nkeep: off\nservices: none\n", text)
         self.assertIn("state: absent", P.render_machine(None, "m"))
 
 

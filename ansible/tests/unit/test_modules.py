@@ -139,6 +139,20 @@ class TestModulesWithFakeBoxctl(unittest.TestCase):
         self.assertEqual(self.mutating_calls()[-1], ["set-carry", "web1", "etc", "--wait"])
         self.assertEqual(r["status"]["carry"], {"identity": False, "etc": True, "paths": []})
 
+    def test_machine_services_without_wait_then_idempotent(self):
+        st = self.read_state()
+        st["json_mutating"] = True
+        self.write_state(st)
+        args = {"name": "system1", "image": "foo-0.1", "services": ["nginx", "postgresql"], "wait": True}
+        r = self.run_module("boxctl_machine", args, diff=True)
+        self.assertFalse(r.get("failed"), r)
+        self.assertTrue(r["changed"])
+        # set-services takes no lock, and so no --wait.
+        self.assertEqual(self.mutating_calls(), [["set-services", "system1", "nginx", "postgresql", "--json"]])
+        self.assertIn("services: nginx, postgresql", r["diff"]["after"])
+        self.assertEqual(r["status"]["services"], ["nginx", "postgresql"])
+        self.assertFalse(self.run_module("boxctl_machine", args)["changed"])
+
     def test_machine_bad_keep_fails_with_boxctls_word_before_any_cutover(self):
         st = self.read_state()
         st["images"]["foo-0.2"] = {"sha256": "2" * 64}
