@@ -1,8 +1,10 @@
 // app-status: are the machine's own services active inside its container?
 // The list lives in machine.json ("services"), set with set-services, and
 // one `systemctl -M NAME is-active` checks all of them.
+
 import { BoxError, printable, UsageError } from "../base/errors.ts";
 import { isActiveInMachine } from "../host/in-machine.ts";
+import type { LockOptions } from "../host/lock.ts";
 import type { Runner } from "../host/runner.ts";
 import { loadMachine, requireMachine, saveMachine } from "../store/machine.ts";
 import { guarded } from "./guard.ts";
@@ -71,10 +73,11 @@ export function setServices(
   r: Runner,
   name: string,
   list: string[],
+  o: LockOptions = {},
 ): Promise<{ services: string[]; changed: boolean }> {
   const units = parseUnits(list);
   requireMachine(name);
-  return guarded(r, name, "set-services", {}, async () => {
+  return guarded(r, name, "set-services", o, async () => {
     // Re-read under the lock: another verb may have changed machine.json meanwhile.
     const m = loadMachine(name) ?? requireMachine(name);
     saveMachine(r, { ...m, services: units });

@@ -1,8 +1,10 @@
 // login, shell and configure hand the terminal to a systemd tool and pass
 // its exit status back.
+
 import { BoxError } from "../base/errors.ts";
 import { paths } from "../base/paths.ts";
 import { configureArgv, loginToMachine, shellInMachine } from "../host/in-machine.ts";
+import type { LockOptions } from "../host/lock.ts";
 import type { Runner } from "../host/runner.ts";
 import { isRunning, requireRunning, startMount } from "../host/systemd.ts";
 import { requireInstance, requireMachine } from "../store/machine.ts";
@@ -21,9 +23,14 @@ export async function shell(r: Runner, name: string, cmd: string[]): Promise<num
   return (await shellInMachine(r, name, cmd)).code;
 }
 
-export async function configure(r: Runner, name: string, cmd: string[]): Promise<number> {
+export async function configure(
+  r: Runner,
+  name: string,
+  cmd: string[],
+  o: LockOptions = {},
+): Promise<number> {
   const { instance } = requireInstance(name);
-  return guarded(r, name, "configure", {}, async () => {
+  return guarded(r, name, "configure", o, async () => {
     if (await isRunning(r, name)) {
       throw new BoxError(
         `container ${name} is running; configure works only on a stopped container`,

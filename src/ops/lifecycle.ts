@@ -1,9 +1,11 @@
 // start, poweroff, restart, terminate, enable, disable: the stock
 // systemd-nspawn@NAME.service does the work, so machinectl and systemctl
 // see exactly what boxctl did. boxctl adds the waiting a person means.
+
 import { BoxError } from "../base/errors.ts";
 import { paths } from "../base/paths.ts";
 import { waitBooted } from "../host/boot.ts";
+import type { LockOptions } from "../host/lock.ts";
 import type { Runner } from "../host/runner.ts";
 import {
   isEnabled,
@@ -23,6 +25,8 @@ import { guarded } from "./guard.ts";
 export interface StartOptions {
   noBlock?: boolean;
   timeoutMs: number;
+  /** --wait: queue behind another command that holds the machine. */
+  wait?: boolean;
 }
 
 /** What a verb here did, for --json: whether it changed the container's state (or setting). */
@@ -59,9 +63,13 @@ export function start(r: Runner, name: string, o: StartOptions): Promise<Changed
 }
 
 /** changed: the container was running (with noBlock: it was asked to stop). */
-export function poweroff(r: Runner, name: string, o: { noBlock?: boolean }): Promise<Changed> {
+export function poweroff(
+  r: Runner,
+  name: string,
+  o: { noBlock?: boolean; wait?: boolean },
+): Promise<Changed> {
   requireInstance(name);
-  return guarded(r, name, "poweroff", {}, async () => {
+  return guarded(r, name, "poweroff", { wait: o.wait }, async () => {
     const was = await isRunning(r, name);
     if (o.noBlock) {
       // machinectl poweroff fails on a machine that is not running; stopped is what was asked.
@@ -80,9 +88,9 @@ export function restart(r: Runner, name: string, o: StartOptions): Promise<Chang
   });
 }
 
-export function terminate(r: Runner, name: string): Promise<Changed> {
+export function terminate(r: Runner, name: string, o: LockOptions = {}): Promise<Changed> {
   requireInstance(name);
-  return guarded(r, name, "terminate", {}, async () => {
+  return guarded(r, name, "terminate", o, async () => {
     if (await r.whenReal(async () => !(await isRunning(r, name)))) {
       process.stderr.write(`boxctl: container ${name} is not running; nothing to terminate\n`);
       // A failed unit would keep "failed" in status forever; terminate means "make it stopped".
@@ -103,9 +111,14 @@ export function terminate(r: Runner, name: string): Promise<Changed> {
  * the same switch. machinectl is run either way (it is idempotent); changed
  * says whether the setting was different before.
  */
-export function setEnabled(r: Runner, name: string, enabled: boolean): Promise<Changed> {
+export function setEnabled(
+  r: Runner,
+  name: string,
+  enabled: boolean,
+  o: LockOptions = {},
+): Promise<Changed> {
   requireInstance(name);
-  return guarded(r, name, enabled ? "enable" : "disable", {}, async () => {
+  return guarded(r, name, enabled ? "enable" : "disable", o, async () => {
     const was = await isEnabled(r, name);
     await setUnitEnabled(r, name, enabled);
     return { changed: was !== enabled };

@@ -264,6 +264,39 @@ describe("--json of the mutating verbs", () => {
     assert.equal(real.changed, true);
   });
 
+  it("every verb that takes a machine's lock queues with --wait, the way its busy error names", async () => {
+    const locking = VERBS.filter(
+      (v) => v.mutates && v.args[0]?.name === "NAME" && v.name !== "shell",
+    );
+    for (const verb of locking)
+      assert.ok("wait" in (verb.options ?? {}), `${verb.name} has no --wait`);
+    await run(h, ["cutover-instance", "web", "foo-0.1"]);
+    // Another command holds web's lock: flock -n fails at once; flock without -n
+    // waits, here until the holder is gone, so it succeeds.
+    const flock = h.run.bind(h);
+    h.run = (argv, o) =>
+      argv[0] === "flock" && argv.includes("-n")
+        ? Promise.resolve({ code: 1, stdout: "", stderr: "" })
+        : flock(argv, o);
+    // The verbs that had no --wait before, though their busy error named it.
+    for (const name of [
+      "disable",
+      "enable",
+      "poweroff",
+      "restart",
+      "set-services",
+      "start",
+      "terminate",
+    ]) {
+      writeFileSync(paths.lock("web"), "4242 cutover-instance\n");
+      const busy = (await run(h, [name, "web"])).error as { message: string; hint: string };
+      assert.equal(busy.message, "web is busy: cutover-instance by pid 4242", name);
+      assert.match(busy.hint, /add --wait to queue behind it/, name);
+      const queued = await run(h, [name, "web", "--wait"]);
+      assert.equal(queued.error, null, `${name} --wait: ${JSON.stringify(queued.error)}`);
+    }
+  });
+
   it("prune removes the rest when another command holds a machine, and fails naming it, with --wait as the way", async () => {
     for (const [m, img] of [
       ["web", "foo-0.1"],

@@ -9,7 +9,7 @@ import { done, emit } from "../output.ts";
 import { parseTimeout } from "../parse.ts";
 import { renderAppStatus, renderList, renderStatus } from "../render/container.ts";
 import type { Ctx, Verb } from "../types.ts";
-import { machine } from "./args.ts";
+import { lockWait, machine } from "./args.ts";
 
 const noBlock = { "no-block": { type: "boolean", help: "Only ask; do not wait." } } as const;
 const timeout = {
@@ -23,9 +23,12 @@ const timeout = {
 /** The NAME argument, validated before anything looks it up. */
 const nameOf = (ctx: Ctx) => checkName("machine", ctx.args[0] ?? "");
 
+/** --wait: every verb here that takes the machine's lock can queue behind its holder. */
+const wait = (ctx: Ctx) => ({ wait: ctx.opts.wait === true });
+
 async function enabled(ctx: Ctx, on: boolean): Promise<number> {
   const name = nameOf(ctx);
-  const { changed } = await setEnabled(ctx.r, name, on);
+  const { changed } = await setEnabled(ctx.r, name, on, wait(ctx));
   return done(ctx, { machine: name, changed, enabled: on });
 }
 
@@ -41,8 +44,9 @@ boxctl returns. Changes land in the current instance, like changes made while it
 Refuses while the container is running (power it off first), and holds the machine's
 lock meanwhile so that nothing starts it. Private users are off, so files keep their
 owners and only what is changed is copied into the instance.`,
+    options: { ...lockWait },
     mutates: true,
-    run: async (ctx) => configure(ctx.r, nameOf(ctx), ctx.args.slice(1)),
+    run: async (ctx) => configure(ctx.r, nameOf(ctx), ctx.args.slice(1), wait(ctx)),
   },
   {
     name: "disable",
@@ -51,6 +55,7 @@ owners and only what is changed is copied into the instance.`,
     summary: "Ensure the container does *not* start upon reboot of the host.",
     details: `Runs machinectl disable NAME, so boxctl and machinectl agree on the setting.
 It does not stop a running container.`,
+    options: { ...lockWait },
     mutates: true,
     scripted: true,
     run: async (ctx) => enabled(ctx, false),
@@ -63,6 +68,7 @@ It does not stop a running container.`,
     details: `Runs machinectl enable NAME: systemd-nspawn@NAME.service becomes wanted by
 machines.target, and at boot systemd mounts the current instance before starting it.
 It does not start the container now (boxctl start NAME does).`,
+    options: { ...lockWait },
     mutates: true,
     scripted: true,
     run: async (ctx) => enabled(ctx, true),
@@ -119,13 +125,13 @@ opens a root shell (machinectl shell NAME). Options after CMD belong to CMD.`,
     details: `Stops systemd-nspawn@NAME.service, which shuts the container's own systemd down
 cleanly, and returns once the unit is inactive. With --no-block it only asks
 (machinectl poweroff NAME) and returns at once.`,
-    options: { ...noBlock },
+    options: { ...noBlock, ...lockWait },
     mutates: true,
     scripted: true,
     run: async (ctx) => {
       const name = nameOf(ctx);
       const noBlock = ctx.opts["no-block"] === true;
-      const { changed } = await poweroff(ctx.r, name, { noBlock });
+      const { changed } = await poweroff(ctx.r, name, { noBlock, ...wait(ctx) });
       // Under --no-block boxctl only asked: a container that was running may still be.
       return done(ctx, { machine: name, changed, running: noBlock && changed });
     },
@@ -145,13 +151,13 @@ cleanly, and returns once the unit is inactive. With --no-block it only asks
     summary: "Power the container off, then on again, with the same instance.",
     details: `A clean poweroff (waiting for it), then a start that returns once the container has
 booted. A stopped container is just started.`,
-    options: { ...timeout },
+    options: { ...timeout, ...lockWait },
     mutates: true,
     scripted: true,
     run: async (ctx) => {
       const name = nameOf(ctx);
       const timeoutMs = parseTimeout(ctx.opts.timeout, "restart");
-      const { changed } = await restart(ctx.r, name, { timeoutMs });
+      const { changed } = await restart(ctx.r, name, { timeoutMs, ...wait(ctx) });
       return done(ctx, { machine: name, changed, running: true, booted: true });
     },
   },
@@ -163,14 +169,14 @@ booted. A stopped container is just started.`,
     details: `Mounts the current instance if it is not mounted, starts systemd-nspawn@NAME.service
 and waits until the container's systemd reports running (or degraded). With --no-block
 it returns as soon as the unit has started.`,
-    options: { ...noBlock, ...timeout },
+    options: { ...noBlock, ...timeout, ...lockWait },
     mutates: true,
     scripted: true,
     run: async (ctx) => {
       const name = nameOf(ctx);
       const noBlock = ctx.opts["no-block"] === true;
       const timeoutMs = parseTimeout(ctx.opts.timeout, "start");
-      const { changed } = await start(ctx.r, name, { noBlock, timeoutMs });
+      const { changed } = await start(ctx.r, name, { noBlock, timeoutMs, ...wait(ctx) });
       return done(ctx, { machine: name, changed, running: true, booted: !noBlock });
     },
   },
@@ -204,11 +210,12 @@ last run logged when it failed. Works whether the container runs or not.`,
     details: `Kills every process in the container at once, without a shutdown: services get no
 chance to flush or close their files, so data they were writing can be lost or corrupt.
 Use poweroff unless the container no longer responds to it.`,
+    options: { ...lockWait },
     mutates: true,
     scripted: true,
     run: async (ctx) => {
       const name = nameOf(ctx);
-      const { changed } = await terminate(ctx.r, name);
+      const { changed } = await terminate(ctx.r, name, wait(ctx));
       return done(ctx, { machine: name, changed, running: false });
     },
   },
@@ -256,11 +263,12 @@ container is not running).`,
     summary: "Set the services that app-status checks in the container.",
     details: `Stores the units (names such as nginx or nginx.service, separated by spaces or commas)
 in the machine's machine.json, replacing the list it had. Without UNIT, clears the list.`,
+    options: { ...lockWait },
     mutates: true,
     scripted: true,
     run: async (ctx) => {
       const name = nameOf(ctx);
-      const { services, changed } = await setServices(ctx.r, name, ctx.args.slice(1));
+      const { services, changed } = await setServices(ctx.r, name, ctx.args.slice(1), wait(ctx));
       return done(ctx, { machine: name, changed, services });
     },
   },
