@@ -69,7 +69,7 @@ options:
     description: Seconds to wait for the container to boot (C(--timeout); boxctl's default is 90).
     type: int
   wait:
-    description: If another boxctl command holds the machine, wait for it (C(--wait)) instead of failing.
+    description: If another boxctl command holds the machine, wait for it (C(--wait)) instead of failing, in every boxctl command the task runs.
     type: bool
     default: false
   enabled:
@@ -212,8 +212,9 @@ def find_boxctl(module):
 def delete_machine(module, bx, name, plan, args, result, diff, reread):
     """state=absent: poweroff if it runs, then delete-machine; exits the module."""
     if plan["power"]:
-        rc, out, err = bx.run(["poweroff", name])
-        result["commands"].append([bx.executable, "poweroff", name])
+        argv = ["poweroff", name] + [a for a in args if a == "--wait"]
+        rc, out, err = bx.run(argv)
+        result["commands"].append([bx.executable] + argv)
         if rc != 0:
             result["status"] = reread()
             module.fail_json(msg="%s: boxctl poweroff failed: %s" % (name, error_message(None, err, "exit status %s" % rc)),
@@ -280,11 +281,10 @@ def main():
     delete_args = ["delete-machine", name, "--yes"] + (["--wait"] if p["wait"] else [])
     if plan["delete"]:
         if plan["power"]:
-            planned_cmds.append([bx.executable, "poweroff", name])
+            planned_cmds.append([bx.executable, "poweroff", name] + (["--wait"] if p["wait"] else []))
         planned_cmds.append([bx.executable] + delete_args)
-    # set-services takes no lock, so no --wait.
-    settings = [[s[0], name] + s[1:] + (["--wait"] if p["wait"] and s[0] != "set-services" else [])
-                for s in plan["settings"]]
+    lock_wait = ["--wait"] if p["wait"] else []
+    settings = [[s[0], name] + s[1:] + lock_wait for s in plan["settings"]]
     settings_first = before is not None
     if settings_first:
         planned_cmds += [[bx.executable] + a for a in settings]
@@ -293,9 +293,9 @@ def main():
     if not settings_first:
         planned_cmds += [[bx.executable] + a for a in settings]
     if plan["enable"] is not None:
-        planned_cmds.append([bx.executable, "enable" if plan["enable"] else "disable", name])
+        planned_cmds.append([bx.executable, "enable" if plan["enable"] else "disable", name] + lock_wait)
     if plan["power"] and not plan["delete"]:
-        planned_cmds.append([bx.executable, plan["power"], name])
+        planned_cmds.append([bx.executable, plan["power"], name] + lock_wait)
     diff = {"before_header": "boxctl machine %s" % name, "after_header": "boxctl machine %s" % name,
             "before": render_machine(before, name)}
 
@@ -361,8 +361,8 @@ def main():
         set_all()
     for verb in (["enable" if plan["enable"] else "disable"] if plan["enable"] is not None else []) + (
             [plan["power"]] if plan["power"] else []):
-        rc, out, err = bx.run([verb, name])
-        result["commands"].append([bx.executable, verb, name])
+        rc, out, err = bx.run([verb, name] + lock_wait)
+        result["commands"].append([bx.executable, verb, name] + lock_wait)
         if rc != 0:
             result["status"] = reread()
             module.fail_json(msg="%s: boxctl %s failed: %s" % (name, verb, error_message(None, err, "exit status %s" % rc)),

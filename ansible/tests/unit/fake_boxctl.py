@@ -35,7 +35,8 @@ def main():
         st = json.load(f)
     verb, args = argv[0], argv[1:]
     as_json = "--json" in args
-    args = [a for a in args if a != "--json"]
+    # --wait: nothing else holds a machine here, so it only has to be accepted.
+    args = [a for a in args if a not in ("--json", "--wait")]
     if verb in MUTATING and as_json and not st.get("json_mutating"):
         sys.stderr.write("boxctl: unknown option '--json'\n")
         return 2
@@ -102,8 +103,6 @@ def main():
         save()
         return emit({"machine": args[0], "changed": changed, "services": units})
     if verb in ("set-carry", "set-keep"):
-        if "--wait" in args:
-            args.remove("--wait")
         m = st["machines"].get(args[0])
         if m is None:
             sys.stderr.write("boxctl: machine '%s' is not managed by boxctl\n" % args[0])
@@ -155,8 +154,6 @@ def main():
     if verb in ("cutover-instance", "fallback-instance"):
         opt("--timeout")
         check = opt("--check")
-        if "--wait" in args:
-            args.remove("--wait")
         name = args[0]
         if name in st.get("busy", []):
             sys.stderr.write("boxctl: %s is busy: cutover-instance by pid 1\n" % name)

@@ -139,16 +139,18 @@ class TestModulesWithFakeBoxctl(unittest.TestCase):
         self.assertEqual(self.mutating_calls()[-1], ["set-carry", "web1", "etc", "--wait"])
         self.assertEqual(r["status"]["carry"], {"identity": False, "etc": True, "paths": []})
 
-    def test_machine_services_without_wait_then_idempotent(self):
+    def test_machine_services_then_idempotent(self):
         st = self.read_state()
         st["json_mutating"] = True
         self.write_state(st)
-        args = {"name": "system1", "image": "foo-0.1", "services": ["nginx", "postgresql"], "wait": True}
+        args = {"name": "system1", "image": "foo-0.1", "services": ["nginx", "postgresql"], "wait": True,
+                "enabled": True}
         r = self.run_module("boxctl_machine", args, diff=True)
         self.assertFalse(r.get("failed"), r)
         self.assertTrue(r["changed"])
-        # set-services takes no lock, and so no --wait.
-        self.assertEqual(self.mutating_calls(), [["set-services", "system1", "nginx", "postgresql", "--json"]])
+        # wait: every command that takes the machine's lock queues (--wait).
+        self.assertEqual(self.mutating_calls(), [["set-services", "system1", "nginx", "postgresql", "--wait", "--json"],
+                                                 ["enable", "system1", "--wait"]])
         self.assertIn("services: nginx, postgresql", r["diff"]["after"])
         self.assertEqual(r["status"]["services"], ["nginx", "postgresql"])
         self.assertFalse(self.run_module("boxctl_machine", args)["changed"])
