@@ -1,7 +1,6 @@
 // app-status: are the machine's own services active inside its container?
 // The list lives in machine.json ("services"), set with set-services, and
 // one `systemctl -M NAME is-active` checks all of them.
-
 import { BoxError, printable, UsageError } from "../base/errors.ts";
 import { isActiveInMachine } from "../host/in-machine.ts";
 import type { LockOptions } from "../host/lock.ts";

@@ -1,6 +1,5 @@
 // login, shell and configure hand the terminal to a systemd tool and pass
 // its exit status back.
-
 import { BoxError } from "../base/errors.ts";
 import { paths } from "../base/paths.ts";
 import { configureArgv, loginToMachine, shellInMachine } from "../host/in-machine.ts";

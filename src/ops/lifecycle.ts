@@ -1,7 +1,6 @@
 // start, poweroff, restart, terminate, enable, disable: the stock
 // systemd-nspawn@NAME.service does the work, so machinectl and systemctl
 // see exactly what boxctl did. boxctl adds the waiting a person means.
-
 import { BoxError } from "../base/errors.ts";
 import { paths } from "../base/paths.ts";
 import { waitBooted } from "../host/boot.ts";
