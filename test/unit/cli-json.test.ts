@@ -31,6 +31,21 @@ async function run(h: FakeHost, argv: string[]): Promise<Record<string, unknown>
   return JSON.parse(text);
 }
 
+/**
+ * Another command holds machine's lock: `flock -n` on its lock file fails at
+ * once; `flock` without -n (--wait) waits, here until the holder is gone, and
+ * so succeeds. The holder's "PID VERB" is what the test writes to the file.
+ */
+function heldElsewhere(h: FakeHost, machine: string): void {
+  const flock = h.run.bind(h);
+  h.run = (argv, o) =>
+    argv[0] === "flock" &&
+    argv.includes("-n") &&
+    readlinkSync(`/proc/self/fd/${o?.fds?.[0]}`) === paths.lock(machine)
+      ? Promise.resolve({ code: 1, stdout: "", stderr: "" })
+      : flock(argv, o);
+}
+
 describe("--json of the mutating verbs", () => {
   let h: FakeHost;
   beforeEach(() => {
@@ -271,13 +286,7 @@ describe("--json of the mutating verbs", () => {
     for (const verb of locking)
       assert.ok("wait" in (verb.options ?? {}), `${verb.name} has no --wait`);
     await run(h, ["cutover-instance", "web", "foo-0.1"]);
-    // Another command holds web's lock: flock -n fails at once; flock without -n
-    // waits, here until the holder is gone, so it succeeds.
-    const flock = h.run.bind(h);
-    h.run = (argv, o) =>
-      argv[0] === "flock" && argv.includes("-n")
-        ? Promise.resolve({ code: 1, stdout: "", stderr: "" })
-        : flock(argv, o);
+    heldElsewhere(h, "web");
     // The verbs that had no --wait before, though their busy error named it.
     for (const name of [
       "disable",
@@ -307,13 +316,9 @@ describe("--json of the mutating verbs", () => {
       ["api", "foo-0.1"],
     ] as const)
       await run(h, ["cutover-instance", m, img]);
-    // web's lock is held by a cutover: flock -n on web's lock file fails.
+    // web's lock is held by a cutover.
     writeFileSync(paths.lock("web"), "4242 cutover-instance\n");
-    const flock = h.run.bind(h);
-    h.run = (argv, o) =>
-      argv[0] === "flock" && readlinkSync(`/proc/self/fd/${o?.fds?.[0]}`) === paths.lock("web")
-        ? Promise.resolve({ code: 1, stdout: "", stderr: "" })
-        : flock(argv, o);
+    heldElsewhere(h, "web");
     const doc = await run(h, ["prune", "--keep", "0", "--yes"]);
     assert.equal(doc.changed, true);
     assert.deepEqual(doc.removed, {
