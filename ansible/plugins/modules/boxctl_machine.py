@@ -209,10 +209,10 @@ def find_boxctl(module):
     return module.get_bin_path("boxctl", required=True, opt_dirs=["/usr/local/bin", "/usr/local/sbin"])
 
 
-def delete_machine(module, bx, name, plan, args, result, diff, reread):
+def delete_machine(module, bx, name, plan, args, lock_wait, result, diff, reread):
     """state=absent: poweroff if it runs, then delete-machine; exits the module."""
     if plan["power"]:
-        argv = ["poweroff", name] + [a for a in args if a == "--wait"]
+        argv = ["poweroff", name] + lock_wait
         rc, out, err = bx.run(argv)
         result["commands"].append([bx.executable] + argv)
         if rc != 0:
@@ -278,12 +278,12 @@ def main():
     result["changed"] = changed
     result["switched"] = plan["switch"]
     planned_cmds = []
-    delete_args = ["delete-machine", name, "--yes"] + (["--wait"] if p["wait"] else [])
+    lock_wait = ["--wait"] if p["wait"] else []
+    delete_args = ["delete-machine", name, "--yes"] + lock_wait
     if plan["delete"]:
         if plan["power"]:
-            planned_cmds.append([bx.executable, "poweroff", name] + (["--wait"] if p["wait"] else []))
+            planned_cmds.append([bx.executable, "poweroff", name] + lock_wait)
         planned_cmds.append([bx.executable] + delete_args)
-    lock_wait = ["--wait"] if p["wait"] else []
     settings = [[s[0], name] + s[1:] + lock_wait for s in plan["settings"]]
     settings_first = before is not None
     if settings_first:
@@ -324,7 +324,7 @@ def main():
                                  rc=rc, stdout=out, stderr=err, cmd=cmd, **result)
 
     if plan["delete"]:
-        delete_machine(module, bx, name, plan, delete_args, result, diff, reread)
+        delete_machine(module, bx, name, plan, delete_args, lock_wait, result, diff, reread)
 
     if settings_first:
         set_all()
