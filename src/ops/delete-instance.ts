@@ -42,6 +42,26 @@ export function deletePlan(m: MachineState, intent: Intent, inst: Instance): Pla
   };
 }
 
+/**
+ * Without --instance, delete-instance picks the newest instance of the
+ * image, which may be the current one while an older one of the same image
+ * is what the user meant: name that one first.
+ */
+export function currentHint(m: MachineState, inst: Instance, named: boolean): string {
+  const older = m.instances.filter((i) => i.image === inst.image && i.gen !== inst.gen);
+  const last = older[older.length - 1];
+  if (!named && last) {
+    const which =
+      older.length > 1
+        ? `older instances of ${inst.image} are ${older.map((i) => i.gen).join(", ")}`
+        : `older instance of ${inst.image} is ${last.gen}`;
+    return `${m.name}'s ${which}: name one with --instance, e.g. boxctl delete-instance ${m.name} ${inst.image} --instance ${last.gen}`;
+  }
+  return m.fallback !== null
+    ? `go back first (boxctl fallback-instance ${m.name}) or cut over to another image, then delete it`
+    : `cut over to another image first (boxctl cutover-instance ${m.name} IMAGE), then delete it`;
+}
+
 export async function deleteInstance(
   r: Runner,
   name: string,
@@ -58,9 +78,7 @@ export async function deleteInstance(
     if (m.current === inst.gen) {
       throw new BoxError(
         `${describe(inst)} is ${name}'s current instance; boxctl never deletes the current instance`,
-        m.fallback !== null
-          ? `go back first (boxctl fallback-instance ${name}) or cut over to another image, then delete it`
-          : `cut over to another image first (boxctl cutover-instance ${name} IMAGE), then delete it`,
+        currentHint(m, inst, opts.instance !== undefined),
       );
     }
     const wasFallback = m.fallback === inst.gen;

@@ -69,6 +69,32 @@ export function usesOf(image: string, ms: MachineState[] = machines()): Use[] {
   return out;
 }
 
+/**
+ * The commands that free an image, one per instance that uses it: each
+ * names its generation, since a machine can have several instances of one
+ * image and delete-instance alone picks the newest. A current instance
+ * cannot be deleted, only left by a cutover.
+ */
+export function inUseHint(image: string, uses: Use[]): string {
+  const deletable = uses.filter((u) => u.role !== "current");
+  const current = [...new Set(uses.filter((u) => u.role === "current").map((u) => u.machine))];
+  const parts: string[] = [];
+  if (deletable.length) {
+    const cmds = deletable
+      .slice(0, 3)
+      .map((u) => `boxctl delete-instance ${u.machine} ${image} --instance ${u.gen}`);
+    if (deletable.length > 3) cmds.push(`${deletable.length - 3} more (see boxctl history NAME)`);
+    parts.push(
+      `delete ${deletable.length > 1 ? "those instances" : "that instance"}: ${cmds.join(", ")}`,
+    );
+  }
+  if (current.length) {
+    const cmd = `boxctl cutover-instance ${current.length === 1 ? current[0] : "NAME"} IMAGE`;
+    parts.push(`cut ${current.join(", ")} over to another image first (${cmd})`);
+  }
+  return parts.join("; ");
+}
+
 export function gather(): { images: ImageRow[]; machines: MachineRow[] } {
   const ms = machines();
   const images: ImageRow[] = [];
@@ -114,11 +140,7 @@ async function deleteUnlocked(r: Runner, name: string): Promise<void> {
   const uses = usesOf(name);
   if (uses.length) {
     const who = uses.map((u) => `${u.machine} (gen ${u.gen}, ${u.role})`).join(", ");
-    const first = uses[0] as Use;
-    throw new BoxError(
-      `image '${name}' is in use by ${who}`,
-      `delete those instances first, e.g. boxctl delete-instance ${first.machine} ${name}`,
-    );
+    throw new BoxError(`image '${name}' is in use by ${who}`, inUseHint(name, uses));
   }
   const trash = join(paths.staging(), `${stagingEntry(name)}deleted`);
   // One rename makes the image vanish whole; the slow removal happens after,

@@ -74,7 +74,7 @@ export function listAndDelete(ctx: ImagesCtx): void {
       assert.match(r.stderr, /image 'foo-0\.1' is in use by system1 \(gen 1, fallback\)/);
       assert.match(
         r.stderr,
-        /hint: delete those instances first, e\.g\. boxctl delete-instance system1 foo-0\.1/,
+        /hint: delete that instance: boxctl delete-instance system1 foo-0\.1 --instance 1$/m,
       );
       assert.equal(await listing(), store);
     });

@@ -4,10 +4,11 @@ import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { beforeEach, describe, it } from "node:test";
 import { paths } from "../../../src/base/paths.ts";
 import { mountUnitName } from "../../../src/host/systemd.ts";
-import { deleteInstance } from "../../../src/ops/delete-instance.ts";
+import { currentHint, deleteInstance } from "../../../src/ops/delete-instance.ts";
+import { inUseHint } from "../../../src/ops/images.ts";
 import { reset } from "../../../src/ops/reset.ts";
 import { cutover } from "../../../src/ops/switch.ts";
-import { loadMachine } from "../../../src/store/machine.ts";
+import { loadMachine, type MachineState } from "../../../src/store/machine.ts";
 import { FakeHost, tempRoot } from "../../lib/fake-host.ts";
 
 const M = "app1";
@@ -74,5 +75,52 @@ describe("reset and delete-instance", () => {
     );
     assert.ok(existsSync(paths.instance(M, 2)));
     assert.equal(h.commands.filter((x) => x.startsWith("rm ")).length, 0);
+  });
+});
+
+describe("the hints of a refused deletion name the generation", () => {
+  const inst = (gen: number, image: string) => ({ gen, image, created: "", lastActive: null });
+  const web = (current: number, fallback: number | null): MachineState =>
+    ({
+      name: "web",
+      current,
+      fallback,
+      instances: [inst(1, "foo-0.1"), inst(2, "foo-0.1"), inst(3, "foo-0.2"), inst(4, "foo-0.1")],
+    }) as MachineState;
+
+  it("delete-instance without --instance, when the newest of the image is current: names the older ones", () => {
+    assert.equal(
+      currentHint(web(4, 3), inst(4, "foo-0.1"), false),
+      "web's older instances of foo-0.1 are 1, 2: name one with --instance, e.g. boxctl delete-instance web foo-0.1 --instance 2",
+    );
+    const two = { ...web(2, 1), instances: [inst(1, "foo-0.1"), inst(2, "foo-0.1")] };
+    assert.match(currentHint(two, inst(2, "foo-0.1"), false), /older instance of foo-0\.1 is 1:/);
+  });
+
+  it("delete-instance of the current one, named or alone of its image: go back or cut over", () => {
+    assert.match(
+      currentHint(web(4, 3), inst(4, "foo-0.1"), true),
+      /^go back first \(boxctl fallback-instance web\)/,
+    );
+    assert.match(
+      currentHint(web(3, null), inst(3, "foo-0.2"), false),
+      /^cut over to another image first/,
+    );
+  });
+
+  it("delete-image: one command per deletable instance, and a cutover for a current one", () => {
+    assert.equal(
+      inUseHint("foo-0.1", [
+        { machine: "web", gen: 1, role: "fallback" },
+        { machine: "web", gen: 2, role: "current" },
+      ]),
+      "delete that instance: boxctl delete-instance web foo-0.1 --instance 1; cut web over to another image first (boxctl cutover-instance web IMAGE)",
+    );
+    const many = [1, 2, 3, 4, 5].map((gen) => ({ machine: "db", gen, role: "other" as const }));
+    assert.match(
+      inUseHint("foo-0.1", many),
+      /^delete those instances: .*--instance 3, 2 more \(see boxctl history NAME\)$/,
+    );
+    assert.doesNotMatch(inUseHint("foo-0.1", many), /cut /);
   });
 });
