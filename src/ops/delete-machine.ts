@@ -3,7 +3,7 @@
 // container. It frees what prune cannot: the images a retired machine's
 // current and fallback instances use.
 import { BoxError } from "../base/errors.ts";
-import { humanBytes } from "../base/format.ts";
+import { count, humanBytes } from "../base/format.ts";
 import { checkName } from "../base/names.ts";
 import { releaseReserve } from "../host/files.ts";
 import { journal } from "../host/journal.ts";
@@ -46,7 +46,7 @@ async function confirmed(r: Runner, m: MachineState, gens: number[]): Promise<bo
   let bytes = 0;
   for (const g of gens) bytes += (await changesSize(r, m.name, g)) ?? 0;
   return confirm(
-    `Delete machine ${m.name}: ${gens.length} instance${gens.length === 1 ? "" : "s"} and all their changes (${humanBytes(bytes)})? [y/N] `,
+    `Delete machine ${m.name}: ${count(gens.length, "instance")} and all their changes (${humanBytes(bytes)})? [y/N] `,
   );
 }
 

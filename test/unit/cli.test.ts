@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { BoxError, UsageError } from "../../src/base/errors.ts";
-import { humanBytes } from "../../src/base/format.ts";
+import { count, humanBytes } from "../../src/base/format.ts";
 import { completionScript } from "../../src/cli/completion.ts";
 import { globalHelp, verbHelp } from "../../src/cli/help.ts";
 import { manPage } from "../../src/cli/man.ts";
@@ -137,6 +137,12 @@ describe("output", () => {
     assert.equal(humanBytes(512), "512B");
     assert.equal(humanBytes(1536), "1.5K");
     assert.equal(humanBytes(171 * 1024 * 1024), "171M");
+  });
+  it("counts in words that agree with the number (df said '1 instances')", () => {
+    assert.deepEqual(
+      [0, 1, 2].map((n) => count(n, "instance")),
+      ["0 instances", "1 instance", "2 instances"],
+    );
   });
 });
 

@@ -1,5 +1,5 @@
 // Tables for history and diff.
-import { ago, humanBytes } from "../../base/format.ts";
+import { ago, count, humanBytes } from "../../base/format.ts";
 import { formatCarry } from "../../carry/policy.ts";
 import type { DiffDoc } from "../../ops/diff.ts";
 import type { HistoryDoc } from "../../ops/history.ts";
@@ -26,7 +26,7 @@ export function renderHistory(h: HistoryDoc, legend: boolean): string {
     {
       legend,
       footer:
-        `${h.instances.length} instance${h.instances.length === 1 ? "" : "s"}` +
+        count(h.instances.length, "instance") +
         (op
           ? `; last operation: ${op.verb} ${op.result}${op.message ? ` (${op.message})` : ""}`
           : "") +

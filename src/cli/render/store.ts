@@ -1,5 +1,5 @@
 // Tables for df and prune.
-import { humanBytes } from "../../base/format.ts";
+import { count, humanBytes } from "../../base/format.ts";
 import type { DfDoc } from "../../ops/df.ts";
 import type { PrunePlan, PruneResult } from "../../ops/prune.ts";
 import { renderTable } from "../output.ts";
@@ -28,8 +28,8 @@ export function renderDf(d: DfDoc, legend: boolean): string {
   const footer = [
     `Store ${d.store.path}: ${humanBytes(d.store.bytes)} = images ${humanBytes(d.imagesBytes)}`,
     ` + instances ${humanBytes(d.instancesBytes)} + other ${humanBytes(d.otherBytes)}.`,
-    `\nboxctl prune would free ${humanBytes(d.prune.bytes)} (${d.prune.instances.length} instances,`,
-    ` ${d.prune.images.length} images).`,
+    `\nboxctl prune would free ${humanBytes(d.prune.bytes)} (${count(d.prune.instances.length, "instance")},`,
+    ` ${count(d.prune.images.length, "image")}).`,
   ].join("");
   return renderTable(["KIND", "NAME", "SIZE", "ONLY/CHANGES", "ROLE"], rows, { legend, footer });
 }
