@@ -1,5 +1,5 @@
 // Tables for the container verbs' data: status, list, app-status.
-import { ago, humanBytes } from "../../base/format.ts";
+import { ago, count, humanBytes } from "../../base/format.ts";
 import { formatCarry } from "../../carry/policy.ts";
 import type { AppStatusDoc } from "../../ops/app-status.ts";
 import type { ListEntry } from "../../ops/list.ts";
@@ -71,7 +71,7 @@ export function renderStatus(s: StatusDoc, legend: boolean, now = Date.now()): s
       "Keep:",
       s.keep === null
         ? "off: every instance stays (see boxctl set-keep)"
-        : `after each cutover, ${s.keep === 0 ? "every instance goes" : `instances beyond the ${s.keep} newest go`} but the current, fallback and pinned ones (see boxctl set-keep)`,
+        : `after each cutover, every instance goes but the current, fallback and pinned ones${s.keep === 0 ? "" : ` and the ${count(s.keep, "newest other")}`} (see boxctl set-keep)`,
     ],
   ];
   if (s.attention)
@@ -115,7 +115,7 @@ export function renderList(entries: ListEntry[], legend: boolean): string {
     rows,
     {
       legend,
-      footer: `${entries.length} machine${entries.length === 1 ? "" : "s"} listed (${managed} managed by boxctl).`,
+      footer: `${count(entries.length, "machine")} listed (${managed} managed by boxctl).`,
     },
   );
   return notes.length && legend ? `${table}${notes.join("\n")}\n` : table;

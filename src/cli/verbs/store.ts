@@ -1,4 +1,5 @@
 import { BoxError, EXIT, UsageError } from "../../base/errors.ts";
+import { count } from "../../base/format.ts";
 import { paths } from "../../base/paths.ts";
 import { confirm } from "../../ops/ask.ts";
 import { deleteMachine } from "../../ops/delete-machine.ts";
@@ -187,7 +188,7 @@ The name is then free for a new machine: boxctl cutover-instance NAME IMAGE.`,
         { changed: true, ...res },
         res.completedInterrupted
           ? `deleted machine ${name} (boxctl finished the delete-machine that was interrupted)`
-          : `deleted machine ${name} and its ${n} instance${n === 1 ? "" : "s"}${res.wasEnabled ? "; it no longer starts with the host" : ""}`,
+          : `deleted machine ${name} and its ${count(n, "instance")}${res.wasEnabled ? "; it no longer starts with the host" : ""}`,
         ...(res.keptMountPoint
           ? [
               `left ${paths.machineRoot(name)}: files were written into it while nothing was mounted there`,
@@ -206,8 +207,10 @@ The name is then free for a new machine: boxctl cutover-instance NAME IMAGE.`,
     details: `Sets NAME's keep setting, stored in its machine.json (off by default). After every
 successful cutover-instance of NAME, boxctl deletes NAME's instances beyond the N newest
 that are neither current, fallback nor pinned, as boxctl prune --keep N does for that
-machine alone, and says so on stderr. It never deletes an image (boxctl prune does).
-off: keep every instance. boxctl status NAME shows the setting (Keep:).`,
+machine alone, and says so on stderr. The current and fallback instances do not count
+among the N: set-keep NAME 1 leaves the current, the fallback, the pinned ones and one
+more. It never deletes an image (boxctl prune does). off: keep every instance.
+boxctl status NAME shows the setting (Keep:).`,
     options: { ...lockWait },
     mutates: true,
     scripted: true,

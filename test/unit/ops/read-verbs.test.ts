@@ -75,7 +75,10 @@ describe("status", () => {
     const kept = renderStatus(buildStatus(machine("a", { keep: 0 }), unit, null, null), false);
     assert.match(kept, /Keep: +after each cutover, every instance goes but the current, fallback/);
     const three = renderStatus(buildStatus(machine("a", { keep: 3 }), unit, null, null), false);
-    assert.match(three, /Keep: +after each cutover, instances beyond the 3 newest go but the/);
+    assert.match(
+      three,
+      /Keep: +after each cutover, every instance goes but the current, fallback and pinned ones and the 3 newest others \(/,
+    );
   });
   it("shows what a failed unit's last run logged", () => {
     const failed = { ...unit, activeState: "failed" };
