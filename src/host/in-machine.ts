@@ -60,7 +60,15 @@ export function configureArgv(
   ];
 }
 
-/** Asks every listed unit inside the container whether it is active (one systemctl). */
-export function isActiveInMachine(r: Runner, name: string, units: string[]) {
-  return r.run(["systemctl", "-M", name, "is-active", "--", ...units], { check: false });
+/**
+ * Asks the container's systemd for every listed unit's load and active
+ * state (one systemctl; one block per unit, in the order asked). Not
+ * is-active: it calls a unit that does not exist "inactive", so a typo in
+ * the list would look like a stopped service.
+ */
+export function unitStatesInMachine(r: Runner, name: string, units: string[]) {
+  return r.run(
+    ["systemctl", "-M", name, "show", "--property=Id,LoadState,ActiveState", "--", ...units],
+    { check: false },
+  );
 }

@@ -1,8 +1,8 @@
 // app-status: are the machine's own services active inside its container?
 // The list lives in machine.json ("services"), set with set-services, and
-// one `systemctl -M NAME is-active` checks all of them.
+// one `systemctl -M NAME show` checks all of them.
 import { BoxError, printable, UsageError } from "../base/errors.ts";
-import { isActiveInMachine } from "../host/in-machine.ts";
+import { unitStatesInMachine } from "../host/in-machine.ts";
 import type { LockOptions } from "../host/lock.ts";
 import type { Runner } from "../host/runner.ts";
 import { loadMachine, requireMachine, saveMachine } from "../store/machine.ts";
@@ -27,8 +27,13 @@ export function parseUnits(list: string[]): string[] {
   return units;
 }
 
-/** systemctl's own completion of a bare name, so the output names the real unit. */
-export const unitName = (u: string) => (/\.[a-z]+$/.test(u) ? u : `${u}.service`);
+const UNIT_TYPES = /\.(service|socket|target|device|mount|automount|swap|timer|path|slice|scope)$/;
+
+/**
+ * systemctl's own completion of a name without a unit type's suffix (as
+ * dbus-org.freedesktop.login1 or nginx), so the output names the real unit.
+ */
+export const unitName = (u: string) => (UNIT_TYPES.test(u) ? u : `${u}.service`);
 
 export interface AppStatusDoc {
   name: string;
@@ -38,12 +43,30 @@ export interface AppStatusDoc {
   services: { unit: string; state: string; active: boolean }[];
 }
 
-/** Pairs `systemctl is-active A B C` output lines with the units asked about. */
+/**
+ * A unit's state as app-status shows it: its ActiveState, except that a
+ * unit that is not active and not loaded says why (not-found, masked,
+ * bad-setting, error) instead of "inactive".
+ */
+export function unitState(p: Record<string, string>): string {
+  const active = p.ActiveState ?? "unknown";
+  const load = p.LoadState ?? "unknown";
+  return active === "active" || load === "loaded" ? active : load;
+}
+
+/**
+ * Pairs the blocks of `systemctl show -p Id,LoadState,ActiveState A B C`
+ * with the units asked about, in order (by Id they would not pair: an
+ * alias shows as the unit it names).
+ */
 export function buildAppStatus(name: string, units: string[], stdout: string): AppStatusDoc {
-  const lines = stdout.split("\n").filter((l) => l.trim() !== "");
-  const reachable = lines.length === units.length;
+  const blocks = stdout
+    .split(/\n\s*\n/)
+    .filter((b) => b.trim() !== "")
+    .map((b) => Object.fromEntries(b.split("\n").map((l) => l.split(/=(.*)/s, 2))));
+  const reachable = blocks.length === units.length;
   const services = units.map((u, i) => {
-    const state = reachable ? (lines[i]?.trim() ?? "unknown") : "unknown";
+    const state = reachable ? unitState(blocks[i] ?? {}) : "unknown";
     return { unit: unitName(u), state, active: state === "active" };
   });
   return { name, reachable, allActive: services.every((s) => s.active), services };
@@ -62,10 +85,27 @@ export async function gatherAppStatus(
       `list them with: boxctl set-services ${name} UNIT..., or pass --services A,B`,
     );
   }
-  const res = await isActiveInMachine(r, name, units);
+  const res = await unitStatesInMachine(r, name, units);
   const doc = buildAppStatus(name, units, res.stdout);
   return { doc, error: doc.reachable ? "" : res.stderr.trim() };
 }
+
+/**
+ * The listed units a running container has no (loaded) unit for: a typo
+ * set-services can point out at once, instead of app-status counting the
+ * service as down for good. Empty when the container cannot be asked.
+ */
+export async function unitsNotThere(
+  r: Runner,
+  name: string,
+  units: string[],
+): Promise<{ unit: string; state: string }[]> {
+  if (units.length === 0) return [];
+  const doc = buildAppStatus(name, units, (await unitStatesInMachine(r, name, units)).stdout);
+  return doc.reachable ? doc.services.filter((s) => NOT_THERE.has(s.state)) : [];
+}
+
+const NOT_THERE = new Set(["not-found", "masked", "bad-setting", "error"]);
 
 /** The list stored, and whether it differs from the one before. */
 export function setServices(

@@ -141,7 +141,11 @@ export class FakeHost implements Runner {
   /** Whether daemon-reload has run since the last look (reloads()). */
   reloadCount = 0;
 
+  /** Units a container's systemd does not have (systemctl -M NAME show says not-found). */
+  readonly missingInMachine = new Set<string>();
+
   private systemctl(args: string[]): RunResult {
+    if (args[0] === "-M") return this.systemctlInMachine(args[1] ?? "", args.slice(2));
     const [verb, ...rest] = args;
     const units = rest.filter((a) => !a.startsWith("-"));
     switch (verb) {
@@ -176,6 +180,19 @@ export class FakeHost implements Runner {
       default:
         throw new Error(`fake host: systemctl ${verb} is not simulated`);
     }
+  }
+
+  /** A container's own systemd: reachable while its nspawn unit is active; only show is simulated. */
+  private systemctlInMachine(name: string, args: string[]): RunResult {
+    if (this.units.get(`systemd-nspawn@${name}.service`)?.active !== "active")
+      return { code: 1, stdout: "", stderr: `Failed to connect to bus: Host is down` };
+    if (args[0] !== "show") throw new Error(`fake host: systemctl -M ${args[0]} is not simulated`);
+    const units = args.slice(1).filter((a) => !a.startsWith("-"));
+    const block = (u: string) =>
+      this.missingInMachine.has(u)
+        ? `Id=${u}\nLoadState=not-found\nActiveState=inactive\n`
+        : `Id=${u}\nLoadState=loaded\nActiveState=active\n`;
+    return this.ok(units.map(block).join("\n"));
   }
 
   private show(id: string): string {

@@ -208,6 +208,14 @@ for (const suite of SUITES) {
       assert.equal(set.code, 0, set.stderr);
       assert.deepEqual(set.doc.services, ["systemd-journald", "dbus.socket"]);
       assert.equal(set.doc.changed, true);
+      assert.doesNotMatch(set.stderr, /warning/);
+      const typo = await box(["set-services", M, "systemd-journald,systemd-jurnald"]);
+      assert.equal(typo.code, 0, typo.stderr);
+      assert.match(
+        typo.stderr,
+        /warning: \S+ has no usable unit systemd-jurnald\.service \(not-found\)/,
+      );
+      assert.equal((await box(["set-services", M, "systemd-journald,dbus.socket"])).code, 0);
       const ok = await json(["app-status", M]);
       assert.equal(ok.code, 0, ok.stderr);
       const a = v.parse(AppStatusJson, ok.doc);
@@ -220,7 +228,8 @@ for (const suite of SUITES) {
       );
       const bad = await json(["app-status", M, "--services", "systemd-journald,no-such-thing"]);
       assert.equal(bad.code, 1);
-      assert.equal(v.parse(AppStatusJson, bad.doc).services[1]?.state, "inactive");
+      // is-active would say "inactive"; a typo must not look like a stopped service.
+      assert.equal(v.parse(AppStatusJson, bad.doc).services[1]?.state, "not-found");
       const s = v.parse(StatusJson, (await json(["status", M])).doc);
       assert.deepEqual(s.services, ["systemd-journald", "dbus.socket"]);
       assert.equal(s.state, "running");

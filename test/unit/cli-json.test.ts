@@ -136,6 +136,16 @@ describe("--json of the mutating verbs", () => {
     const nginx = { services: ["nginx"] };
     assert.deepEqual(await said(["set-services", "web", "nginx"]), { changed: true, ...nginx });
     assert.deepEqual(await said(["set-services", "web", "nginx"]), { changed: false, ...nginx });
+    // A unit the running container lacks is stored, and named on stderr; stdout stays JSON.
+    h.missingInMachine.add("ngnix");
+    const warned = await capture("stderr", async () =>
+      assert.deepEqual(await said(["set-services", "web", "ngnix"]), {
+        changed: true,
+        services: ["ngnix"],
+      }),
+    );
+    assert.match(warned, /^boxctl: warning: web has no usable unit ngnix\.service \(not-found\)/);
+    await said(["set-services", "web", "nginx"]);
     // identity is the default policy, so setting it changes nothing.
     assert.deepEqual(await said(["set-carry", "web", "identity"]), {
       changed: false,

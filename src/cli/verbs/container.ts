@@ -1,6 +1,6 @@
 import { BoxError, EXIT, printError } from "../../base/errors.ts";
 import { checkName } from "../../base/names.ts";
-import { gatherAppStatus, setServices } from "../../ops/app-status.ts";
+import { gatherAppStatus, setServices, unitsNotThere } from "../../ops/app-status.ts";
 import { configure, login, shell } from "../../ops/interactive.ts";
 import { poweroff, restart, setEnabled, start, terminate } from "../../ops/lifecycle.ts";
 import { gatherList } from "../../ops/list.ts";
@@ -224,9 +224,10 @@ Use poweroff unless the container no longer responds to it.`,
     group: "container",
     args: [machine],
     summary: "Show whether the machine's listed services are active inside it.",
-    details: `Checks each listed unit with systemctl -M NAME is-active. The list is kept per machine
-in its machine.json (set it with boxctl set-services NAME UNIT...); --services checks
-other units once. Exit status 0 if every unit is active, 1 otherwise (also when the
+    details: `Asks the container's systemd for each listed unit's state (systemctl -M NAME show):
+active, inactive, failed, activating, ..., or why a unit is not there (not-found,
+masked, bad-setting). The list is kept per machine in its machine.json (set it with
+boxctl set-services NAME UNIT...); --services checks other units once. Exit status 0 if every unit is active, 1 otherwise (also when the
 container is not running).`,
     options: {
       services: {
@@ -262,13 +263,21 @@ container is not running).`,
     args: [machine, { name: "UNIT", optional: true, rest: true }],
     summary: "Set the services that app-status checks in the container.",
     details: `Stores the units (names such as nginx or nginx.service, separated by spaces or commas)
-in the machine's machine.json, replacing the list it had. Without UNIT, clears the list.`,
+in the machine's machine.json, replacing the list it had. Without UNIT, clears the list.
+If the container is running, warns about each listed unit it lacks or cannot use
+(not-found, masked, bad-setting): app-status would count it as down.`,
     options: { ...lockWait },
     mutates: true,
     scripted: true,
     run: async (ctx) => {
       const name = nameOf(ctx);
       const { services, changed } = await setServices(ctx.r, name, ctx.args.slice(1), wait(ctx));
+      for (const u of await unitsNotThere(ctx.r, name, services)) {
+        process.stderr.write(
+          `boxctl: warning: ${name} has no usable unit ${u.unit} (${u.state}), so app-status will count it as down\n` +
+            `  hint: check the name in the container: systemctl -M ${name} list-units --all\n`,
+        );
+      }
       return done(ctx, { machine: name, changed, services });
     },
   },
