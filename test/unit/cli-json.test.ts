@@ -11,7 +11,8 @@ import { findVerb, VERBS } from "../../src/cli/table.ts";
 import { switchPlan } from "../../src/ops/switch-plan.ts";
 import { newIntent } from "../../src/plan/intent.ts";
 import { capture } from "../lib/capture.ts";
-import { FakeHost, tempRoot } from "../lib/fake-host.ts";
+import { FakeHost } from "../lib/fake-host.ts";
+import { tempRoot } from "../lib/fake-store.ts";
 import { interruptAfter, machineState, newInstance } from "../lib/interrupt.ts";
 
 /** Runs a verb as main.ts would, and returns what it printed on stdout. */

@@ -8,7 +8,8 @@ import { BoxError } from "../../src/base/errors.ts";
 import { paths } from "../../src/base/paths.ts";
 import { apply, type OnStop } from "../../src/plan/apply.ts";
 import { newIntent } from "../../src/plan/intent.ts";
-import { FakeHost, tempRoot } from "../lib/fake-host.ts";
+import { FakeHost } from "../lib/fake-host.ts";
+import { tempRoot } from "../lib/fake-store.ts";
 
 tempRoot([]);
 const host = new FakeHost();

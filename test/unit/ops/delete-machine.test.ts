@@ -18,7 +18,8 @@ import { mountUnitPath } from "../../../src/overlay/wiring.ts";
 import { newIntent, readIntent } from "../../../src/plan/intent.ts";
 import { DELETE_MACHINE_STEPS } from "../../../src/plan/steps.ts";
 import { listMachineNames, loadMachine } from "../../../src/store/machine.ts";
-import { FakeHost, tempRoot } from "../../lib/fake-host.ts";
+import { FakeHost } from "../../lib/fake-host.ts";
+import { tempRoot } from "../../lib/fake-store.ts";
 import { interruptAfter, machineState } from "../../lib/interrupt.ts";
 
 const M = "old1";

@@ -12,7 +12,8 @@ import { BASE_MIN, VIEW_SCRIPT } from "../../../src/overlay/views.ts";
 import { mountUnitPath } from "../../../src/overlay/wiring.ts";
 import { loadMachine } from "../../../src/store/machine.ts";
 import { capture } from "../../lib/capture.ts";
-import { FakeHost, recordOf, tempRoot } from "../../lib/fake-host.ts";
+import { FakeHost } from "../../lib/fake-host.ts";
+import { recordOf, tempRoot } from "../../lib/fake-store.ts";
 
 const M = "web1";
 const opts = { timeoutMs: 20_000 };

@@ -21,7 +21,8 @@ import {
   RESET_STEPS,
 } from "../../../src/plan/steps.ts";
 import { instanceOf, type MachineState } from "../../../src/store/machine.ts";
-import { FakeHost, tempRoot } from "../../lib/fake-host.ts";
+import { FakeHost } from "../../lib/fake-host.ts";
+import { tempRoot } from "../../lib/fake-store.ts";
 import { interruptAfter as interruptAt, machineState, newInstance } from "../../lib/interrupt.ts";
 
 const M = "db1";

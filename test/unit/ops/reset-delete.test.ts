@@ -9,7 +9,8 @@ import { inUseHint } from "../../../src/ops/images.ts";
 import { reset } from "../../../src/ops/reset.ts";
 import { cutover } from "../../../src/ops/switch.ts";
 import { loadMachine, type MachineState } from "../../../src/store/machine.ts";
-import { FakeHost, tempRoot } from "../../lib/fake-host.ts";
+import { FakeHost } from "../../lib/fake-host.ts";
+import { tempRoot } from "../../lib/fake-store.ts";
 
 const M = "app1";
 const opts = { timeoutMs: 15_000 };

@@ -23,7 +23,8 @@ import { cutover } from "../../../src/ops/switch.ts";
 import { newIntent, readIntent } from "../../../src/plan/intent.ts";
 import { loadImage } from "../../../src/store/images.ts";
 import { instanceOf, loadMachine } from "../../../src/store/machine.ts";
-import { FakeHost, tempRoot } from "../../lib/fake-host.ts";
+import { FakeHost } from "../../lib/fake-host.ts";
+import { tempRoot } from "../../lib/fake-store.ts";
 import { interruptAfter, machineState } from "../../lib/interrupt.ts";
 
 const M = "app1";

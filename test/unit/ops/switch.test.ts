@@ -12,7 +12,8 @@ import { BASE_MIN } from "../../../src/overlay/views.ts";
 import { CUTOVER_STEPS } from "../../../src/plan/steps.ts";
 import { OVERLAYFS_MAGIC, refuseOverlayStore } from "../../../src/store/instances.ts";
 import { capture } from "../../lib/capture.ts";
-import { FakeHost, recordOf, tempRoot } from "../../lib/fake-host.ts";
+import { FakeHost } from "../../lib/fake-host.ts";
+import { recordOf, tempRoot } from "../../lib/fake-store.ts";
 
 const M = "web1";
 const opts = { timeoutMs: 20_000 };
