@@ -46,6 +46,7 @@ export const StatusJson = v.strictObject({
   }),
   changes: v.nullable(v.strictObject({ path: v.string(), bytes: v.nullable(v.number()) })),
   privateUsers: v.nullable(v.strictObject({ base: v.number(), size: v.literal(65536) })),
+  nextPrivateUsers: v.boolean(),
   lastOperation: v.nullable(OperationSchema),
   services: v.array(v.string()),
   carry: CarrySchema,

@@ -51,6 +51,8 @@ export interface StatusDoc {
   changes: { path: string; bytes: number | null } | null;
   /** The current instance's uid range on the host; null: root inside is root outside. */
   privateUsers: { base: number; size: 65536 } | null;
+  /** Whether the machine's next new instance gets private users (cutover-instance --private-users). */
+  nextPrivateUsers: boolean;
   lastOperation: Operation | null;
   services: string[];
   /** What a cutover carries into the new instance (set-carry). */
@@ -95,6 +97,7 @@ export function buildStatus(
     changes:
       m.current === null ? null : { path: paths.upper(m.name, m.current), bytes: changeBytes },
     privateUsers: cur?.uidBase ? { base: cur.uidBase, size: UID_RANGE } : null,
+    nextPrivateUsers: m.privateUsers !== false,
     lastOperation: m.lastOperation,
     services: m.services ?? [],
     carry: m.carry ?? DEFAULT_CARRY,

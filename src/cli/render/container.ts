@@ -56,11 +56,15 @@ export function renderStatus(s: StatusDoc, legend: boolean, now = Date.now()): s
     ],
     [
       "Users:",
-      s.privateUsers
+      (s.privateUsers
         ? `private: root inside is uid ${s.privateUsers.base} on the host (${s.privateUsers.size} uids)`
         : s.current
           ? color.yellow("not private: root inside is root on the host (--private-users no)")
-          : "-",
+          : "-") +
+        // Only after a fallback to an instance made before the choice changed.
+        (s.current && (s.privateUsers !== null) !== s.nextPrivateUsers
+          ? `; new instances: ${s.nextPrivateUsers ? "private" : "not private"}`
+          : ""),
     ],
     ["Last op:", describeOperation(s.lastOperation, now)],
     // As systemctl status shows a failed unit: what its last run said.

@@ -108,7 +108,7 @@ NAME completes the cutover if the new instance had already booted, or else rolls
       "private-users": {
         type: "string",
         arg: "yes|no",
-        help: "yes (the default): the new instance runs in the machine's own uid range; no: root inside is root on the host. The machine keeps the choice.",
+        help: "yes (the default): the new instance runs in the machine's own uid range; no: root inside is root on the host. The machine keeps the choice (status shows it).",
       },
       carry: {
         type: "string",

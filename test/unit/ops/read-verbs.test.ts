@@ -62,6 +62,20 @@ describe("status", () => {
     assert.deepEqual(s.services, ["nginx"]);
     assert.equal(s.keep, null, "no keep setting: off");
     assert.equal(buildStatus(machine("a", { keep: 2 }), unit, null, null).keep, 2);
+    assert.equal(s.nextPrivateUsers, true, "private users unless the machine chose otherwise");
+  });
+  it("says when the machine's next instance would run otherwise than its current one", () => {
+    const instances = machine("a").instances.map((i) => ({ ...i, uidBase: 1879048192 }));
+    const chose = buildStatus(machine("a", { instances, privateUsers: false }), unit, null, null);
+    assert.equal(chose.nextPrivateUsers, false);
+    assert.match(renderStatus(chose, false), /Users: +private: .*; new instances: not private\n/);
+    const same = buildStatus(machine("a", { instances }), unit, null, null);
+    assert.match(
+      renderStatus(same, false),
+      /Users: +private: root inside is uid 1879048192 on the host \(65536 uids\)\n/,
+    );
+    const back = buildStatus(machine("a"), unit, null, null);
+    assert.match(renderStatus(back, false), /Users: +not private: .*; new instances: private\n/);
   });
   it("renders a legend line that --no-legend drops", () => {
     const s = buildStatus(machine("a"), unit, null, null);
