@@ -276,11 +276,13 @@ describe("Ansible collection boxctl.boxctl against a fleet of three hosts", {
     const play = join(dirname(collections), "absent.yml");
     const task = (args: string) =>
       `    - boxctl.boxctl.boxctl_machine: {name: gone1, ${args}}\n      register: r\n    - ansible.builtin.set_fact: {changes: "{{ (changes | default([])) + [r.changed] }}"}\n`;
-    // A new machine's settings are set after the cutover that creates it.
-    const made = "image: foo-0.1, carry: none, services: [nginx, postgresql], keep: '3'";
+    // A new machine's settings are set after the cutover that creates it; its
+    // private users are the cutover's own choice (--private-users no).
+    const made =
+      "image: foo-0.1, carry: none, services: [nginx, postgresql], keep: '3', private_users: false";
     const status =
       "    - ansible.builtin.command: boxctl status gone1 --json\n      register: s\n      changed_when: false\n" +
-      `    - ansible.builtin.assert: {that: ["(s.stdout | from_json).services == ['nginx', 'postgresql']", "(s.stdout | from_json).keep == 3", "not (s.stdout | from_json).carry.identity"]}\n`;
+      `    - ansible.builtin.assert: {that: ["(s.stdout | from_json).services == ['nginx', 'postgresql']", "(s.stdout | from_json).keep == 3", "not (s.stdout | from_json).carry.identity", "(s.stdout | from_json).privateUsers == None", "not (s.stdout | from_json).nextPrivateUsers"]}\n`;
     writeFileSync(
       play,
       `- hosts: fleet\n  gather_facts: false\n  tasks:\n${task(made)}${task(made)}${status}${task("state: absent")}${task("state: absent")}    - ansible.builtin.assert: {that: "changes == [true, false, true, false]"}\n`,

@@ -79,6 +79,10 @@ def machine_view(status):
         "carry": carry_spec(status.get("carry")),
         "keep": keep_text(status.get("keep")),
         "services": list(status.get("services") or []),
+        # The current instance's: null privateUsers is root inside = root outside.
+        "private_users": bool(status.get("privateUsers")) if cur else None,
+        # What the machine's next cutover gives its new instance (a boxctl before it: yes).
+        "next_private_users": status.get("nextPrivateUsers", True) is not False,
     }
 
 
@@ -119,7 +123,7 @@ def keep_text(keep):
 
 
 def plan_machine(view, state, image=None, from_image=None, enabled=None, started=None,
-                 carry=None, keep=None, services=None):
+                 carry=None, keep=None, services=None, private_users=None):
     """What boxctl_machine has to do.
 
     Returns a dict: switch (None, "cutover" or "fallback"), enable (None,
@@ -129,13 +133,17 @@ def plan_machine(view, state, image=None, from_image=None, enabled=None, started
     on a machine that exists, so that the cutover carries by the new policy;
     after it on a new one, which boxctl creates with its first cutover),
     predicted (the machine_view expected afterwards; None for absent), error
-    (message or None).
+    (message or None). With private_users given, a current instance that
+    runs otherwise is replaced by a cutover to the same image, which the
+    switch passes --private-users (a machine keeps the choice, so its later
+    cutovers keep it too).
     """
     plan = {"switch": None, "enable": None, "power": None, "delete": False, "settings": [],
             "predicted": None, "error": None}
     if state == "absent":
-        if any(x is not None for x in (enabled, started, carry, keep, services)):
-            plan["error"] = "state=absent takes none of enabled, started, carry, keep and services"
+        if any(x is not None for x in (enabled, started, carry, keep, services, private_users)):
+            plan["error"] = ("state=absent takes none of enabled, started, carry, keep, services "
+                             "and private_users")
         elif view is not None:
             plan["delete"] = True
             plan["power"] = "poweroff" if view["running"] else None
@@ -143,18 +151,27 @@ def plan_machine(view, state, image=None, from_image=None, enabled=None, started
     after = dict(view) if view else {
         "image": None, "gen": None, "fallback_image": None, "fallback_gen": None,
         "running": False, "state": "absent", "enabled": False, "carry": "identity", "keep": "off",
-        "services": [],
+        "services": [], "private_users": None, "next_private_users": True,
     }
     if state == "current":
         if not image:
             plan["error"] = "state=current needs image"
             return plan
-        if view is None or view["image"] != image:
+        users_differ = private_users is not None and view is not None and (
+            view.get("private_users") != private_users)
+        if view is None or view["image"] != image or users_differ:
             plan["switch"] = "cutover"
             after["fallback_image"], after["fallback_gen"] = after["image"], after["gen"]
             after["image"], after["gen"] = image, None
             after["running"], after["state"] = True, "running"
+            if private_users is not None:
+                after["next_private_users"] = private_users
+            after["private_users"] = after["next_private_users"]
     elif state == "fallback":
+        if private_users is not None:
+            plan["error"] = ("state=fallback takes no private_users: a fallback returns to an "
+                             "instance as it is")
+            return plan
         if view is None:
             plan["error"] = "boxctl manages no machine of that name: nothing to fall back from"
             return plan
@@ -232,6 +249,8 @@ def cause_message(doc):
 def switch_args(p, plan):
     if plan["switch"] == "cutover":
         args = ["cutover-instance", p["name"], p["image"]]
+        if p.get("private_users") is not None:
+            args += ["--private-users", "yes" if p["private_users"] else "no"]
     else:
         args = ["fallback-instance", p["name"]]
     if p["timeout"] is not None:
@@ -252,6 +271,9 @@ def render_machine(view, name):
     fb = view.get("fallback_image") or "none"
     if view.get("fallback_image") and view.get("fallback_gen"):
         fb = "%s (gen %s)" % (view["fallback_image"], view["fallback_gen"])
-    return "machine: %s\nimage: %s\nfallback: %s\nstate: %s\nenabled: %s\ncarry: %s\nkeep: %s\nservices: %s\n" % (
-        name, cur, fb, view.get("state"), str(view.get("enabled")).lower(), view.get("carry"),
+    users = view.get("private_users")
+    return ("machine: %s\nimage: %s\nfallback: %s\nstate: %s\nenabled: %s\nprivate users: %s\n"
+            "carry: %s\nkeep: %s\nservices: %s\n") % (
+        name, cur, fb, view.get("state"), str(view.get("enabled")).lower(),
+        "unknown" if users is None else str(users).lower(), view.get("carry"),
         view.get("keep"), ", ".join(view.get("services") or []) or "none")

@@ -25,7 +25,8 @@ description:
   - Optionally also ensures the machine is enabled (starts with the host) and started.
   - The module reads the machine with C(boxctl list --json) and C(boxctl status NAME --json)
     before and after each change; it decides only from that JSON and from boxctl's exit status.
-  - Supports check mode and diff mode (the current and fallback image before and after).
+  - Supports check mode and diff mode (the current and fallback image, state, private users
+    and settings before and after).
 author:
   - boxctl contributors
 requirements:
@@ -94,7 +95,8 @@ options:
     description:
       - The machine's keep setting (C(boxctl set-keep NAME N)), a number or C(off) (boxctl's
         default). After every successful cutover boxctl deletes the machine's instances beyond
-        the N newest, never the current, fallback or pinned ones. Unchanged if omitted.
+        the N newest, never the current, fallback or pinned ones, which do not count among the N.
+        Unchanged if omitted.
       - Set before the task's cutover on a machine that exists, after it on a new one, as
         I(carry).
     type: str
@@ -105,6 +107,15 @@ options:
       - Set as I(carry) is.
     type: list
     elements: str
+  private_users:
+    description:
+      - Whether the machine's current instance runs in a user namespace of its own (root
+        inside is an unprivileged uid on the host; boxctl's default for a new machine) or
+        not (root inside is root on the host). Unchanged if omitted.
+      - If the current instance runs otherwise, the task cuts over to I(image) with
+        C(--private-users yes|no) even when the machine already runs I(image); the machine
+        keeps the choice for its later cutovers. Only with C(state=current).
+    type: bool
   executable:
     description: The boxctl command, if it is not on the PATH (or in /usr/local/bin).
     type: path
@@ -249,6 +260,7 @@ def main():
             carry=dict(type="str"),
             keep=dict(type="str"),
             services=dict(type="list", elements="str"),
+            private_users=dict(type="bool"),
             executable=dict(type="path"),
         ),
         required_if=[("state", "current", ["image"])],
@@ -268,7 +280,7 @@ def main():
     before = machine_view(before_status)
     plan = plan_machine(before, p["state"], image=p["image"], from_image=p["from_image"],
                         enabled=p["enabled"], started=p["started"], carry=p["carry"], keep=p["keep"],
-                        services=p["services"])
+                        services=p["services"], private_users=p["private_users"])
     result["status"] = before_status
     result["before_image"] = before["image"] if before else None
     if plan["error"]:

@@ -59,6 +59,10 @@ def main():
                 return {"gen": gen, "image": i["image"]}
         return None
 
+    def private(m, gen):
+        """An instance's private users: made before any choice (the fixtures' own), yes."""
+        return next(i for i in m["instances"] if i["gen"] == gen).get("private", True)
+
     def used_by(image):
         out = []
         for name, m in sorted(st["machines"].items()):
@@ -94,7 +98,10 @@ def main():
                      "enabled": m["enabled"], "current": inst(m, m["current"]),
                      "fallback": inst(m, m["fallback"]), "lastOperation": m.get("last"),
                      "carry": policy(m.get("carry", "identity")), "keep": m.get("keep"),
-                     "services": m.get("services", [])})
+                     "services": m.get("services", []),
+                     "privateUsers": {"base": 1879048192, "size": 65536}
+                     if m["current"] is not None and private(m, m["current"]) else None,
+                     "nextPrivateUsers": m.get("private_users", True)})
     if verb == "set-services":
         m = st["machines"][args[0]]
         units = [u.strip() for a in args[1:] for u in a.split(",") if u.strip()]
@@ -154,6 +161,7 @@ def main():
     if verb in ("cutover-instance", "fallback-instance"):
         opt("--timeout")
         check = opt("--check")
+        users = opt("--private-users")
         name = args[0]
         if name in st.get("busy", []):
             sys.stderr.write("boxctl: %s is busy: cutover-instance by pid 1\n" % name)
@@ -167,7 +175,9 @@ def main():
                 sys.stderr.write("boxctl: image '%s' is not staged\n" % image)
                 return 1
             gen = max([i["gen"] for i in m["instances"]] or [0]) + 1
-            m["instances"].append({"gen": gen, "image": image})
+            if users is not None:
+                m["private_users"] = users == "yes"
+            m["instances"].append({"gen": gen, "image": image, "private": m.get("private_users", True)})
         else:
             if old_fb is None:
                 sys.stderr.write("boxctl: no fallback\n")

@@ -30,10 +30,11 @@ P = load_utils("boxctl_plan")
 
 
 def view(image="foo-0.1", gen=1, fb=None, fb_gen=None, running=True, enabled=False,
-         carry="identity", keep="off"):
+         carry="identity", keep="off", private_users=True, next_private_users=True):
     return {"image": image, "gen": gen, "fallback_image": fb, "fallback_gen": fb_gen,
             "running": running, "state": "running" if running else "stopped", "enabled": enabled,
-            "carry": carry, "keep": keep}
+            "carry": carry, "keep": keep, "private_users": private_users,
+            "next_private_users": next_private_users}
 
 
 class TestNames(unittest.TestCase):
@@ -186,7 +187,7 @@ class TestPlanMachine(unittest.TestCase):
         self.assertFalse(P.plan_changes(p))
         self.assertIsNone(p["error"])
         self.assertIn("none of enabled, started", P.plan_machine(view(), "absent", started=False)["error"])
-        self.assertIn("carry, keep and services", P.plan_machine(view(), "absent", keep="2")["error"])
+        self.assertIn("carry, keep, services", P.plan_machine(view(), "absent", keep="2")["error"])
 
     def test_fallback_errors(self):
         self.assertIn("no machine", P.plan_machine(None, "fallback")["error"])
@@ -229,6 +230,36 @@ class TestPlanMachine(unittest.TestCase):
         self.assertEqual(P.plan_machine(same, "current", image="foo-0.2", services=[])["settings"], [["set-services"]])
         self.assertEqual(P.plan_machine(same, "current", image="foo-0.2")["settings"], [])
 
+    def test_private_users_cut_over_only_where_the_current_instance_differs(self):
+        # Already as asked: nothing, whatever the image.
+        self.assertFalse(P.plan_changes(P.plan_machine(view(), "current", image="foo-0.1", private_users=True)))
+        # The same image, other users: a cutover to it, with the choice passed.
+        p = P.plan_machine(view(), "current", image="foo-0.1", private_users=False)
+        self.assertEqual(p["switch"], "cutover")
+        self.assertEqual((p["predicted"]["private_users"], p["predicted"]["next_private_users"]), (False, False))
+        args = P.switch_args(dict(name="m", image="foo-0.1", timeout=None, check=None, wait=False,
+                                  private_users=False), p)
+        self.assertEqual(args, ["cutover-instance", "m", "foo-0.1", "--private-users", "no"])
+        # Omitted: a cutover keeps the machine's own choice, and passes none.
+        p = P.plan_machine(view(private_users=True, next_private_users=False), "current", image="foo-0.2")
+        self.assertEqual(p["predicted"]["private_users"], False)
+        args = P.switch_args(dict(name="m", image="foo-0.2", timeout=None, check=None, wait=False), p)
+        self.assertNotIn("--private-users", args)
+        # A new machine: boxctl's default, unless told.
+        self.assertTrue(P.plan_machine(None, "current", image="foo-0.1")["predicted"]["private_users"])
+        self.assertIn("no private_users", P.plan_machine(view(fb="foo-0.2", fb_gen=2), "fallback",
+                                                         private_users=True)["error"])
+        self.assertIn("private_users", P.plan_machine(view(), "absent", private_users=False)["error"])
+
+    def test_machine_view_reads_private_users(self):
+        on = {"current": {"gen": 1, "image": "a"}, "privateUsers": {"base": 1879048192, "size": 65536},
+              "nextPrivateUsers": True}
+        self.assertEqual([P.machine_view(on)[k] for k in ("private_users", "next_private_users")], [True, True])
+        off = dict(on, privateUsers=None, nextPrivateUsers=False)
+        self.assertEqual([P.machine_view(off)[k] for k in ("private_users", "next_private_users")], [False, False])
+        # No current instance: nothing runs, private or not.
+        self.assertIsNone(P.machine_view({"current": None})["private_users"])
+
     def test_carry_spec_from_status(self):
         self.assertEqual(P.carry_spec({"identity": True, "etc": False, "paths": ["/srv"]}), "identity,/srv")
         self.assertEqual(P.carry_spec({"identity": False, "etc": False, "paths": []}), "none")
@@ -240,7 +271,7 @@ class TestPlanMachine(unittest.TestCase):
         text = P.render_machine(view(image="foo-0.2", gen=2, fb="foo-0.1", fb_gen=1), "system1")
         self.assertIn("image: foo-0.2 (gen 2)\n", text)
         self.assertIn("fallback: foo-0.1 (gen 1)\n", text)
-        self.assertIn("carry: identity\nkeep: off\nservices: none\n", text)
+        self.assertIn("private users: true\ncarry: identity\nkeep: off\nservices: none\n", text)
         self.assertIn("state: absent", P.render_machine(None, "m"))
 
 

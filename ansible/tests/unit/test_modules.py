@@ -155,6 +155,28 @@ class TestModulesWithFakeBoxctl(unittest.TestCase):
         self.assertEqual(r["status"]["services"], ["nginx", "postgresql"])
         self.assertFalse(self.run_module("boxctl_machine", args)["changed"])
 
+    def test_machine_private_users_cut_over_to_the_same_image_then_idempotent(self):
+        st = self.read_state()
+        st["json_mutating"] = True
+        self.write_state(st)
+        args = {"name": "system1", "image": "foo-0.1", "private_users": False}
+        r = self.run_module("boxctl_machine", args, diff=True)
+        self.assertFalse(r.get("failed"), r)
+        self.assertEqual((r["changed"], r["switched"]), (True, "cutover"))
+        self.assertEqual(self.mutating_calls(), [["cutover-instance", "system1", "foo-0.1", "--private-users", "no",
+                                                  "--json"]])
+        self.assertIn("private users: true", r["diff"]["before"])
+        self.assertIn("private users: false", r["diff"]["after"])
+        self.assertEqual((r["status"]["privateUsers"], r["status"]["nextPrivateUsers"]), (None, False))
+        self.assertFalse(self.run_module("boxctl_machine", args)["changed"])
+        # Omitted, it stays as it is, and a later cutover keeps the machine's choice.
+        st = self.read_state()
+        st["images"]["foo-0.2"] = {"sha256": "2" * 64}
+        self.write_state(st)
+        r = self.run_module("boxctl_machine", {"name": "system1", "image": "foo-0.2"})
+        self.assertEqual(self.mutating_calls()[-1], ["cutover-instance", "system1", "foo-0.2", "--json"])
+        self.assertIsNone(r["status"]["privateUsers"])
+
     def test_machine_bad_keep_fails_with_boxctls_word_before_any_cutover(self):
         st = self.read_state()
         st["images"]["foo-0.2"] = {"sha256": "2" * 64}
