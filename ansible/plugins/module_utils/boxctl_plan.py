@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) boxctl contributors
 # MIT License (see the LICENSE of the boxctl repository)
-"""What the boxctl.boxctl modules plan from boxctl's --json answers, and how they show it.
+"""What boxctl_machine plans from boxctl's status --json, and how it shows it.
 
 Pure functions of plain data (standard library only, never ansible), so the
 decisions are unit-tested without Ansible or boxctl.
@@ -11,56 +11,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-
-# ---------------------------------------------------------------- images
-
-def find_image(list_images_doc, name):
-    for img in list_images_doc.get("images", []):
-        if img.get("name") == name:
-            return img
-    return None
-
-
-def plan_image(existing, state, name, sha256=None, source_sha256=None):
-    """What boxctl_image has to do: (action, error).
-
-    action is None (nothing), "stage" or "delete"; error a message or None.
-    existing is the image's entry in list-images --json, or None. sha256 is
-    the expected digest (given by the user); source_sha256 is the digest of
-    a local source file when the user gave none.
-    """
-    want = (sha256 or source_sha256 or "").lower() or None
-    if state == "absent":
-        if existing is None:
-            return None, None
-        users = existing.get("usedBy") or []
-        if users:
-            desc = ", ".join("%s gen %s (%s)" % (u.get("machine"), u.get("gen"), u.get("role")) for u in users)
-            return None, "image %s is used by %s; delete those instances first" % (name, desc)
-        return "delete", None
-    if existing is None:
-        return "stage", None
-    have = (existing.get("sha256") or "").lower()
-    if want and have and want != have:
-        return None, ("image %s is already staged with sha256 %s, not %s; an image name stays "
-                      "bound to its content: stage the new archive under a new name, or delete "
-                      "the old image (state=absent) first" % (name, have, want))
-    return None, None
-
-
-def image_view(img):
-    if img is None:
-        return None
-    return {"name": img.get("name"), "sha256": img.get("sha256"), "source": img.get("source")}
-
-
-def render_image(img):
-    if img is None:
-        return "image: absent\n"
-    return "image: %s\nsha256: %s\n" % (img.get("name"), img.get("sha256"))
-
-
-# ---------------------------------------------------------------- machines
 
 def machine_view(status):
     """The parts of status --json the decisions use; None for no machine."""
@@ -260,6 +210,51 @@ def switch_args(p, plan):
     if p["wait"]:
         args.append("--wait")
     return args
+
+
+def plan_commands(p, plan, exists):
+    """The boxctl commands of a plan (argv lists without the executable), by phase and in the
+    order the task runs them: delete (state=absent, after a poweroff if it runs); the
+    settings, before the switch on a machine that exists (so that its cutover carries by
+    them), after it on a new one; the switch; enable or disable; start or poweroff. With
+    wait, every command that takes the machine's lock gets --wait."""
+    name = p["name"]
+    lock_wait = ["--wait"] if p["wait"] else []
+    delete = ["delete-machine", name, "--yes"] + lock_wait
+    settings = [[s[0], name] + s[1:] + lock_wait for s in plan["settings"]]
+    order = []
+    if plan["delete"]:
+        order += ([["poweroff", name] + lock_wait] if plan["power"] else []) + [delete]
+    if exists:
+        order += settings
+    if plan["switch"]:
+        order.append(switch_args(p, plan))
+    if not exists:
+        order += settings
+    if plan["enable"] is not None:
+        order.append(["enable" if plan["enable"] else "disable", name] + lock_wait)
+    if plan["power"] and not plan["delete"]:
+        order.append([plan["power"], name] + lock_wait)
+    return {"lock_wait": lock_wait, "delete": delete, "settings": settings, "settings_first": exists,
+            "order": order}
+
+
+def switch_failure(p, plan, rc, doc, after, rolled_back, reason):
+    """The task's message for a failed cutover or fallback: what failed and why first (boxctl's
+    cause), then where the machine stands (after: its machine_view now), then boxctl's words."""
+    name = p["name"]
+    cause = cause_message(doc)
+    if rolled_back and after and after["gen"] is None:
+        where = "%s had no instance to go back to and is left stopped" % name
+    elif rolled_back and after:
+        where = "boxctl went back to %s (gen %s), which runs again" % (after["image"], after["gen"])
+    elif after:
+        where = "%s is on %s (gen %s), %s" % (name, after["image"], after["gen"], after["state"])
+    else:
+        where = "%s does not exist" % name
+    what = "cutover to %s" % p["image"] if plan["switch"] == "cutover" else "fallback"
+    return "%s: %s failed (boxctl exit %s)%s; %s. boxctl said: %s" % (
+        name, what, rc, ": " + cause if cause else "", where, reason)
 
 
 def render_machine(view, name):

@@ -124,7 +124,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.boxctl.boxctl.plugins.module_utils.boxctl import (
     Boxctl, BoxctlError, error_message, image_name_from_source, redact_url, url_secrets,
 )
-from ansible_collections.boxctl.boxctl.plugins.module_utils.boxctl_plan import (
+from ansible_collections.boxctl.boxctl.plugins.module_utils.boxctl_image_plan import (
     find_image, image_view, plan_image, render_image,
 )
 

@@ -209,7 +209,8 @@ stderr:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.boxctl.boxctl.plugins.module_utils.boxctl import Boxctl, BoxctlError, error_message
 from ansible_collections.boxctl.boxctl.plugins.module_utils.boxctl_plan import (
-    cause_message, machine_view, plan_changes, plan_machine, render_machine, switch_args, went_back,
+    machine_view, plan_changes, plan_commands, plan_machine, render_machine, switch_args, switch_failure,
+    went_back,
 )
 
 
@@ -289,25 +290,10 @@ def main():
     changed = plan_changes(plan)
     result["changed"] = changed
     result["switched"] = plan["switch"]
-    planned_cmds = []
-    lock_wait = ["--wait"] if p["wait"] else []
-    delete_args = ["delete-machine", name, "--yes"] + lock_wait
-    if plan["delete"]:
-        if plan["power"]:
-            planned_cmds.append([bx.executable, "poweroff", name] + lock_wait)
-        planned_cmds.append([bx.executable] + delete_args)
-    settings = [[s[0], name] + s[1:] + lock_wait for s in plan["settings"]]
-    settings_first = before is not None
-    if settings_first:
-        planned_cmds += [[bx.executable] + a for a in settings]
-    if plan["switch"]:
-        planned_cmds.append([bx.executable] + switch_args(p, plan))
-    if not settings_first:
-        planned_cmds += [[bx.executable] + a for a in settings]
-    if plan["enable"] is not None:
-        planned_cmds.append([bx.executable, "enable" if plan["enable"] else "disable", name] + lock_wait)
-    if plan["power"] and not plan["delete"]:
-        planned_cmds.append([bx.executable, plan["power"], name] + lock_wait)
+    cmds = plan_commands(p, plan, exists=before is not None)
+    lock_wait, settings, settings_first = cmds["lock_wait"], cmds["settings"], cmds["settings_first"]
+    delete_args = cmds["delete"]
+    planned_cmds = [[bx.executable] + a for a in cmds["order"]]
     diff = {"before_header": "boxctl machine %s" % name, "after_header": "boxctl machine %s" % name,
             "before": render_machine(before, name)}
 
@@ -351,22 +337,11 @@ def main():
             result["status"] = after_status
             result["image"] = after["image"] if after else None
             result["rolled_back"] = went_back(doc, before_status, after_status)
-            reason = error_message(doc, err, "exit status %s" % rc)
-            cause = cause_message(doc)
-            if result["rolled_back"] and after and after["gen"] is None:
-                where = "%s had no instance to go back to and is left stopped" % name
-            elif result["rolled_back"] and after:
-                where = "boxctl went back to %s (gen %s), which runs again" % (after["image"], after["gen"])
-            elif after:
-                where = "%s is on %s (gen %s), %s" % (name, after["image"], after["gen"], after["state"])
-            else:
-                where = "%s does not exist" % name
             if module._diff:
                 diff["after"] = render_machine(after, name)
                 result["diff"] = diff
-            what = "cutover to %s" % p["image"] if plan["switch"] == "cutover" else "fallback"
-            module.fail_json(msg="%s: %s failed (boxctl exit %s)%s; %s. boxctl said: %s"
-                             % (name, what, rc, ": " + cause if cause else "", where, reason),
+            module.fail_json(msg=switch_failure(p, plan, rc, doc, after, result["rolled_back"],
+                                                error_message(doc, err, "exit status %s" % rc)),
                              rc=rc, stdout=out, stderr=err, cmd=cmd, **result)
 
     if not settings_first:

@@ -27,6 +27,7 @@ def load_utils(name):
 
 U = load_utils("boxctl")
 P = load_utils("boxctl_plan")
+I = load_utils("boxctl_image_plan")
 
 
 def view(image="foo-0.1", gen=1, fb=None, fb_gen=None, running=True, enabled=False,
@@ -118,23 +119,23 @@ class TestPlanImage(unittest.TestCase):
     IMG = {"name": "foo-0.2", "sha256": "a" * 64, "usedBy": []}
 
     def test_stage_when_missing(self):
-        self.assertEqual(P.plan_image(None, "present", "foo-0.2"), ("stage", None))
+        self.assertEqual(I.plan_image(None, "present", "foo-0.2"), ("stage", None))
 
     def test_nothing_when_staged_with_same_sha(self):
-        self.assertEqual(P.plan_image(self.IMG, "present", "foo-0.2", sha256="A" * 64), (None, None))
-        self.assertEqual(P.plan_image(self.IMG, "present", "foo-0.2", source_sha256="a" * 64), (None, None))
-        self.assertEqual(P.plan_image(self.IMG, "present", "foo-0.2"), (None, None))
+        self.assertEqual(I.plan_image(self.IMG, "present", "foo-0.2", sha256="A" * 64), (None, None))
+        self.assertEqual(I.plan_image(self.IMG, "present", "foo-0.2", source_sha256="a" * 64), (None, None))
+        self.assertEqual(I.plan_image(self.IMG, "present", "foo-0.2"), (None, None))
 
     def test_refuses_other_content_under_the_same_name(self):
-        action, err = P.plan_image(self.IMG, "present", "foo-0.2", sha256="b" * 64)
+        action, err = I.plan_image(self.IMG, "present", "foo-0.2", sha256="b" * 64)
         self.assertIsNone(action)
         self.assertIn("already staged with sha256", err)
 
     def test_absent(self):
-        self.assertEqual(P.plan_image(None, "absent", "foo-0.2"), (None, None))
-        self.assertEqual(P.plan_image(self.IMG, "absent", "foo-0.2"), ("delete", None))
+        self.assertEqual(I.plan_image(None, "absent", "foo-0.2"), (None, None))
+        self.assertEqual(I.plan_image(self.IMG, "absent", "foo-0.2"), ("delete", None))
         used = dict(self.IMG, usedBy=[{"machine": "system1", "gen": 2, "role": "current"}])
-        action, err = P.plan_image(used, "absent", "foo-0.2")
+        action, err = I.plan_image(used, "absent", "foo-0.2")
         self.assertIsNone(action)
         self.assertIn("system1 gen 2 (current)", err)
 
@@ -259,6 +260,30 @@ class TestPlanMachine(unittest.TestCase):
         self.assertEqual([P.machine_view(off)[k] for k in ("private_users", "next_private_users")], [False, False])
         # No current instance: nothing runs, private or not.
         self.assertIsNone(P.machine_view({"current": None})["private_users"])
+
+    def test_commands_in_the_order_the_task_runs_them(self):
+        p = dict(name="m", image="foo-0.2", timeout=None, check=None, wait=True)
+        plan = P.plan_machine(view(running=False), "current", image="foo-0.2", keep="2", enabled=True)
+        self.assertEqual(P.plan_commands(p, plan, exists=True)["order"], [
+            ["set-keep", "m", "2", "--wait"], ["cutover-instance", "m", "foo-0.2", "--wait"],
+            ["enable", "m", "--wait"]])
+        # A new machine gets its settings after the cutover that makes it.
+        plan = P.plan_machine(None, "current", image="foo-0.2", keep="2")
+        self.assertEqual([c[0] for c in P.plan_commands(p, plan, exists=False)["order"]],
+                         ["cutover-instance", "set-keep"])
+        gone = P.plan_commands(dict(p, wait=False), P.plan_machine(view(), "absent"), exists=True)
+        self.assertEqual(gone["order"], [["poweroff", "m"], ["delete-machine", "m", "--yes"]])
+
+    def test_switch_failure_says_cause_then_where_it_stands(self):
+        p = dict(name="m", image="foo-0.2")
+        plan = {"switch": "cutover"}
+        doc = {"cause": {"message": "--check 'x' failed inside m (exit 1)", "hint": "try it"}}
+        self.assertEqual(
+            P.switch_failure(p, plan, 1, doc, view(), True, "cutover-instance m failed"),
+            "m: cutover to foo-0.2 failed (boxctl exit 1): --check 'x' failed inside m (exit 1) (try it); "
+            "boxctl went back to foo-0.1 (gen 1), which runs again. boxctl said: cutover-instance m failed")
+        self.assertIn("left stopped", P.switch_failure(p, plan, 1, None, view(image=None, gen=None), True, "r"))
+        self.assertIn("m does not exist", P.switch_failure(p, {"switch": "fallback"}, 1, None, None, False, "r"))
 
     def test_carry_spec_from_status(self):
         self.assertEqual(P.carry_spec({"identity": True, "etc": False, "paths": ["/srv"]}), "identity,/srv")
