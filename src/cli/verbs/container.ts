@@ -227,8 +227,8 @@ Use poweroff unless the container no longer responds to it.`,
     details: `Asks the container's systemd for each listed unit's state (systemctl -M NAME show):
 active, inactive, failed, activating, ..., or why a unit is not there (not-found,
 masked, bad-setting). The list is kept per machine in its machine.json (set it with
-boxctl set-services NAME UNIT...); --services checks other units once. Exit status 0 if every unit is active, 1 otherwise (also when the
-container is not running).`,
+boxctl set-services NAME UNIT...); --services checks other units once. Exit status 0
+if every unit is active, 1 otherwise (also when the container is not running).`,
     options: {
       services: {
         type: "string",
