@@ -38,7 +38,8 @@ export function renderStatus(s: StatusDoc, legend: boolean, now = Date.now()): s
   const rows: string[][] = [
     [
       "State:",
-      `${paintState(s.state)}${s.state === "running" && u.since ? ` since ${u.since}` : ""}`,
+      // As systemctl status: since when, and how long that is.
+      `${paintState(s.state)}${s.state === "running" && u.since ? ` since ${u.since}; ${ago(u.since, now)}` : ""}`,
     ],
     ["Boot:", s.enabled ? "enabled (starts with the host)" : "disabled"],
     [

@@ -82,6 +82,8 @@ describe("status", () => {
     const text = renderStatus(s, true, Date.parse("2026-11-02T00:10:05.000Z"));
     assert.match(text, /^a \(managed by boxctl\)\n/);
     assert.match(text, /State: +running/);
+    const later = renderStatus(s, false, Date.parse("2026-11-26T15:59:40.000Z"));
+    assert.match(later, /State: +running since 2026-11-26T12:59:40\.000Z; 3h ago\n/);
     assert.match(text, /Mount: +\/var\/lib\/machines\/a not mounted/);
     assert.match(text, /Last op: +cutover-instance ok, 10min ago/);
     assert.doesNotMatch(renderStatus(s, false), /managed by boxctl/);
