@@ -95,7 +95,8 @@ given, does nothing and says so (exit 0).`,
     group: "image",
     args: [],
     summary: "Show available images, and each machine's current and fallback instance.",
-    details: `Lists every staged image with its OS (PRETTY_NAME of its os-release), size, when
+    details: `Lists every staged image with its OS (PRETTY_NAME of its os-release), size (the
+bytes of its files' data; boxctl df shows the disk it takes, and what it shares), when
 it was staged, its sha256 (first 12 digits; all of it with --json) and the machines
 whose instances use it; then each machine's current and fallback instance.
 The JSON schema is documented in docs/json.md.`,
