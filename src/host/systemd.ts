@@ -220,6 +220,25 @@ export function disableMachine(r: Runner, name: string): Promise<unknown> {
   return r.run(["systemctl", "disable", "--no-reload", "--", nspawnUnit(name)], { mutates: true });
 }
 
+/**
+ * Whether machined knows NAME apart from boxctl's mount point: the unit of
+ * a running machine of that name (null: none runs), and the path of an
+ * image of that name (null: none).
+ */
+export async function machinedKnows(
+  r: Runner,
+  name: string,
+): Promise<{ unit: string | null; image: string | null }> {
+  const value = async (argv: string[]) => {
+    const res = await r.run(argv, { check: false });
+    return res.code === 0 && res.stdout.trim() ? res.stdout.trim() : null;
+  };
+  return {
+    unit: await value(["machinectl", "show", name, "-p", "Unit", "--value"]),
+    image: await value(["machinectl", "show-image", name, "-p", "Path", "--value"]),
+  };
+}
+
 /** The pid of the container's init, as machined knows it; null if it does not run. */
 export async function machineLeader(r: Runner, name: string): Promise<number | null> {
   const res = await r.run(["machinectl", "show", name, "-p", "Leader", "--value"], {

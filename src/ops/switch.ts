@@ -13,7 +13,7 @@ import { NoSpaceError } from "../host/files.ts";
 import { withImageStoreLock } from "../host/lock.ts";
 import { mountPoints } from "../host/mounts.ts";
 import type { Runner } from "../host/runner.ts";
-import { isRunning, machineLeader } from "../host/systemd.ts";
+import { isRunning, machinedKnows, machineLeader } from "../host/systemd.ts";
 import { withoutQuote } from "../host/unit-log.ts";
 import { remountTo } from "../overlay/root.ts";
 import { pickBase } from "../overlay/views.ts";
@@ -186,7 +186,10 @@ export async function cutover(r: Runner, name: string, image: string, opts: Swit
       refuseUnbootable(image);
       refuseOverlayStore();
       const existing = loadMachine(name);
-      if (!existing) checkMountPointFree(name);
+      if (!existing) {
+        checkMountPointFree(name);
+        await refuseTakenName(r, name);
+      }
       const m = existing ?? emptyMachine(name);
       const gen = nextGen(existing, name);
       // A new instance gets the machine's uid range (allocated once, kept:
@@ -201,6 +204,28 @@ export async function cutover(r: Runner, name: string, image: string, opts: Swit
       return switchTo(r, "cutover-instance", m, inst, true, opts);
     }),
   );
+}
+
+/**
+ * A new machine's name must be free in machined too, not only at its mount
+ * point: a container of that name that runs from elsewhere (systemd-nspawn
+ * -D DIR -M NAME, a .raw image) makes systemd-nspawn@NAME fail ("Machine
+ * already exists") once boxctl has mounted and recorded the new machine;
+ * an image of that name elsewhere (/etc/machines, NAME.raw) is another
+ * container for machinectl under the same name.
+ */
+async function refuseTakenName(r: Runner, name: string): Promise<void> {
+  const { unit, image } = await machinedKnows(r, name);
+  if (unit !== null)
+    throw new BoxError(
+      `a machine named ${name} is already running (${unit}), and boxctl does not manage it`,
+      `pick another machine name, or stop that one first (machinectl poweroff ${name}; machinectl terminate ${name} if it does not run systemd)`,
+    );
+  if (image !== null)
+    throw new BoxError(
+      `an image named ${name} already exists at ${image} (machinectl list-images), and boxctl does not manage it`,
+      `pick another machine name, or rename that image (machinectl rename ${name} ${name}-old)`,
+    );
 }
 
 /** An image that cannot boot as a boxctl container is refused before its cutover stops anything. */

@@ -106,6 +106,7 @@ export class FakeHost extends FakeSystemd implements Runner {
       case "machinectl":
         if (a[1] === "enable") this.enabled.add(a[2] ?? "");
         if (a[1] === "disable") this.enabled.delete(a[2] ?? "");
+        if (a[1] === "show" || a[1] === "show-image") return this.machinedShow(a);
         return this.ok();
       case "flock":
         return this.ok();
@@ -132,6 +133,16 @@ export class FakeHost extends FakeSystemd implements Runner {
       default:
         throw new Error(`fake host: ${a.join(" ")} is not simulated`);
     }
+  }
+
+  /** machinectl show NAME -p Unit|Leader --value, show-image NAME -p Path --value: from machined. */
+  private machinedShow(a: string[]): RunResult {
+    const known = this.machined.get(a[2] ?? "");
+    const value =
+      a[1] === "show-image" ? known?.image : a.includes("Unit") ? known?.unit : known?.leader;
+    return value === undefined
+      ? { code: 1, stdout: "", stderr: `No machine '${a[2]}' known` }
+      : this.ok(`${value}\n`);
   }
 
   /** du -s [-c] -B1 -x [--] DIR...: one line per DIR, and a total with -c, as GNU du counts. */

@@ -68,6 +68,8 @@ export class FakeSystemd {
   readonly enabled = new Set<string>();
   /** Whether daemon-reload has run since the last look (reloads()). */
   reloadCount = 0;
+  /** What machined knows of a name besides boxctl (machinectl show, show-image). */
+  readonly machined = new Map<string, { unit?: string; image?: string; leader?: number }>();
   /** Units a container's systemd does not have (systemctl -M NAME show says not-found). */
   readonly missingInMachine = new Set<string>();
 

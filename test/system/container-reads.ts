@@ -20,7 +20,7 @@ export function readVerbs(getHost: () => TestHost, suite: string, M: string): vo
   const box = (args: string[]) => getHost().boxctl(args);
   const json = (args: string[]) => boxJson(getHost(), args);
 
-  it("list shows managed and other machines; --json matches the schema", async () => {
+  it("list shows managed and other machines; --json matches the schema; another's name is refused", async () => {
     const other = `oth-${suite}`;
     await getHost().sh([
       "systemd-run",
@@ -65,6 +65,13 @@ export function readVerbs(getHost: () => TestHost, suite: string, M: string): vo
       env: { NO_COLOR: "1" },
     });
     assert.doesNotMatch(noColor.stdout, ESC, "NO_COLOR");
+    // Its name is taken: a cutover must not make a boxctl machine of it (its
+    // systemd-nspawn@ would fail "Machine already exists" after the mount).
+    const taken = await box(["cutover-instance", other, "foo-0.1"]);
+    assert.equal(taken.code, 1);
+    assert.match(taken.stderr, new RegExp(`a machine named ${other} is already running \\(`));
+    assert.equal((await getHost().exec(["test", "-e", `/var/lib/machines/${other}`])).code, 1);
+    assert.match((await box(["status", other])).stderr, /is not managed by boxctl/);
     await getHost().sh(["systemctl", "stop", other]);
   });
 
