@@ -4,7 +4,7 @@
 import { readFileSync } from "node:fs";
 import { unbootable } from "../archive/layout.ts";
 import { BoxError, EXIT, printError } from "../base/errors.ts";
-import { checkName } from "../base/names.ts";
+import { checkName, checkNewMachineName } from "../base/names.ts";
 import { paths } from "../base/paths.ts";
 import type { CarryReport } from "../carry/carry.ts";
 import { mountedPath, policyOf } from "../carry/policy.ts";
@@ -180,6 +180,8 @@ async function rollBack(
 export async function cutover(r: Runner, name: string, image: string, opts: SwitchOptions) {
   checkName("machine", name);
   checkName("image", image);
+  // Only for a new machine: one made by an older boxctl keeps its name for delete-machine.
+  if (!loadMachine(name)) checkNewMachineName(name);
   return guarded(r, name, "cutover-instance", opts, () =>
     withImageStoreLock(r, "cutover-instance", { shared: true, wait: true }, async () => {
       requireImage(image);

@@ -39,7 +39,7 @@ for (const suite of SUITES) {
     });
     after(() => host?.destroy());
 
-    it("rejects unknown machines (1), bad names and 'stop' (2)", async () => {
+    it("rejects unknown machines (1), bad names, a new machine's name that is no hostname and 'stop' (2)", async () => {
       for (const verb of ["status", "start", "poweroff", "app-status", "configure", "login"]) {
         const r = await box([verb, "nosuchbox"]);
         assert.equal(r.code, 1, `${verb}: ${r.stderr}`);
@@ -48,6 +48,14 @@ for (const suite of SUITES) {
       }
       const bad = await box(["status", "../etc"]);
       assert.equal(bad.code, 2);
+      // systemd-nspawn takes only a hostname: refused before anything is made.
+      const under = await box(["cutover-instance", "web_2", "foo-0.1"]);
+      assert.equal(under.code, 2);
+      assert.match(
+        under.stderr,
+        /invalid machine name 'web_2': systemd-nspawn takes only a hostname/,
+      );
+      assert.equal((await host.exec(["test", "-e", "/var/lib/boxctl/machines/web_2"])).code, 1);
       const stop = await box(["stop", M]);
       assert.equal(stop.code, 2);
       assert.match(stop.stderr, /Did you mean 'poweroff'\?/);

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { printable } from "../../src/base/errors.ts";
-import { checkName, isValidName } from "../../src/base/names.ts";
+import { checkName, checkNewMachineName, isHostname, isValidName } from "../../src/base/names.ts";
 
 describe("names", () => {
   it("accepts ordinary machine and image names", () => {
@@ -26,6 +26,28 @@ describe("names", () => {
       assert.ok(!isValidName(n), JSON.stringify(n));
     }
     assert.throws(() => checkName("image", "../etc"), /invalid image name/);
+  });
+  it("takes for a new machine only what systemd takes for a hostname", () => {
+    for (const n of ["system1", "web-2", "A.b-c", "x".repeat(64), "1a", "a.b.c"])
+      assert.ok(isHostname(n), n);
+    for (const n of [
+      "a.b_c",
+      "web_2",
+      "-a",
+      "a-",
+      "a.-b",
+      "a-.b",
+      "a..b",
+      "a.",
+      ".a",
+      "",
+      "x".repeat(65),
+    ])
+      assert.ok(!isHostname(n), n);
+    assert.throws(
+      () => checkNewMachineName("a.b_c"),
+      /invalid machine name 'a\.b_c': systemd-nspawn takes only a hostname/,
+    );
   });
   it("prints control characters escaped", () => {
     assert.equal(printable("a\x1b[31mb"), "a\\x1b[31mb");

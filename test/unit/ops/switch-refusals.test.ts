@@ -2,14 +2,14 @@
 // busy root, an image that cannot boot, a store on overlayfs, and a new
 // machine's name that machined already knows. Against a fake host.
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { beforeEach, describe, it } from "node:test";
 import type { BoxError } from "../../../src/base/errors.ts";
 import { paths } from "../../../src/base/paths.ts";
 import { cutover } from "../../../src/ops/switch.ts";
 import { OVERLAYFS_MAGIC, refuseOverlayStore } from "../../../src/store/instances.ts";
-import { loadMachine } from "../../../src/store/machine.ts";
+import { emptyMachine, loadMachine, saveMachine } from "../../../src/store/machine.ts";
 import { FakeHost } from "../../lib/fake-host.ts";
 import { recordOf, tempRoot } from "../../lib/fake-store.ts";
 
@@ -65,6 +65,19 @@ describe("cutover-instance refuses before it changes anything", () => {
     assert.throws(() => refuseOverlayStore(OVERLAYFS_MAGIC), /is on overlayfs/);
     refuseOverlayStore(0xef53); // ext4
     refuseOverlayStore(undefined); // not there yet
+  });
+
+  it("refuses a new machine's name that is not a hostname before anything, even a lock; an old one keeps it", async () => {
+    await assert.rejects(
+      cutover(h, "a.b_c", "foo-0.1", opts),
+      /systemd-nspawn takes only a hostname/,
+    );
+    assert.deepEqual(h.commands, []);
+    // A machine made by an older boxctl, which took '_': delete-machine and the rest still reach it.
+    mkdirSync(paths.machine("old_1"), { recursive: true });
+    saveMachine(h, emptyMachine("old_1"));
+    await cutover(h, "old_1", "foo-0.1", opts);
+    assert.equal(recordOf("old_1").current, 1);
   });
 
   it("refuses a new machine's name that machined knows: a machine running from elsewhere, an image elsewhere", async () => {
