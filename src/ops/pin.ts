@@ -7,14 +7,29 @@ import { paths } from "../base/paths.ts";
 import { writeJsonAtomic } from "../host/files.ts";
 import { withImageStoreLock } from "../host/lock.ts";
 import type { Runner } from "../host/runner.ts";
-import { type ImageMeta, requireImage } from "../store/images.ts";
-import { describe, type Instance, requireMachine, saveMachine } from "../store/machine.ts";
+import { type ImageMeta, imageExists, requireImage } from "../store/images.ts";
+import {
+  describe,
+  type Instance,
+  loadMachine,
+  requireMachine,
+  saveMachine,
+} from "../store/machine.ts";
 import { guarded } from "./guard.ts";
 
 /** Sets or clears an image's pin; whether it changed anything. */
 export function pinImage(r: Runner, name: string, on: boolean): Promise<boolean> {
   checkName("image", name);
   return withImageStoreLock(r, on ? "pin" : "unpin", { shared: false, wait: true }, async () => {
+    const machine = loadMachine(name);
+    if (machine && !imageExists(name)) {
+      // pin NAME without --instance: a machine's name, where an image's was expected.
+      const gens = machine.instances.map((i) => i.gen);
+      throw new BoxError(
+        `${name} is a machine, not an image; to ${on ? "pin" : "unpin"} one of its instances, add --instance GEN`,
+        `for example: boxctl ${on ? "pin" : "unpin"} ${name} --instance ${gens[gens.length - 1] ?? "GEN"} (its instances: ${gens.join(", ") || "none"}; see boxctl history ${name})`,
+      );
+    }
     const meta = requireImage(name);
     if ((meta.pinned === true) === on) return false;
     const { pinned: _, ...rest } = meta;

@@ -57,6 +57,22 @@ describe("prune and pin", () => {
     );
   });
 
+  it("pin NAME without --instance, NAME a machine: says to add --instance, and pins nothing", async () => {
+    await assert.rejects(pinImage(h, M, true), (e: BoxError) => {
+      assert.equal(
+        e.message,
+        `${M} is a machine, not an image; to pin one of its instances, add --instance GEN`,
+      );
+      assert.match(
+        e.hint ?? "",
+        new RegExp(`boxctl pin ${M} --instance 5 \\(its instances: 1, 2, 3, 4, 5;`),
+      );
+      return true;
+    });
+    assert.ok(loadMachine(M)?.instances.every((i) => !i.pinned));
+    await assert.rejects(pinImage(h, "nope", true), /image 'nope' is not staged/);
+  });
+
   it("a real run removes exactly what the plan lists, and nothing else", async () => {
     await pinInstance(h, M, 2, true);
     const { machines, images } = loadStore();
