@@ -29,7 +29,10 @@ const wait = (ctx: Ctx) => ({ wait: ctx.opts.wait === true });
 async function enabled(ctx: Ctx, on: boolean): Promise<number> {
   const name = nameOf(ctx);
   const { changed } = await setEnabled(ctx.r, name, on, wait(ctx));
-  return done(ctx, { machine: name, changed, enabled: on });
+  const said = on
+    ? `${name} ${changed ? "now" : "already"} starts with the host`
+    : `${name} ${changed ? "no longer starts" : "was not enabled: it does not start"} with the host`;
+  return done(ctx, { machine: name, changed, enabled: on }, said);
 }
 
 export const containerVerbs: Verb[] = [
@@ -278,7 +281,11 @@ If the container is running, warns about each listed unit it lacks or cannot use
             `  hint: check the name in the container: systemctl -M ${name} list-units --all\n`,
         );
       }
-      return done(ctx, { machine: name, changed, services });
+      return done(
+        ctx,
+        { machine: name, changed, services },
+        `${name}: services ${services.join(", ") || "none"}`,
+      );
     },
   },
 ];
