@@ -76,7 +76,7 @@ async function confirmed(r: Runner, m: MachineState, inst: Instance, image: stri
   const size = await changesSize(r, m.name, inst.gen);
   const restarting = m.current === inst.gen ? ", restarting it" : "";
   return confirm(
-    `Discard all changes (${size === null ? "?" : humanBytes(size)}) of ${m.name}'s ${describe(inst)}${restarting}? [y/N] `,
+    `Discard all changes (${size === null ? "?" : humanBytes(size)}) of ${m.name}'s ${describe(inst)}, its machine ID, SSH host keys and hostname included${restarting}? [y/N] `,
   );
 }
 

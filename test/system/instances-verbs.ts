@@ -244,7 +244,7 @@ export function cutoverVerbs(ctx: HostCtx): void {
       });
       assert.match(
         no.stdout,
-        /Discard all changes \(.*\) of system1's instance 1 \(foo-0\.1\), restarting it\? \[y\/N\]/,
+        /Discard all changes \(.*\) of system1's instance 1 \(foo-0\.1\), its machine ID, SSH host keys and hostname included, restarting it\? \[y\/N\]/,
       );
       assert.match(no.stdout, /nothing reset/);
       assert.equal((await host.inMachine("system1", ["cat", "/root/marker"])).stdout, "hi\n");

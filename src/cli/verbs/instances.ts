@@ -195,7 +195,11 @@ fallback-instance returns to, is never changed. For large or live data, Bind= in
     details: `Discards every change of NAME's newest instance of IMAGE (or of --instance GEN).
 Asks for confirmation on a terminal; without one, --yes is required. If the instance is
 current and running, boxctl stops the container, resets the instance and starts it again.
-Once it has begun, Ctrl-C or SIGTERM does not stop a reset half-way: it runs to its end.`,
+Once it has begun, Ctrl-C or SIGTERM does not stop a reset half-way: it runs to its end.
+The changes include the machine's identity (its machine ID, SSH host keys and hostname,
+which a cutover carries): after a reset it boots as a new machine. To start again from
+the image but keep what the carry policy carries, and the old instance as the way back,
+cut over to the same image instead: boxctl cutover-instance NAME IMAGE.`,
     options: {
       ...yes,
       instance: { type: "string", arg: "GEN", help: "Reset this generation of IMAGE instead." },
