@@ -105,6 +105,8 @@ function splitRest(argv: string[]): { head: string[]; tail: string[] } {
 }
 
 /** --timeout SECONDS of the verbs that wait for a boot, in milliseconds. */
+const MAX_TIMEOUT_S = 86_400;
+
 export function parseTimeout(value: string | boolean | undefined, verb: string): number {
   if (value === undefined || typeof value === "boolean") return DEFAULT_BOOT_TIMEOUT_MS;
   const s = Number(value);
@@ -112,6 +114,14 @@ export function parseTimeout(value: string | boolean | undefined, verb: string):
     throw new UsageError(
       `${verb}: --timeout wants a number of seconds, not '${value}'`,
       `for example: boxctl ${verb} NAME --timeout 180`,
+    );
+  }
+  // Node's timers take at most 2^31-1 ms (24.8 days); beyond, a timer fires at
+  // once, so --timeout 1e9 killed a --check as soon as it started.
+  if (s > MAX_TIMEOUT_S) {
+    throw new UsageError(
+      `${verb}: --timeout wants at most ${MAX_TIMEOUT_S} seconds (a day), not '${value}'`,
+      `for example: boxctl ${verb} NAME --timeout 3600`,
     );
   }
   return s * 1000;

@@ -107,9 +107,10 @@ describe("--timeout", () => {
     assert.equal(parseTimeout(undefined, "cutover-instance"), 90_000);
     assert.equal(parseTimeout("20", "cutover-instance"), 20_000);
     assert.equal(parseTimeout("1.5", "cutover-instance"), 1500);
+    assert.equal(parseTimeout("86400", "cutover-instance"), 86_400_000, "a day at most");
   });
   it("is a usage error for anything else", () => {
-    for (const bad of ["0", "-3", "abc", ""]) {
+    for (const bad of ["0", "-3", "abc", "", "1e9", "86401"]) {
       assert.throws(
         () => parseTimeout(bad, "cutover-instance"),
         (e: unknown) => e instanceof BoxError && e.exitCode === 2,
