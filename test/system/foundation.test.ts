@@ -37,13 +37,23 @@ for (const suite of STABLE_SUITES) {
     it("has --help for every verb, and usage errors exit 2", async () => {
       const verbs = (await host.sh(["boxctl", "--help"])).match(/^ {2}([a-z][a-z-]+)(?= )/gm) ?? [];
       assert.ok(verbs.length >= 20, `only ${verbs.length} verbs in --help`);
-      for (const v of verbs.map((x) => x.trim())) {
-        const a = await host.boxctl([v, "--help"]);
-        const b = await host.boxctl(["help", v]);
-        assert.equal(a.code, 0, `${v} --help: ${a.stderr}`);
-        assert.match(a.stdout, new RegExp(`^Usage: boxctl ${v}\\b`));
-        assert.equal(b.stdout, a.stdout);
-      }
+      // One shell in the host runs them all: the first line of each verb's
+      // --help, and its exit status (`help VERB` runs the same code for every
+      // verb: the unit tests compare the two for each, this host for one).
+      const names = verbs.map((x) => x.trim());
+      const out = await host.sh([
+        "sh",
+        "-c",
+        'for v in "$@"; do boxctl "$v" --help > /tmp/h || echo "$v exited $?"; head -n 1 /tmp/h; done',
+        "sh",
+        ...names,
+      ]);
+      const lines = out.trimEnd().split("\n");
+      assert.equal(lines.length, names.length, out);
+      for (const [i, v] of names.entries())
+        assert.match(lines[i] ?? "", new RegExp(`^Usage: boxctl ${v} `));
+      const a = await host.boxctl(["cutover-instance", "--help"]);
+      assert.equal((await host.boxctl(["help", "cutover-instance"])).stdout, a.stdout);
       const typo = await host.boxctl(["cutover-instanse", "a", "b"]);
       assert.equal(typo.code, 2);
       assert.match(

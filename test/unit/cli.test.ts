@@ -13,6 +13,7 @@ import { renderTable } from "../../src/cli/output.ts";
 import { parseTimeout, parseVerbArgs } from "../../src/cli/parse.ts";
 import { closest, distance } from "../../src/cli/suggest.ts";
 import { findVerb, VERBS } from "../../src/cli/table.ts";
+import { capture } from "../lib/capture.ts";
 
 const root = new URL("../../", import.meta.url);
 
@@ -192,6 +193,19 @@ describe("bash completion", () => {
   });
   it("refuses other shells with a usage error", () => {
     assert.throws(() => completionScript("fish", VERBS), UsageError);
+  });
+});
+
+describe("help VERB", () => {
+  it("prints what VERB --help prints, for every verb", async () => {
+    const help = findVerb("help");
+    for (const v of VERBS) {
+      const text = await capture("stdout", () =>
+        help.run?.({ verb: help, args: [v.name], opts: {}, r: undefined as never }),
+      );
+      assert.equal(text, verbHelp(v), v.name);
+      assert.match(text, new RegExp(`^Usage: boxctl ${v.name} `));
+    }
   });
 });
 
