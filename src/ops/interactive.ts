@@ -9,17 +9,37 @@ import { isRunning, requireRunning, startMount } from "../host/systemd.ts";
 import { requireInstance, requireMachine } from "../store/machine.ts";
 import { guarded } from "./guard.ts";
 
-export async function login(r: Runner, name: string): Promise<number> {
+export async function login(
+  r: Runner,
+  name: string,
+  stdinIsTTY = Boolean(process.stdin.isTTY),
+): Promise<number> {
   requireMachine(name);
+  // Without a terminal machinectl login waits at the login prompt for good,
+  // even once its input has ended (a script, a cron job, Ansible).
+  if (!stdinIsTTY)
+    throw new BoxError(
+      `login needs a terminal, and boxctl's standard input is not one`,
+      `to run commands without one: boxctl shell ${name} CMD..., or boxctl shell ${name} < script.sh`,
+    );
   await requireRunning(r, name);
   return (await loginToMachine(r, name)).code;
 }
 
 /** A command in the running container, or a root shell; its exit status. */
-export async function shell(r: Runner, name: string, cmd: string[]): Promise<number> {
+export async function shell(
+  r: Runner,
+  name: string,
+  cmd: string[],
+  stdinIsTTY = Boolean(process.stdin.isTTY),
+): Promise<number> {
   requireMachine(name);
   await r.whenReal(() => requireRunning(r, name));
-  return (await shellInMachine(r, name, cmd)).code;
+  // Without a terminal, machinectl shell ran nothing it was fed and exited 0;
+  // a shell that reads the script from standard input does what
+  // `ssh HOST < script` does, and passes back its exit status.
+  const argv = cmd.length === 0 && !stdinIsTTY ? ["/bin/sh"] : cmd;
+  return (await shellInMachine(r, name, argv)).code;
 }
 
 export async function configure(

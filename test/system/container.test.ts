@@ -144,13 +144,22 @@ for (const suite of SUITES) {
       assert.match(refused.stderr, new RegExp(`boxctl poweroff ${M}`));
     });
 
-    it("shell passes back the command's exit status and stdin", async () => {
+    it("shell passes back the command's exit status and stdin, and runs a script piped in", async () => {
       assert.equal((await box(["shell", M, "sh", "-c", "exit 7"])).code, 7);
       const echo = await host.exec(["boxctl", "shell", M, "cat"], { input: "piped-in\n" });
       assert.equal(echo.stdout, "piped-in\n");
+      // No CMD, no terminal: the script on stdin runs, and its status is boxctl's.
+      const script = await host.exec(["boxctl", "shell", M], {
+        input: "echo from-script\nexit 5\n",
+      });
+      assert.deepEqual([script.code, script.stdout], [5, "from-script\n"]);
     });
 
-    it("login opens a TTY session in the container", async () => {
+    it("login opens a TTY session in the container, and refuses without a terminal", async () => {
+      // Without a terminal it refuses at once, where machinectl login waited for good.
+      const piped = await host.exec(["boxctl", "login", M], { input: "", timeoutMs: 20_000 });
+      assert.equal(piped.code, 1);
+      assert.match(piped.stderr, /login needs a terminal/);
       const r = await host.exec(["bash", "-c", LOGIN_SCRIPT, "login", M], { timeoutMs: 60_000 });
       assert.equal(r.code, 0, r.stdout + r.stderr);
       assert.match(r.stdout, /login: root/);

@@ -105,7 +105,9 @@ listed as usual, and the exit status is 1.`,
     group: "container",
     args: [machine],
     summary: "Open a TTY login session in the container.",
-    details: `Runs machinectl login NAME. Press ^] three times within a second to leave.`,
+    details: `Runs machinectl login NAME. Press ^] three times within a second to leave.
+It needs a terminal; without one, boxctl shell NAME CMD... or boxctl shell NAME < script
+runs commands instead.`,
     mutates: false,
     run: async (ctx) => login(ctx.r, nameOf(ctx)),
   },
@@ -116,7 +118,9 @@ listed as usual, and the exit status is 1.`,
     summary: "Run a command in the container and return its exit status.",
     details: `With CMD, runs it in the running container (systemd-run -M NAME --wait --pipe) with
 boxctl's standard input and output, and exits with CMD's own exit status. Without CMD,
-opens a root shell (machinectl shell NAME). Options after CMD belong to CMD.`,
+opens a root shell (machinectl shell NAME) on a terminal; without a terminal, runs
+/bin/sh that way, so that boxctl shell NAME < script.sh runs the script and exits with
+its status. Options after CMD belong to CMD.`,
     mutates: true,
     run: async (ctx) => shell(ctx.r, nameOf(ctx), ctx.args.slice(1)),
   },
