@@ -1,5 +1,6 @@
 # -*- coding: utf-8 -*-
-"""What the module tests share: the collection on the import path as
+"""What the module tests share: load_utils, a module_utils file without
+Ansible; the collection on the import path as
 ansible_collections.boxctl.boxctl, and ModuleCase, which runs a module in a
 subprocess as Ansible runs it (JSON args on stdin) against fake_boxctl.py, a
 small state machine in a JSON file.
@@ -7,6 +8,7 @@ small state machine in a JSON file.
 
 from __future__ import absolute_import, division, print_function
 
+import importlib.util
 import json
 import os
 import shutil
@@ -18,6 +20,15 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 COLLECTION = os.path.abspath(os.path.join(HERE, "..", ".."))
+
+
+def load_utils(name):
+    """A module_utils file of the collection, loaded without Ansible (its decision logic is plain python)."""
+    path = os.path.join(COLLECTION, "plugins", "module_utils", name + ".py")
+    spec = importlib.util.spec_from_file_location(name + "_utils", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def ansible_available():

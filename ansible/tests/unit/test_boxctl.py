@@ -8,26 +8,13 @@ are run end to end in test_modules.py.
 
 from __future__ import absolute_import, division, print_function
 
-import importlib.util
 import json
-import os
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-COLLECTION = os.path.abspath(os.path.join(HERE, "..", ".."))
-
-
-def load_utils(name):
-    path = os.path.join(COLLECTION, "plugins", "module_utils", name + ".py")
-    spec = importlib.util.spec_from_file_location(name + "_utils", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
+from module_case import load_utils
 
 U = load_utils("boxctl")
 P = load_utils("boxctl_plan")
-I = load_utils("boxctl_image_plan")
 
 
 def view(image="foo-0.1", gen=1, fb=None, fb_gen=None, running=True, enabled=False,
@@ -113,31 +100,6 @@ class TestBoxctlRunner(unittest.TestCase):
         bx = U.Boxctl(lambda argv: (0, json.dumps(listing), ""))
         self.assertIsNone(bx.machine_status("other"))
         self.assertIsNone(bx.machine_status("system1"))
-
-
-class TestPlanImage(unittest.TestCase):
-    IMG = {"name": "foo-0.2", "sha256": "a" * 64, "usedBy": []}
-
-    def test_stage_when_missing(self):
-        self.assertEqual(I.plan_image(None, "present", "foo-0.2"), ("stage", None))
-
-    def test_nothing_when_staged_with_same_sha(self):
-        self.assertEqual(I.plan_image(self.IMG, "present", "foo-0.2", sha256="A" * 64), (None, None))
-        self.assertEqual(I.plan_image(self.IMG, "present", "foo-0.2", source_sha256="a" * 64), (None, None))
-        self.assertEqual(I.plan_image(self.IMG, "present", "foo-0.2"), (None, None))
-
-    def test_refuses_other_content_under_the_same_name(self):
-        action, err = I.plan_image(self.IMG, "present", "foo-0.2", sha256="b" * 64)
-        self.assertIsNone(action)
-        self.assertIn("already staged with sha256", err)
-
-    def test_absent(self):
-        self.assertEqual(I.plan_image(None, "absent", "foo-0.2"), (None, None))
-        self.assertEqual(I.plan_image(self.IMG, "absent", "foo-0.2"), ("delete", None))
-        used = dict(self.IMG, usedBy=[{"machine": "system1", "gen": 2, "role": "current"}])
-        action, err = I.plan_image(used, "absent", "foo-0.2")
-        self.assertIsNone(action)
-        self.assertIn("system1 gen 2 (current)", err)
 
 
 class TestPlanMachine(unittest.TestCase):
