@@ -53,15 +53,27 @@ export interface UnitInfo {
   invocation: string | null;
 }
 
-/** Parses `systemctl show --timestamp=unix` output: blocks separated by blank lines, keyed by Id. */
-export function parseShow(text: string): Map<string, UnitInfo> {
-  const out = new Map<string, UnitInfo>();
+/**
+ * `systemctl show` output as one property map per unit, in the order the
+ * units were asked about: blocks separated by blank lines, KEY=VALUE lines.
+ */
+export function showBlocks(text: string): Record<string, string>[] {
+  const out: Record<string, string>[] = [];
   for (const block of text.split(/\n\s*\n/)) {
     const p: Record<string, string> = {};
     for (const line of block.split("\n")) {
       const i = line.indexOf("=");
       if (i > 0) p[line.slice(0, i)] = line.slice(i + 1);
     }
+    if (Object.keys(p).length) out.push(p);
+  }
+  return out;
+}
+
+/** Parses `systemctl show --timestamp=unix` output, keyed by Id. */
+export function parseShow(text: string): Map<string, UnitInfo> {
+  const out = new Map<string, UnitInfo>();
+  for (const p of showBlocks(text)) {
     if (!p.Id) continue;
     const ts = /^@(\d+)/.exec(p.ActiveEnterTimestamp ?? "");
     out.set(p.Id, {
@@ -229,23 +241,27 @@ export async function machinedKnows(
   r: Runner,
   name: string,
 ): Promise<{ unit: string | null; image: string | null }> {
-  const value = async (argv: string[]) => {
-    const res = await r.run(argv, { check: false });
-    return res.code === 0 && res.stdout.trim() ? res.stdout.trim() : null;
-  };
   return {
-    unit: await value(["machinectl", "show", name, "-p", "Unit", "--value"]),
-    image: await value(["machinectl", "show-image", name, "-p", "Path", "--value"]),
+    unit: await machinedProperty(r, "show", name, "Unit"),
+    image: await machinedProperty(r, "show-image", name, "Path"),
   };
+}
+
+/** One property of a machine (show) or an image (show-image) that machined knows; null if it knows none. */
+async function machinedProperty(
+  r: Runner,
+  verb: "show" | "show-image",
+  name: string,
+  property: string,
+): Promise<string | null> {
+  const res = await r.run(["machinectl", verb, name, "-p", property, "--value"], { check: false });
+  return res.code === 0 && res.stdout.trim() ? res.stdout.trim() : null;
 }
 
 /** The pid of the container's init, as machined knows it; null if it does not run. */
 export async function machineLeader(r: Runner, name: string): Promise<number | null> {
-  const res = await r.run(["machinectl", "show", name, "-p", "Leader", "--value"], {
-    check: false,
-  });
-  const pid = Number.parseInt(res.stdout, 10);
-  return res.code === 0 && pid > 0 ? pid : null;
+  const pid = Number.parseInt((await machinedProperty(r, "show", name, "Leader")) ?? "", 10);
+  return pid > 0 ? pid : null;
 }
 
 /** Queues a unit's start and returns at once (for a unit that the boot's own jobs wait on). */

@@ -5,6 +5,7 @@ import { BoxError, printable, UsageError } from "../base/errors.ts";
 import { unitStatesInMachine } from "../host/in-machine.ts";
 import type { LockOptions } from "../host/lock.ts";
 import type { Runner } from "../host/runner.ts";
+import { showBlocks } from "../host/systemd.ts";
 import { loadMachine, requireMachine, saveMachine } from "../store/machine.ts";
 import { guarded } from "./guard.ts";
 
@@ -48,7 +49,7 @@ export interface AppStatusDoc {
  * unit that is not active and not loaded says why (not-found, masked,
  * bad-setting, error) instead of "inactive".
  */
-export function unitState(p: Record<string, string>): string {
+function unitState(p: Record<string, string>): string {
   const active = p.ActiveState ?? "unknown";
   const load = p.LoadState ?? "unknown";
   return active === "active" || load === "loaded" ? active : load;
@@ -60,10 +61,7 @@ export function unitState(p: Record<string, string>): string {
  * alias shows as the unit it names).
  */
 export function buildAppStatus(name: string, units: string[], stdout: string): AppStatusDoc {
-  const blocks = stdout
-    .split(/\n\s*\n/)
-    .filter((b) => b.trim() !== "")
-    .map((b) => Object.fromEntries(b.split("\n").map((l) => l.split(/=(.*)/s, 2))));
+  const blocks = showBlocks(stdout);
   const reachable = blocks.length === units.length;
   const services = units.map((u, i) => {
     const state = reachable ? unitState(blocks[i] ?? {}) : "unknown";
