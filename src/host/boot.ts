@@ -3,15 +3,9 @@ import { BoxError } from "../base/errors.ts";
 import { runInMachine } from "./in-machine.ts";
 import { INOTIFY_COUNT_BELOW, inotifyHint, inotifyWarning } from "./limits.ts";
 import type { Runner } from "./runner.ts";
-import {
-  isRunning,
-  isUpOrQueued,
-  isUpState,
-  nspawnUnit,
-  startMachine,
-  unitInfo,
-} from "./systemd.ts";
+import { isRunning, nspawnUnit, startMachine } from "./systemd.ts";
 import { withJournal } from "./unit-log.ts";
+import { isUpOrQueued, isUpState, unitInfo } from "./unit-state.ts";
 import { watchUnit } from "./unit-watch.ts";
 
 /** How long cutover, fallback, start and recovery wait for a boot unless told (--timeout). */

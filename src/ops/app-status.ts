@@ -5,7 +5,7 @@ import { BoxError, printable, UsageError } from "../base/errors.ts";
 import { unitStatesInMachine } from "../host/in-machine.ts";
 import type { LockOptions } from "../host/lock.ts";
 import type { Runner } from "../host/runner.ts";
-import { showBlocks } from "../host/systemd.ts";
+import { showBlocks } from "../host/unit-state.ts";
 import { loadMachine, requireMachine, saveMachine } from "../store/machine.ts";
 import { guarded } from "./guard.ts";
 

@@ -3,14 +3,9 @@
 import { paths } from "../base/paths.ts";
 import { type MountEntry, mountAt, overlayOption } from "../host/mounts.ts";
 import type { Runner } from "../host/runner.ts";
-import {
-  isEnabledState,
-  mountUnitName,
-  nspawnUnit,
-  type UnitInfo,
-  unitInfo,
-} from "../host/systemd.ts";
+import { isEnabledState, mountUnitName, nspawnUnit } from "../host/systemd.ts";
 import { unitLines } from "../host/unit-log.ts";
+import { type UnitInfo, unitInfo } from "../host/unit-state.ts";
 import { machineState } from "../host/units.ts";
 import { UID_RANGE } from "../overlay/views.ts";
 import { changesSize } from "../store/instances.ts";

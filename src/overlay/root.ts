@@ -12,12 +12,12 @@ import type { Runner } from "../host/runner.ts";
 import {
   mountUnitName,
   resetFailed,
-  showUnits,
   startMount,
   stopMachine,
   stopMountUnit,
   umount,
 } from "../host/systemd.ts";
+import { showUnits } from "../host/unit-state.ts";
 import { removeInstanceDirs } from "../store/instances.ts";
 import type { Instance } from "../store/machine.ts";
 import { viewUnitName } from "./views.ts";

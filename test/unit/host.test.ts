@@ -21,7 +21,8 @@ import {
 import { configureArgv } from "../../src/host/in-machine.ts";
 import { mountAt, overlayOption } from "../../src/host/mounts.ts";
 import { commandEnv, failure, SystemRunner, showCommand } from "../../src/host/runner.ts";
-import { escapePath, mountUnitName, parseShow } from "../../src/host/systemd.ts";
+import { escapePath, mountUnitName } from "../../src/host/systemd.ts";
+import { parseShow } from "../../src/host/unit-state.ts";
 import { machineState, parseMachinectlList } from "../../src/host/units.ts";
 import { emptyMachine, MachineSchema } from "../../src/store/machine.ts";
 import { capture } from "../lib/capture.ts";

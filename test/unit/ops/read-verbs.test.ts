@@ -8,7 +8,7 @@ import { describe, it } from "node:test";
 import { BoxError } from "../../../src/base/errors.ts";
 import { renderList, renderStatus } from "../../../src/cli/render/container.ts";
 import { parseOpaque, unescapeGetfattr } from "../../../src/host/opaque.ts";
-import { parseShow } from "../../../src/host/systemd.ts";
+import { parseShow } from "../../../src/host/unit-state.ts";
 import { parseListUnits, parseMachinectlList, wantedUnits } from "../../../src/host/units.ts";
 import { buildAppStatus } from "../../../src/ops/app-status.ts";
 import { diffTrees } from "../../../src/ops/diff.ts";
