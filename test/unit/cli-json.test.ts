@@ -1,51 +1,16 @@
 // --json of the mutating verbs a script calls: one document on stdout, for
 // a success and for a failure, run against the fake host (docs/json.md).
 import assert from "node:assert/strict";
-import { readlinkSync, writeFileSync } from "node:fs";
 import { beforeEach, describe, it } from "node:test";
-import { BoxError } from "../../src/base/errors.ts";
 import { paths } from "../../src/base/paths.ts";
-import { failedJson } from "../../src/cli/output.ts";
-import { parseVerbArgs } from "../../src/cli/parse.ts";
-import { findVerb, VERBS } from "../../src/cli/table.ts";
+import { VERBS } from "../../src/cli/table.ts";
 import { switchPlan } from "../../src/ops/switch-plan.ts";
 import { newIntent } from "../../src/plan/intent.ts";
 import { capture } from "../lib/capture.ts";
 import { FakeHost } from "../lib/fake-host.ts";
 import { tempRoot } from "../lib/fake-store.ts";
 import { interruptAfter, machineState, newInstance } from "../lib/interrupt.ts";
-
-/** Runs a verb as main.ts would, and returns what it printed on stdout. */
-const captured = (fn: () => Promise<unknown>) => capture("stdout", fn);
-
-async function run(h: FakeHost, argv: string[]): Promise<Record<string, unknown>> {
-  const verb = findVerb(argv[0] as string);
-  const { args, opts } = parseVerbArgs(verb, [...argv.slice(1), "--json"]);
-  const text = await captured(async () => {
-    try {
-      await verb.run?.({ verb, args, opts, r: h });
-    } catch (e) {
-      if (!(e instanceof BoxError)) throw e;
-      failedJson({ verb }, e);
-    }
-  });
-  return JSON.parse(text);
-}
-
-/**
- * Another command holds machine's lock: `flock -n` on its lock file fails at
- * once; `flock` without -n (--wait) waits, here until the holder is gone, and
- * so succeeds. The holder's "PID VERB" is what the test writes to the file.
- */
-function heldElsewhere(h: FakeHost, machine: string): void {
-  const flock = h.run.bind(h);
-  h.run = (argv, o) =>
-    argv[0] === "flock" &&
-    argv.includes("-n") &&
-    readlinkSync(`/proc/self/fd/${o?.fds?.[0]}`) === paths.lock(machine)
-      ? Promise.resolve({ code: 1, stdout: "", stderr: "" })
-      : flock(argv, o);
-}
+import { run } from "../lib/json-run.ts";
 
 describe("--json of the mutating verbs", () => {
   let h: FakeHost;
@@ -270,80 +235,5 @@ describe("--json of the mutating verbs", () => {
     const doc = await run(h, ["delete-instance", "web", "foo-0.1"]);
     assert.equal(doc.changed, false);
     assert.match((doc.error as { message: string }).message, /never deletes the current instance/);
-  });
-
-  it("prune --dry-run lists exactly what prune --yes removes", async () => {
-    await run(h, ["cutover-instance", "web", "foo-0.1"]);
-    await run(h, ["cutover-instance", "web", "foo-0.2"]);
-    await run(h, ["cutover-instance", "web", "foo-0.1"]);
-    const verb = findVerb("prune");
-    const dry = await captured(async () => {
-      const { args, opts } = parseVerbArgs(verb, ["--keep", "0"]);
-      await verb.run?.({ verb, args, opts, r: new FakeHost({ dryRun: true }) });
-    });
-    assert.equal(dry, "would remove:\n  instance web gen 1 (foo-0.1)\n  image broken\n");
-    const real = await run(h, ["prune", "--keep", "0", "--yes"]);
-    assert.deepEqual(real.removed, {
-      instances: [{ machine: "web", gen: 1, image: "foo-0.1" }],
-      images: ["broken"],
-    });
-    assert.equal(real.changed, true);
-  });
-
-  it("every verb that takes a machine's lock queues with --wait, the way its busy error names", async () => {
-    const locking = VERBS.filter(
-      (v) => v.mutates && v.args[0]?.name === "NAME" && v.name !== "shell",
-    );
-    for (const verb of locking)
-      assert.ok("wait" in (verb.options ?? {}), `${verb.name} has no --wait`);
-    await run(h, ["cutover-instance", "web", "foo-0.1"]);
-    heldElsewhere(h, "web");
-    // The verbs that had no --wait before, though their busy error named it.
-    for (const name of [
-      "disable",
-      "enable",
-      "poweroff",
-      "restart",
-      "set-services",
-      "start",
-      "terminate",
-    ]) {
-      writeFileSync(paths.lock("web"), "4242 cutover-instance\n");
-      const busy = (await run(h, [name, "web"])).error as { message: string; hint: string };
-      assert.equal(busy.message, "web is busy: cutover-instance by pid 4242", name);
-      assert.match(busy.hint, /add --wait to queue behind it/, name);
-      const queued = await run(h, [name, "web", "--wait"]);
-      assert.equal(queued.error, null, `${name} --wait: ${JSON.stringify(queued.error)}`);
-    }
-  });
-
-  it("prune removes the rest when another command holds a machine, and fails naming it, with --wait as the way", async () => {
-    for (const [m, img] of [
-      ["web", "foo-0.1"],
-      ["web", "foo-0.2"],
-      ["web", "foo-0.1"],
-      ["api", "foo-0.1"],
-      ["api", "foo-0.2"],
-      ["api", "foo-0.1"],
-    ] as const)
-      await run(h, ["cutover-instance", m, img]);
-    // web's lock is held by a cutover.
-    writeFileSync(paths.lock("web"), "4242 cutover-instance\n");
-    heldElsewhere(h, "web");
-    const doc = await run(h, ["prune", "--keep", "0", "--yes"]);
-    assert.equal(doc.changed, true);
-    assert.deepEqual(doc.removed, {
-      instances: [{ machine: "api", gen: 1, image: "foo-0.1" }],
-      images: ["broken"],
-    });
-    assert.deepEqual(doc.failed, [
-      { what: "web gen 1 (foo-0.1)", message: "web is busy: cutover-instance by pid 4242" },
-    ]);
-    const error = doc.error as { message: string; hint: string };
-    assert.equal(
-      error.message,
-      "prune left 1 of 3 alone: web gen 1 (foo-0.1): web is busy: cutover-instance by pid 4242",
-    );
-    assert.match(error.hint, /add --wait to queue behind it/);
   });
 });
