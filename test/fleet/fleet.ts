@@ -89,7 +89,7 @@ export async function bootFleet(n: number): Promise<FleetHost[]> {
     for (let i = 1; i <= n; i++) {
       // Each host is booted from a cgroup of its own (host.ts): hosts that
       // share one would remove each other's systemd-nspawn@system1 cgroups.
-      const host = await TestHost.boot(SUITE);
+      const host = await TestHost.boot(SUITE, { store: "tmpfs" });
       fleet.push({ name: `h${i}`, host, pid: leaderPid(host) });
     }
     await Promise.all(

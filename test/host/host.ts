@@ -14,6 +14,7 @@ import {
   hostProcesses,
   mountRoot,
   removeHost,
+  type StoreKind,
   sweepStaleHosts,
   unmountRoot,
 } from "./roots.ts";
@@ -66,8 +67,12 @@ export class TestHost {
     this.dir = join(HOSTS, this.name);
   }
 
-  /** Mounts a fresh root over the cached one and boots it; resolves once systemd is up. */
-  static async boot(suite: Suite): Promise<TestHost> {
+  /**
+   * Mounts a fresh root over the cached one and boots it; resolves once
+   * systemd is up. The store is on tmpfs if asked (roots.ts says why), except
+   * with BOXCTL_KEEP_HOSTS, which keeps it on disk for a post-mortem.
+   */
+  static async boot(suite: Suite, o: { store?: StoreKind } = {}): Promise<TestHost> {
     if (!process.env.BOXCTL_KEEP_HOSTS) {
       for (const name of await sweepStaleHosts())
         process.stderr.write(`removed ${name}, left behind by an interrupted run\n`);
@@ -76,7 +81,8 @@ export class TestHost {
     const deb = debFile();
     checkDeb(deb);
     try {
-      mountRoot(host.name, `${cachePath(`host-${suite}`)}/root`);
+      const store = process.env.BOXCTL_KEEP_HOSTS ? "disk" : (o.store ?? "disk");
+      mountRoot(host.name, `${cachePath(`host-${suite}`)}/root`, store);
       mkdirSync(join(host.dir, "opt/boxctl"), { recursive: true });
       mkdirSync(join(host.dir, "srv/images"), { recursive: true });
       await host.start();

@@ -4,8 +4,13 @@
 // cost 3.6 s of kernel time per host (275 MB), for ten hosts per npm test.
 // overlayfs cannot take an upper dir that lives on overlayfs, and boxctl
 // makes its instances' upper dirs in its store, so the store, and
-// /var/lib/machines beside it, are plain directories bound over the overlay,
-// on the same disk as on a real host.
+// /var/lib/machines beside it, are plain file systems over the overlay:
+// directories bound from the disk, as on a real host ("disk"), or a tmpfs
+// each ("tmpfs"). On this kind of VM's disk, staging the 160 MB guest cost
+// 5.7 s of CPU (4.3 s of it the kernel's) against 1.7 s on tmpfs, and
+// removing a host's store seconds more; the groups that do not test the disk
+// itself take tmpfs. Both live in this machine's mount namespace, so they
+// outlive the host's reboots and power cuts.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -19,8 +24,10 @@ function run(argv: string[]): void {
   if (r.status !== 0) throw new Error(`${argv.join(" ")}: ${r.stderr.trim() || r.error}`);
 }
 
+export type StoreKind = "disk" | "tmpfs";
+
 /** Mounts host NAME's root at HOSTS/NAME; its own files go to HOSTS/NAME.d. */
-export function mountRoot(name: string, lower: string): void {
+export function mountRoot(name: string, lower: string, store: StoreKind = "disk"): void {
   const root = join(HOSTS, name);
   const own = `${root}.d`;
   for (const d of [root, `${own}/upper`, `${own}/work`, ...PLAIN.map((p) => join(own, p))])
@@ -36,7 +43,9 @@ export function mountRoot(name: string, lower: string): void {
   ]);
   for (const p of PLAIN) {
     mkdirSync(join(root, p), { recursive: true });
-    run(["mount", "--bind", join(own, p), join(root, p)]);
+    if (store === "tmpfs")
+      run(["mount", "-t", "tmpfs", "-o", "size=6g,mode=0755", "tmpfs", join(root, p)]);
+    else run(["mount", "--bind", join(own, p), join(root, p)]);
   }
 }
 

@@ -44,7 +44,7 @@ for (const suite of STABLE_SUITES) {
   describe(`carry on ${suite}`, () => {
     let host: TestHost;
     before(async () => {
-      host = await TestHost.boot(suite);
+      host = await TestHost.boot(suite, { store: "tmpfs" });
       await makeImages(host);
     });
     after(() => host?.destroy());

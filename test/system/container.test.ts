@@ -33,7 +33,7 @@ for (const suite of SUITES) {
     const inM = async (argv: string[]) => (await host.inMachine(M, argv)).stdout.trim();
 
     before(async () => {
-      host = await TestHost.boot(suite);
+      host = await TestHost.boot(suite, { store: "tmpfs" });
       await host.sh(["boxctl", "stage-image", "--quiet", "/srv/images/foo-0.1.tar"]);
       await host.sh(["boxctl", "cutover-instance", M, "foo-0.1"], { timeoutMs: 120_000 });
     });

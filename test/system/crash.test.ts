@@ -28,7 +28,7 @@ for (const suite of STABLE_SUITES) {
   describe(`crash safety on ${suite}`, () => {
     let host: TestHost;
     before(async () => {
-      host = await TestHost.boot(suite);
+      host = await TestHost.boot(suite, { store: "tmpfs" });
       await twoInstancesWithData(host);
       ok(await host.boxctl(["fallback-instance", "system1"]));
     });

@@ -22,7 +22,7 @@ for (const suite of SUITES) {
       },
     };
     before(async () => {
-      host = await TestHost.boot(suite);
+      host = await TestHost.boot(suite, { store: "tmpfs" });
       await stage(host, "foo-0.1");
       await stage(host, "foo-0.2");
     });

@@ -34,7 +34,7 @@ for (const suite of STABLE_SUITES) {
   describe(`power cuts on ${suite}`, () => {
     let host: TestHost;
     before(async () => {
-      host = await TestHost.boot(suite);
+      host = await TestHost.boot(suite, { store: "tmpfs" });
       await twoInstancesWithData(host);
       ok(await host.boxctl(["enable", "system1"]));
     });

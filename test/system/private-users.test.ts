@@ -21,7 +21,7 @@ for (const suite of STABLE_SUITES) {
       Number((await host.sh(["du", "-s", "-k", path])).split(/\s/)[0]);
 
     before(async () => {
-      host = await TestHost.boot(suite);
+      host = await TestHost.boot(suite, { store: "tmpfs" });
       await stage(host, "foo-0.1");
       await stage(host, "foo-0.2");
       // A root-owned host file, bound read-write into p1 (without idmap).
