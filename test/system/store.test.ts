@@ -61,10 +61,9 @@ for (const suite of STABLE_SUITES) {
 
     before(async () => {
       host = await TestHost.boot(suite);
-      // The test host's own root is overlayfs, where each link() and
-      // rename() costs about 0.6 ms, a hundred times ext4's: the store
-      // goes on tmpfs, a plain file system, so that staging the five
-      // versions below (some 25,000 links) is not an overlay benchmark.
+      // A tmpfs of 3 GB of its own: staging the five versions below (some
+      // 25,000 links) costs little there, and the full-store test fills it
+      // with fallocate, which a bigger one would make slow.
       await host.sh(["mkdir", "-p", STORE]);
       await host.sh(["mount", "-t", "tmpfs", "-o", "size=3g,mode=0755", "tmpfs", STORE]);
       await stage(host, "foo-0.1");
