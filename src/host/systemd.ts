@@ -82,16 +82,24 @@ export async function startMachine(
   root: string,
   verb: "start" | "restart" = "start",
 ): Promise<void> {
-  const since = Date.now();
+  const unit = nspawnUnit(name);
   try {
-    await r.run(["systemctl", verb, nspawnUnit(name)], { mutates: true });
+    await r.run(["systemctl", verb, unit], { mutates: true });
   } catch {
     await r.sleep(1000);
-    await resetFailed(r, nspawnUnit(name), mountUnitName(root));
+    await resetFailed(r, unit, mountUnitName(root));
+    const since = Date.now();
     try {
-      await r.run(["systemctl", "start", nspawnUnit(name)], { mutates: true });
+      await r.run(["systemctl", "start", unit], { mutates: true });
     } catch (e) {
-      throw await withJournal(r, e, { units: [nspawnUnit(name)], sinceMs: since });
+      // The retry's own lines: a cause that is no race (a Bind= source
+      // missing, say) failed both runs, and quoting both said it twice.
+      const { invocation } = await unitInfo(r, unit);
+      throw await withJournal(
+        r,
+        e,
+        invocation ? { invocation, unit } : { units: [unit], sinceMs: since },
+      );
     }
   }
 }

@@ -122,10 +122,17 @@ async function switchTo(
         `going back to ${describe(old)} failed: ${e2 instanceof Error ? e2.message : String(e2)}`,
         3,
       );
-      // intent.json stays, so the next boxctl command on NAME tries again.
+      // Either intent.json stays, so the next boxctl command on NAME tries
+      // again, or the way back got as far as the boot: the old instance is
+      // mounted and current again, and only starting it is left (a cause
+      // outside either instance, such as a Bind= source gone, fails both).
+      const settled = old !== undefined && readIntent(name) === null;
       throw new BoxError(
-        `${verb} ${name} failed (${why}), and going back to ${describe(old)} failed too: ${e2 instanceof BoxError ? e2.message : String(e2)}`,
-        `fix the cause, then run: boxctl recover ${name}`,
+        // The first failure's journal lines were printed just above.
+        `${verb} ${name} failed (${withoutQuote(why)}), and going back to ${describe(old)} failed too: ${e2 instanceof BoxError ? e2.message : String(e2)}`,
+        settled
+          ? `${name} is back on ${describe(old)} but did not start; fix the cause, then: boxctl start ${name}`
+          : `fix the cause, then run: boxctl recover ${name}`,
         EXIT.failed,
         where("failed", false),
       );

@@ -62,6 +62,8 @@ export class FakeSystemd {
   readonly failsToStop = new Set<string>();
   /** Mount units whose start fails, as one whose required view failed (its log: unitLog). */
   readonly failsToMount = new Set<string>();
+  /** Units whose start and restart fail, whatever is mounted (a Bind= source gone). */
+  readonly failsToStart = new Set<string>();
   /** What journalctl -u UNIT -o cat prints for a unit. */
   readonly unitLog = new Map<string, string[]>();
   /** Machines that machinectl enable has made start with the host. */
@@ -137,6 +139,12 @@ export class FakeSystemd {
             code: 1,
             stdout: "",
             stderr: `A dependency job for ${units[0]} failed. See 'journalctl -xe' for details.`,
+          };
+        if (units.some((u) => this.failsToStart.has(u)))
+          return {
+            code: 1,
+            stdout: "",
+            stderr: `Job for ${units[0]} failed because the control process exited with error code.`,
           };
         for (const u of units) this.start(u);
         return this.ok();

@@ -1,6 +1,7 @@
 // What goes wrong around the verbs, late in instances.test.ts's sequence:
 // two commands at once, an image deleted under a running cutover, a corrupt
-// machine.json and a root the host keeps busy. A module, not a *.test.ts
+// machine.json, a root the host keeps busy, and a start that fails on any
+// instance. A module, not a *.test.ts
 // file, so that it runs on instances.test.ts's test hosts rather than booting more.
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
@@ -156,6 +157,37 @@ export function hazards(ctx: HostCtx): void {
       } finally {
         await host.exec(["pkill", "-x", "-f", "sleep 577"]);
       }
+    });
+
+    it("a cause outside both instances fails the cutover and the way back: each said once, and start is what is left", async () => {
+      const before = await machineJson(host);
+      const settings = "/etc/systemd/nspawn/system1.nspawn";
+      await host.sh(["cp", settings, "/root/system1.nspawn.bak"]);
+      // A bind mount whose source is gone fails every start of system1, on any instance.
+      await host.sh(["sh", "-c", `printf '[Files]\\nBind=/gone-bx\\n' >> ${settings}`]);
+      try {
+        const r = await host.boxctl(["cutover-instance", "system1", "foo-0.2"]);
+        assert.equal(r.code, 1, r.stderr);
+        // The new instance's failed start, then the way back's: each run quoted once.
+        assert.equal(r.stderr.match(/Failed to stat \/gone-bx/g)?.length, 2, r.stderr);
+        assert.match(r.stderr, /and going back to instance \d+ \(foo-0\.1\) failed too/);
+        assert.match(
+          r.stderr,
+          /hint: system1 is back on instance \d+ \(foo-0\.1\) but did not start; fix the cause, then: boxctl start system1$/m,
+        );
+        assert.equal(await isActive(host), false);
+        assert.equal(
+          (await host.exec(["test", "-e", `${STORE}/machines/system1/intent.json`])).code,
+          1,
+          "nothing left for recover",
+        );
+      } finally {
+        await host.sh(["cp", "/root/system1.nspawn.bak", settings]);
+      }
+      ok(await host.boxctl(["start", "system1"]), "the hint's command");
+      assert.equal(await release(host), "0.1");
+      const m = await machineJson(host);
+      assert.deepEqual([m.current, m.fallback], [before.current, before.fallback]);
     });
 
     it("goes back on Ctrl-C mid-cutover and exits 130", async () => {
