@@ -93,13 +93,10 @@ export async function startMachine(
       await r.run(["systemctl", "start", unit], { mutates: true });
     } catch (e) {
       // The retry's own lines: a cause that is no race (a Bind= source
-      // missing, say) failed both runs, and quoting both said it twice.
-      const { invocation } = await unitInfo(r, unit);
-      throw await withJournal(
-        r,
-        e,
-        invocation ? { invocation, unit } : { units: [unit], sinceMs: since },
-      );
+      // missing, say) failed both runs, and quoting both said it twice. By
+      // time, not by the run's invocation: on systemd 257 and 262 nspawn's
+      // own line ("Failed to stat ...") was missing from that run's lines.
+      throw await withJournal(r, e, { units: [unit], sinceMs: since });
     }
   }
 }

@@ -26,6 +26,15 @@ describe("a cutover whose start and whose way back both fail", () => {
     await cutover(h, M, "foo-0.1", opts);
     h.failsToStart.add(nspawn);
     h.unitLog.set(nspawn, ["Failed to stat /nonexistent-dir: No such file or directory"]);
+    // The retry's second passes here; each try's start time (ms) is noted.
+    h.sleep = () => new Promise((res) => setTimeout(res, 20));
+    const tries: number[] = [];
+    const run = h.run.bind(h);
+    h.run = (argv, o) => {
+      if (argv[0] === "systemctl" && /^(re)?start$/.test(argv[1] ?? "") && argv[2] === nspawn)
+        tries.push(Date.now());
+      return run(argv, o);
+    };
     let error: unknown;
     const stderr = await capture("stderr", async () => {
       error = await cutover(h, M, "foo-0.2", opts).catch((e) => e);
@@ -46,9 +55,14 @@ describe("a cutover whose start and whose way back both fail", () => {
     assert.equal(recordOf(M).current, 1);
     assert.equal(h.mounts.get(paths.machineRoot(M)), paths.upper(M, 1));
     assert.equal(existsSync(paths.intent(M)), false);
-    // Each quote is the retried run's own lines (its invocation), not every run since the first try.
-    const quotes = h.commands.filter((c) => c.startsWith("journalctl _SYSTEMD_INVOCATION_ID="));
+    // Each quote reaches back to the retried run only, not to the first try.
+    const quotes = h.commands.filter((c) => c.startsWith(`journalctl -u ${nspawn} --since=@`));
     assert.equal(quotes.length, 2, h.commands.join("\n"));
-    assert.ok(!h.commands.some((c) => c.includes("--since=@")));
+    assert.equal(tries.length, 4, "two tries each, the cutover's and the way back's");
+    for (const [k, q] of quotes.entries()) {
+      const since = Number(/--since=@([\d.]+)/.exec(q)?.[1]) * 1000;
+      const [first, retry] = [tries[2 * k] as number, tries[2 * k + 1] as number];
+      assert.ok(since > first && since <= retry, `${first} < ${since} <= ${retry}`);
+    }
   });
 });
