@@ -16,6 +16,7 @@ const Attention = v.nullable(
       "unit-differs",
       "unit-outdated",
       "root-emptied",
+      "image-missing",
     ]),
     message: v.string(),
     settle: v.nullable(v.string()),

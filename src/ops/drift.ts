@@ -4,7 +4,9 @@
 // power cut (intent.json), the root mounted from another instance than
 // the current one (a mount changed by hand, or a switch in flight), and
 // the mount unit in /etc, which the next boot mounts. And one thing can
-// be lost: the current instance's files, deleted through the mounted root.
+// be lost: the current instance's files, deleted through the mounted root,
+// or its image, deleted from the store by hand.
+import { existsSync } from "node:fs";
 import { paths } from "../base/paths.ts";
 import type { Runner } from "../host/runner.ts";
 import { mountedUpper, rootHoldsOs } from "../overlay/root.ts";
@@ -21,6 +23,8 @@ export interface Attention {
    * unit-outdated: the mount unit names the current instance but not as this boxctl writes it.
    * root-emptied: the current instance is mounted but holds no OS: its files were deleted
    * through the root (machinectl remove does that); recover cannot bring them back.
+   * image-missing: the current instance's image is gone from the store (deleted by hand);
+   * what runs keeps the files it holds open, but no start finds an OS.
    */
   reason:
     | "in-progress"
@@ -28,7 +32,8 @@ export interface Attention {
     | "mount-differs"
     | "unit-differs"
     | "unit-outdated"
-    | "root-emptied";
+    | "root-emptied"
+    | "image-missing";
   message: string;
   /** The command that settles it; null while another command is at work. */
   settle: string | null;
@@ -69,6 +74,17 @@ export function attention(r: Runner, m: MachineState): Attention | null {
       settle,
     };
   }
+  if (cur && !existsSync(paths.imageRoot(cur.image))) {
+    const fb = instanceOf(m, m.fallback);
+    return {
+      reason: "image-missing",
+      message: imageMissing(name, cur.gen, cur.image),
+      settle:
+        fb && existsSync(paths.imageRoot(fb.image))
+          ? `boxctl fallback-instance ${name}`
+          : `boxctl cutover-instance ${name} IMAGE`,
+    };
+  }
   if (cur && have !== null && !rootHoldsOs(name))
     return {
       reason: "root-emptied",
@@ -93,3 +109,7 @@ export function attention(r: Runner, m: MachineState): Attention | null {
     settle,
   };
 }
+
+/** What an instance whose image was deleted from the store is missing. */
+export const imageMissing = (name: string, gen: number, image: string) =>
+  `${name}'s instance ${gen} is on image ${image}, which is gone from the store (no ${paths.imageRoot(image)}): it cannot start again`;

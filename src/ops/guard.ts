@@ -94,7 +94,7 @@ async function settleDrift(r: Runner, name: string, timeoutMs: number): Promise<
   const m = requireMachine(name);
   const a = attention(r, m);
   // Lost files are not a drift: putting the current instance back would not bring them back.
-  if (!a || a.reason === "root-emptied") return null;
+  if (!a || a.reason === "root-emptied" || a.reason === "image-missing") return null;
   const cur = instanceOf(m, m.current);
   process.stderr.write(`boxctl: ${name}: ${a.message}; putting back ${describe(cur)}\n`);
   const wasRunning = await isRunning(r, name);

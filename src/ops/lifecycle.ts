@@ -1,6 +1,7 @@
 // start, poweroff, restart, terminate, enable, disable: the stock
 // systemd-nspawn@NAME.service does the work, so machinectl and systemctl
 // see exactly what boxctl did. boxctl adds the waiting a person means.
+import { existsSync } from "node:fs";
 import { BoxError } from "../base/errors.ts";
 import { paths } from "../base/paths.ts";
 import { waitBooted } from "../host/boot.ts";
@@ -18,7 +19,8 @@ import {
   stopMachine,
   terminateMachine,
 } from "../host/systemd.ts";
-import { requireInstance } from "../store/machine.ts";
+import { instanceOf, requireInstance } from "../store/machine.ts";
+import { imageMissing } from "./drift.ts";
 import { guarded } from "./guard.ts";
 
 export interface StartOptions {
@@ -51,9 +53,26 @@ async function bootUp(r: Runner, name: string, o: StartOptions, changed: boolean
   }
 }
 
+/**
+ * The current instance, whose image must still be in the store: a start
+ * without it would boot an empty tree ("Unit default.target not found"),
+ * and a restart would first stop what still runs on the files it holds.
+ * Staging it again is not enough for a start: the root stays mounted over
+ * the deleted tree; a cutover mounts a new instance on the new one.
+ */
+function requireImageOf(name: string): void {
+  const { machine, instance } = requireInstance(name);
+  if (existsSync(paths.imageRoot(instance.image))) return;
+  const fb = instanceOf(machine, machine.fallback);
+  throw new BoxError(
+    imageMissing(name, instance.gen, instance.image),
+    `${fb && existsSync(paths.imageRoot(fb.image)) ? `go back to the fallback instance (boxctl fallback-instance ${name}), or cut` : "cut"} over to an image in the store: boxctl cutover-instance ${name} IMAGE (to stay on ${instance.image}, stage it again first: boxctl stage-image FILE --name ${instance.image})`,
+  );
+}
+
 /** changed: the container was not running before (a start of a running one is a no-op). */
 export function start(r: Runner, name: string, o: StartOptions): Promise<Changed> {
-  requireInstance(name);
+  requireImageOf(name);
   return guarded(r, name, "start", o, async () => {
     const was = await isRunning(r, name);
     await bootUp(r, name, o, !was);
@@ -79,7 +98,7 @@ export function poweroff(
 }
 
 export function restart(r: Runner, name: string, o: StartOptions): Promise<Changed> {
-  requireInstance(name);
+  requireImageOf(name);
   return guarded(r, name, "restart", o, async () => {
     await stopMachine(r, name);
     await bootUp(r, name, o, true);

@@ -1,0 +1,63 @@
+// An image deleted from the store by hand (rm -rf) under a machine that
+// uses it: status names it, recover leaves it, and start and restart refuse
+// before they stop or start anything. Against the fake host.
+import assert from "node:assert/strict";
+import { rmSync } from "node:fs";
+import { beforeEach, describe, it } from "node:test";
+import { paths } from "../../../src/base/paths.ts";
+import { attention } from "../../../src/ops/drift.ts";
+import { recoverCommand } from "../../../src/ops/guard.ts";
+import { restart, start } from "../../../src/ops/lifecycle.ts";
+import { cutover } from "../../../src/ops/switch.ts";
+import { FakeHost } from "../../lib/fake-host.ts";
+import { tempRoot } from "../../lib/fake-store.ts";
+import { machineState } from "../../lib/interrupt.ts";
+
+const M = "web1";
+const opts = { timeoutMs: 20_000 };
+const gone = `${M}'s instance 2 is on image foo-0.2, which is gone from the store`;
+
+describe("an image deleted from the store under a machine", () => {
+  let h: FakeHost;
+  beforeEach(async () => {
+    tempRoot(["foo-0.1", "foo-0.2"]);
+    h = new FakeHost();
+    await cutover(h, M, "foo-0.1", opts);
+    await cutover(h, M, "foo-0.2", opts);
+    rmSync(paths.image("foo-0.2"), { recursive: true });
+    h.calls.length = 0;
+  });
+
+  it("status names it and the way out; recover leaves it", async () => {
+    const a = attention(h, machineState(M));
+    assert.equal(a?.reason, "image-missing");
+    assert.match(a?.message ?? "", new RegExp(`^${gone} \\(no ${paths.imageRoot("foo-0.2")}\\)`));
+    assert.equal(a?.settle, `boxctl fallback-instance ${M}`);
+    assert.equal((await recoverCommand(h, M, {})).settled, null);
+    // Without a fallback whose image is there, a cutover is the way (the root stays mounted
+    // over the deleted tree, so staging the image again does not make start work).
+    rmSync(paths.image("foo-0.1"), { recursive: true });
+    assert.equal(attention(h, machineState(M))?.settle, `boxctl cutover-instance ${M} IMAGE`);
+    assert.deepEqual(
+      h.commands.filter((c) => /^systemctl (start|stop|restart) |^umount /.test(c)),
+      [],
+    );
+  });
+
+  it("start and restart refuse before they stop or start anything", async () => {
+    for (const verb of [start, restart]) {
+      await assert.rejects(
+        async () => verb(h, M, opts),
+        (e: Error & { hint?: string }) => {
+          assert.match(e.message, new RegExp(`^${gone}`));
+          assert.match(
+            e.hint ?? "",
+            /^go back to the fallback instance \(boxctl fallback-instance web1\), or cut over to an image in the store: boxctl cutover-instance web1 IMAGE \(to stay on foo-0\.2, stage it again first/,
+          );
+          return true;
+        },
+      );
+    }
+    assert.deepEqual(h.commands, []);
+  });
+});
