@@ -75,14 +75,10 @@ export function attention(r: Runner, m: MachineState): Attention | null {
     };
   }
   if (cur && !existsSync(paths.imageRoot(cur.image))) {
-    const fb = instanceOf(m, m.fallback);
     return {
       reason: "image-missing",
       message: imageMissing(name, cur.gen, cur.image),
-      settle:
-        fb && existsSync(paths.imageRoot(fb.image))
-          ? `boxctl fallback-instance ${name}`
-          : `boxctl cutover-instance ${name} IMAGE`,
+      settle: `boxctl stage-image FILE --name ${cur.image}`,
     };
   }
   if (cur && have !== null && !rootHoldsOs(name))

@@ -19,7 +19,7 @@ import {
   stopMachine,
   terminateMachine,
 } from "../host/systemd.ts";
-import { instanceOf, requireInstance } from "../store/machine.ts";
+import { requireInstance } from "../store/machine.ts";
 import { imageMissing } from "./drift.ts";
 import { guarded } from "./guard.ts";
 
@@ -58,15 +58,15 @@ async function bootUp(r: Runner, name: string, o: StartOptions, changed: boolean
  * without it would boot an empty tree ("Unit default.target not found"),
  * and a restart would first stop what still runs on the files it holds.
  * Staging it again is not enough for a start: the root stays mounted over
- * the deleted tree; a cutover mounts a new instance on the new one.
+ * the deleted tree. Nor is a switch without it: every mount of the root
+ * still requires the current instance's idmapped view of that image.
  */
 function requireImageOf(name: string): void {
-  const { machine, instance } = requireInstance(name);
+  const { instance } = requireInstance(name);
   if (existsSync(paths.imageRoot(instance.image))) return;
-  const fb = instanceOf(machine, machine.fallback);
   throw new BoxError(
     imageMissing(name, instance.gen, instance.image),
-    `${fb && existsSync(paths.imageRoot(fb.image)) ? `go back to the fallback instance (boxctl fallback-instance ${name}), or cut` : "cut"} over to an image in the store: boxctl cutover-instance ${name} IMAGE (to stay on ${instance.image}, stage it again first: boxctl stage-image FILE --name ${instance.image})`,
+    `stage it again under its name (boxctl stage-image FILE --name ${instance.image}), then go back to the fallback instance (boxctl fallback-instance ${name}) or cut over: boxctl cutover-instance ${name} IMAGE`,
   );
 }
 

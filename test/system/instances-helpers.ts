@@ -26,15 +26,7 @@ export async function stageBroken(
   image = "broken",
   how: "init-exits" | "powers-off" = "init-exits",
 ): Promise<void> {
-  await host.sh(["rm", "-rf", `${STORE}/images/${image}`]);
-  await host.sh(["mkdir", "-p", `${STORE}/images/${image}`]);
-  // Hard links, not a copy (160 MB): every file changed below is made anew.
-  await host.sh(["cp", "-al", `${STORE}/images/foo-0.1/rootfs`, `${STORE}/images/${image}/rootfs`]);
-  // Its image.json as stage-image would write it, so boxctl sees a staged image.
-  const meta = JSON.parse(await host.sh(["cat", `${STORE}/images/foo-0.1/image.json`]));
-  await host.sh(["tee", `${STORE}/images/${image}/image.json`], {
-    input: JSON.stringify({ ...meta, name: image }),
-  });
+  await linkedCopy(host, image);
   if (how === "powers-off") {
     // It boots, then powers itself off before its boot is finished.
     const etc = `${STORE}/images/${image}/rootfs/etc/systemd/system`;
@@ -50,6 +42,21 @@ export async function stageBroken(
   await host.sh(["rm", "-f", init]);
   await host.sh(["tee", init], { input: "#!/bin/sh\nexit 1\n" });
   await host.sh(["chmod", "755", init]);
+}
+
+/**
+ * foo-0.1 again as image, without staging it: its files hard-linked (not
+ * 160 MB copied; change one only by making it anew), and its image.json as
+ * stage-image would write it, so that boxctl sees a staged image.
+ */
+export async function linkedCopy(host: TestHost, image: string): Promise<void> {
+  await host.sh(["rm", "-rf", `${STORE}/images/${image}`]);
+  await host.sh(["mkdir", "-p", `${STORE}/images/${image}`]);
+  await host.sh(["cp", "-al", `${STORE}/images/foo-0.1/rootfs`, `${STORE}/images/${image}/rootfs`]);
+  const meta = JSON.parse(await host.sh(["cat", `${STORE}/images/foo-0.1/image.json`]));
+  await host.sh(["tee", `${STORE}/images/${image}/image.json`], {
+    input: JSON.stringify({ ...meta, name: image }),
+  });
 }
 
 /**

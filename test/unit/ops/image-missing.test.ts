@@ -32,12 +32,8 @@ describe("an image deleted from the store under a machine", () => {
     const a = attention(h, machineState(M));
     assert.equal(a?.reason, "image-missing");
     assert.match(a?.message ?? "", new RegExp(`^${gone} \\(no ${paths.imageRoot("foo-0.2")}\\)`));
-    assert.equal(a?.settle, `boxctl fallback-instance ${M}`);
+    assert.equal(a?.settle, "boxctl stage-image FILE --name foo-0.2");
     assert.equal((await recoverCommand(h, M, {})).settled, null);
-    // Without a fallback whose image is there, a cutover is the way (the root stays mounted
-    // over the deleted tree, so staging the image again does not make start work).
-    rmSync(paths.image("foo-0.1"), { recursive: true });
-    assert.equal(attention(h, machineState(M))?.settle, `boxctl cutover-instance ${M} IMAGE`);
     assert.deepEqual(
       h.commands.filter((c) => /^systemctl (start|stop|restart) |^umount /.test(c)),
       [],
@@ -52,7 +48,7 @@ describe("an image deleted from the store under a machine", () => {
           assert.match(e.message, new RegExp(`^${gone}`));
           assert.match(
             e.hint ?? "",
-            /^go back to the fallback instance \(boxctl fallback-instance web1\), or cut over to an image in the store: boxctl cutover-instance web1 IMAGE \(to stay on foo-0\.2, stage it again first/,
+            /^stage it again under its name \(boxctl stage-image FILE --name foo-0\.2\), then go back to the fallback instance \(boxctl fallback-instance web1\) or cut over/,
           );
           return true;
         },
