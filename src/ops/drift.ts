@@ -12,7 +12,7 @@ import type { Runner } from "../host/runner.ts";
 import { mountedUpper, rootHoldsOs } from "../overlay/root.ts";
 import { rootUnitsMatch, upperAtNextBoot } from "../overlay/wiring.ts";
 import { readIntent } from "../plan/intent.ts";
-import { instanceOf, type MachineState } from "../store/machine.ts";
+import { type Instance, instanceOf, type MachineState } from "../store/machine.ts";
 
 export interface Attention {
   /**
@@ -74,13 +74,13 @@ export function attention(r: Runner, m: MachineState): Attention | null {
       settle,
     };
   }
-  if (cur && !existsSync(paths.imageRoot(cur.image))) {
+  const gone = cur ? imageGone(name, cur) : null;
+  if (cur && gone)
     return {
       reason: "image-missing",
-      message: imageMissing(name, cur.gen, cur.image),
+      message: gone,
       settle: `boxctl stage-image FILE --name ${cur.image}`,
     };
-  }
   if (cur && have !== null && !rootHoldsOs(name))
     return {
       reason: "root-emptied",
@@ -106,6 +106,10 @@ export function attention(r: Runner, m: MachineState): Attention | null {
   };
 }
 
-/** What an instance whose image was deleted from the store is missing. */
-export const imageMissing = (name: string, gen: number, image: string) =>
-  `${name}'s instance ${gen} is on image ${image}, which is gone from the store (no ${paths.imageRoot(image)}): it cannot start again`;
+/** Why inst cannot start again: its image was deleted from the store; null while it is there. */
+export function imageGone(name: string, inst: Instance): string | null {
+  const root = paths.imageRoot(inst.image);
+  return existsSync(root)
+    ? null
+    : `${name}'s instance ${inst.gen} is on image ${inst.image}, which is gone from the store (no ${root}): it cannot start again`;
+}

@@ -1,7 +1,6 @@
 // start, poweroff, restart, terminate, enable, disable: the stock
 // systemd-nspawn@NAME.service does the work, so machinectl and systemctl
 // see exactly what boxctl did. boxctl adds the waiting a person means.
-import { existsSync } from "node:fs";
 import { BoxError } from "../base/errors.ts";
 import { paths } from "../base/paths.ts";
 import { waitBooted } from "../host/boot.ts";
@@ -20,7 +19,7 @@ import {
   terminateMachine,
 } from "../host/systemd.ts";
 import { requireInstance } from "../store/machine.ts";
-import { imageMissing } from "./drift.ts";
+import { imageGone } from "./drift.ts";
 import { guarded } from "./guard.ts";
 
 export interface StartOptions {
@@ -63,9 +62,10 @@ async function bootUp(r: Runner, name: string, o: StartOptions, changed: boolean
  */
 function requireImageOf(name: string): void {
   const { instance } = requireInstance(name);
-  if (existsSync(paths.imageRoot(instance.image))) return;
+  const gone = imageGone(name, instance);
+  if (!gone) return;
   throw new BoxError(
-    imageMissing(name, instance.gen, instance.image),
+    gone,
     `stage it again under its name (boxctl stage-image FILE --name ${instance.image}), then go back to the fallback instance (boxctl fallback-instance ${name}) or cut over: boxctl cutover-instance ${name} IMAGE`,
   );
 }
