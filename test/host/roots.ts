@@ -30,7 +30,8 @@ export type StoreKind = "disk" | "tmpfs";
 export function mountRoot(name: string, lower: string, store: StoreKind = "disk"): void {
   const root = join(HOSTS, name);
   const own = `${root}.d`;
-  for (const d of [root, `${own}/upper`, `${own}/work`, ...PLAIN.map((p) => join(own, p))])
+  const bound = store === "disk" ? PLAIN.map((p) => join(own, p)) : [];
+  for (const d of [root, `${own}/upper`, `${own}/work`, ...bound])
     mkdirSync(d, { recursive: true });
   run([
     "mount",
