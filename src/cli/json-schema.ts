@@ -39,6 +39,7 @@ export const StatusJson = v.strictObject({
   }),
   current: v.nullable(InstanceSchema),
   fallback: v.nullable(InstanceSchema),
+  fallbackImageMissing: v.boolean(),
   mount: v.strictObject({
     path: v.string(),
     unit: v.string(),

@@ -18,7 +18,7 @@ import {
   type Operation,
   requireMachine,
 } from "../store/machine.ts";
-import { type Attention, attention } from "./drift.ts";
+import { type Attention, attention, imageGone } from "./drift.ts";
 
 export interface StatusDoc {
   name: string;
@@ -36,6 +36,8 @@ export interface StatusDoc {
   };
   current: Instance | null;
   fallback: Instance | null;
+  /** The fallback instance's image was deleted from the store: fallback-instance refuses until it is staged again. */
+  fallbackImageMissing: boolean;
   mount: {
     path: string;
     unit: string;
@@ -63,8 +65,11 @@ export function buildStatus(
   unit: UnitInfo,
   mount: MountEntry | null,
   changeBytes: number | null,
-  att: Attention | null = null,
-  log: string[] | null = null,
+  more: {
+    attention?: Attention | null;
+    log?: string[] | null;
+    fallbackImageMissing?: boolean;
+  } = {},
 ): StatusDoc {
   const root = paths.machineRoot(m.name);
   const upperdir =
@@ -84,10 +89,11 @@ export function buildStatus(
       result: unit.result,
       unitFileState: unit.unitFileState,
       since: unit.since,
-      log,
+      log: more.log ?? null,
     },
     current: cur ?? null,
     fallback: instanceOf(m, m.fallback) ?? null,
+    fallbackImageMissing: more.fallbackImageMissing ?? false,
     mount: { path: root, unit: mountUnitName(root), mounted: mount !== null, instance: mountedGen },
     changes:
       m.current === null ? null : { path: paths.upper(m.name, m.current), bytes: changeBytes },
@@ -97,25 +103,23 @@ export function buildStatus(
     services: m.services ?? [],
     carry: m.carry ?? DEFAULT_CARRY,
     keep: m.keep ?? null,
-    attention: att,
+    attention: more.attention ?? null,
   };
 }
 
 export async function gatherStatus(r: Runner, name: string): Promise<StatusDoc> {
   const m = requireMachine(name);
   const unit = nspawnUnit(name);
+  const fb = instanceOf(m, m.fallback);
   const [info, bytes] = await Promise.all([
     unitInfo(r, unit),
     m.current === null ? Promise.resolve(null) : changesSize(r, name, m.current),
   ]);
-  return buildStatus(
-    m,
-    info,
-    mountAt(paths.machineRoot(name), r.mountinfo()),
-    bytes,
-    attention(r, m),
-    info.activeState === "failed" ? await lastRunLines(r, info) : null,
-  );
+  return buildStatus(m, info, mountAt(paths.machineRoot(name), r.mountinfo()), bytes, {
+    attention: attention(r, m),
+    log: info.activeState === "failed" ? await lastRunLines(r, info) : null,
+    fallbackImageMissing: fb !== undefined && imageGone(name, fb) !== null,
+  });
 }
 
 /** What the unit's last run logged, as systemctl status shows it for a failed unit. */

@@ -33,6 +33,7 @@ import {
   restoreState,
   takenBases,
 } from "../store/machine.ts";
+import { imageGone } from "./drift.ts";
 import { guarded } from "./guard.ts";
 
 import {
@@ -195,7 +196,8 @@ export async function cutover(r: Runner, name: string, image: string, opts: Swit
       refuseUnbootable(image);
       refuseOverlayStore();
       const existing = loadMachine(name);
-      if (!existing) {
+      if (existing) refuseGoneImages("cutover-instance", existing, undefined);
+      else {
         checkMountPointFree(name);
         await refuseTakenName(r, name);
       }
@@ -279,6 +281,36 @@ export async function fallback(
         `a fallback exists after a cutover; see boxctl history ${name}`,
       );
     }
+    refuseGoneImages("fallback-instance", m, target);
     return switchTo(r, "fallback-instance", m, target, false, opts);
   });
+}
+
+/**
+ * A switch whose target or way back lies on an image deleted from the store
+ * (by hand: delete-image refuses an image in use) is refused before anything
+ * stops. Without its image an instance boots no OS; the way back could not
+ * start; a cutover carries from the current instance's whole tree; and with
+ * private users every mount of the root still maps the current instance's
+ * image until a switch has completed.
+ */
+function refuseGoneImages(verb: Verb, m: MachineState, target: Instance | undefined): void {
+  const name = m.name;
+  const cur = instanceOf(m, m.current);
+  const stage = (i: Instance) =>
+    `stage it again under its name from the archive it came from (boxctl stage-image FILE --name ${i.image}), then run this again`;
+  const targetGone = target ? imageGone(name, target) : null;
+  if (target && targetGone) throw new BoxError(`cannot ${verb}: ${targetGone}`, stage(target));
+  const curGone = cur ? imageGone(name, cur) : null;
+  if (!cur || !curGone) return;
+  if (verb === "cutover-instance")
+    throw new BoxError(
+      `cannot cutover-instance: ${curGone}, and a cutover carries from that instance and goes back to it if the new one fails`,
+      stage(cur),
+    );
+  if (cur.uidBase)
+    throw new BoxError(
+      `cannot fallback-instance: ${curGone}, and with private users every mount of ${name}'s root maps that image until a switch away from it completes`,
+      stage(cur),
+    );
 }

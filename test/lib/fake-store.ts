@@ -20,25 +20,28 @@ export function tempRoot(images: string[]): string {
   relocate(dir);
   // Present on every systemd host; boxctl creates only its own directories.
   mkdirSync(paths.unitDir(), { recursive: true });
-  for (const image of images) {
-    mkdirSync(paths.imageRoot(image), { recursive: true, mode: 0o755 });
-    // What a cutover asks of an image (archive/layout.ts: unbootable): an os-release and systemd.
-    mkdirSync(join(paths.imageRoot(image), "etc"));
-    writeFileSync(join(paths.imageRoot(image), "etc/os-release"), "ID=debian\n");
-    mkdirSync(join(paths.imageRoot(image), "usr/lib/systemd"), { recursive: true });
-    writeFileSync(join(paths.imageRoot(image), "usr/lib/systemd/systemd"), "", { mode: 0o755 });
-    writeFileSync(
-      paths.imageMeta(image),
-      JSON.stringify({
-        version: 1,
-        name: image,
-        os: "Debian GNU/Linux 12 (bookworm)",
-        size: 0,
-        staged: new Date().toISOString(),
-        sha256: "0".repeat(64),
-        source: `${image}.tar`,
-      }),
-    );
-  }
+  for (const image of images) fakeImage(image);
   return dir;
+}
+
+/** An image as staging leaves it, in the store tempRoot set up: what a cutover asks of one. */
+export function fakeImage(image: string): void {
+  mkdirSync(paths.imageRoot(image), { recursive: true, mode: 0o755 });
+  // What a cutover asks of an image (archive/layout.ts: unbootable): an os-release and systemd.
+  mkdirSync(join(paths.imageRoot(image), "etc"));
+  writeFileSync(join(paths.imageRoot(image), "etc/os-release"), "ID=debian\n");
+  mkdirSync(join(paths.imageRoot(image), "usr/lib/systemd"), { recursive: true });
+  writeFileSync(join(paths.imageRoot(image), "usr/lib/systemd/systemd"), "", { mode: 0o755 });
+  writeFileSync(
+    paths.imageMeta(image),
+    JSON.stringify({
+      version: 1,
+      name: image,
+      os: "Debian GNU/Linux 12 (bookworm)",
+      size: 0,
+      staged: new Date().toISOString(),
+      sha256: "0".repeat(64),
+      source: `${image}.tar`,
+    }),
+  );
 }

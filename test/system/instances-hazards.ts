@@ -1,7 +1,7 @@
 // What goes wrong around the verbs, late in instances.test.ts's sequence:
 // two commands at once, an image deleted under a running cutover, a corrupt
-// machine.json, a root the host keeps busy, and a start that fails on any
-// instance. A module, not a *.test.ts
+// machine.json, a root the host keeps busy, a start that fails on any
+// instance, and a fallback whose image was deleted by hand. A module, not a *.test.ts
 // file, so that it runs on instances.test.ts's test hosts rather than booting more.
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
@@ -193,6 +193,31 @@ export function hazards(ctx: HostCtx): void {
       assert.equal(await release(host), "0.1");
       const m = await machineJson(host);
       assert.deepEqual([m.current, m.fallback], [before.current, before.fallback]);
+    });
+
+    it("a fallback whose image was deleted by hand: status says so, and fallback-instance refuses before anything stops", async () => {
+      const M = "gone1";
+      ok(await host.boxctl(["stage-image", "/srv/images/foo-0.1.tar", "--name", "foo-gone"]));
+      ok(await host.boxctl(["cutover-instance", M, "foo-gone"]));
+      ok(await host.boxctl(["cutover-instance", M, "foo-0.2"]));
+      await host.sh(["rm", "-rf", `${STORE}/images/foo-gone`]);
+      const since = await upSince(host, M);
+      const status = ok(await host.boxctl(["status", M]));
+      assert.match(
+        status.stdout,
+        /Fallback: +generation 1, image foo-gone, .*; its image is gone from the store: stage it again \(boxctl stage-image FILE --name foo-gone\) to fall back\n/,
+      );
+      const r = await host.boxctl(["fallback-instance", M]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(
+        r.stderr,
+        /^boxctl: cannot fallback-instance: gone1's instance 1 is on image foo-gone, which is gone from the store/,
+      );
+      assert.match(r.stderr, /hint: stage it again .*--name foo-gone\), then run this again$/m);
+      assert.equal(await upSince(host, M), since, "the container was not restarted");
+      assert.equal(await release(host, M), "0.2");
+      ok(await host.boxctl(["poweroff", M]));
+      ok(await host.boxctl(["delete-machine", M, "--yes"]));
     });
 
     it("goes back on Ctrl-C mid-cutover and exits 130", async () => {

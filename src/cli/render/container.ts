@@ -47,7 +47,10 @@ export function renderStatus(s: StatusDoc, legend: boolean, now = Date.now()): s
       `${u.name} ${u.activeState} (${u.subState})${u.result !== "success" ? `, result ${u.result}` : ""}`,
     ],
     ["Current:", describeInstance(s.current)],
-    ["Fallback:", describeInstance(s.fallback)],
+    [
+      "Fallback:",
+      `${describeInstance(s.fallback)}${s.fallbackImageMissing ? color.yellow(`; its image is gone from the store: stage it again (boxctl stage-image FILE --name ${s.fallback?.image}) to fall back`) : ""}`,
+    ],
     ["Mount:", mount],
     [
       "Changes:",

@@ -8,9 +8,10 @@ import { paths } from "../../../src/base/paths.ts";
 import { attention } from "../../../src/ops/drift.ts";
 import { recoverCommand } from "../../../src/ops/guard.ts";
 import { restart, start } from "../../../src/ops/lifecycle.ts";
-import { cutover } from "../../../src/ops/switch.ts";
+import { gatherStatus } from "../../../src/ops/status.ts";
+import { cutover, fallback } from "../../../src/ops/switch.ts";
 import { FakeHost } from "../../lib/fake-host.ts";
-import { tempRoot } from "../../lib/fake-store.ts";
+import { fakeImage, tempRoot } from "../../lib/fake-store.ts";
 import { machineState } from "../../lib/interrupt.ts";
 
 const M = "web1";
@@ -55,5 +56,73 @@ describe("an image deleted from the store under a machine", () => {
       );
     }
     assert.deepEqual(h.commands, []);
+  });
+
+  it("cutover and fallback refuse before they change anything", async () => {
+    const refused = (msg: RegExp) => (e: Error & { hint?: string }) => {
+      assert.match(e.message, msg);
+      assert.match(e.hint ?? "", /boxctl stage-image FILE --name foo-0\.2\), then run this again$/);
+      return true;
+    };
+    await assert.rejects(
+      cutover(h, M, "foo-0.1", opts),
+      refused(
+        new RegExp(`^cannot cutover-instance: ${gone}.*goes back to it if the new one fails$`),
+      ),
+    );
+    await assert.rejects(
+      fallback(h, M, opts),
+      refused(new RegExp(`^cannot fallback-instance: ${gone}.*with private users`)),
+    );
+    assert.deepEqual(
+      h.commands.filter((c) => !c.startsWith("flock ")),
+      [],
+      "only the locks were taken",
+    );
+    assert.equal(machineState(M).current, 2);
+    assert.deepEqual(
+      machineState(M).instances.map((i) => i.gen),
+      [1, 2],
+      "no new instance was made",
+    );
+  });
+
+  it("without private users, fallback leaves the instance whose image is gone", async () => {
+    await cutover(h, "web2", "foo-0.1", { ...opts, privateUsers: false });
+    fakeImage("foo-0.2");
+    await cutover(h, "web2", "foo-0.2", opts);
+    rmSync(paths.image("foo-0.2"), { recursive: true });
+    assert.equal((await fallback(h, "web2", opts)).current?.gen, 1);
+  });
+});
+
+describe("a fallback instance whose image was deleted from the store", () => {
+  let h: FakeHost;
+  beforeEach(async () => {
+    tempRoot(["foo-0.1", "foo-0.2"]);
+    h = new FakeHost();
+    await cutover(h, M, "foo-0.1", opts);
+    await cutover(h, M, "foo-0.2", opts);
+    rmSync(paths.image("foo-0.1"), { recursive: true });
+    h.calls.length = 0;
+  });
+
+  it("status says so, and fallback refuses before it stops anything", async () => {
+    const s = await gatherStatus(h, M);
+    assert.equal(s.fallbackImageMissing, true);
+    assert.equal(s.attention, null, "what runs is as recorded");
+    await assert.rejects(fallback(h, M, opts), (e: Error & { hint?: string }) => {
+      assert.match(
+        e.message,
+        /^cannot fallback-instance: web1's instance 1 is on image foo-0\.1, which is gone from the store/,
+      );
+      assert.match(e.hint ?? "", /boxctl stage-image FILE --name foo-0\.1\)/);
+      return true;
+    });
+    assert.deepEqual(
+      h.commands.filter((c) => /^systemctl (start|stop|restart|daemon-reload)|^umount /.test(c)),
+      [],
+    );
+    assert.equal(machineState(M).current, 2);
   });
 });

@@ -102,7 +102,7 @@ describe("status", () => {
       "execv(...) failed: Exec format error",
       "a.service: Failed with result 'exit-code'.",
     ];
-    const text = renderStatus(buildStatus(machine("a"), failed, null, null, null, log), false);
+    const text = renderStatus(buildStatus(machine("a"), failed, null, null, { log }), false);
     assert.match(text, /State: +failed\n/);
     const [first, second] = text.split("\n").filter((l) => /Exec format|Failed with/.test(l));
     assert.match(first ?? "", /^ {2}Log: +execv\(\.\.\.\) failed: Exec format error$/);
