@@ -110,14 +110,8 @@ export class FakeHost extends FakeSystemd implements Runner {
         return this.ok();
       case "flock":
         return this.ok();
-      case "journalctl": {
-        // -u UNIT..., or one run: _SYSTEMD_INVOCATION_ID=ID + INVOCATION_ID=ID.
-        const run = a.find((x) => x.startsWith("_SYSTEMD_INVOCATION_ID="))?.split("=")[1];
-        const units = run
-          ? [...this.unitLog.keys()].filter((u) => invocationId(u) === run)
-          : a.flatMap((x, i) => (a[i - 1] === "-u" ? [x] : []));
-        return this.ok(units.flatMap((u) => this.unitLog.get(u) ?? []).join("\n"));
-      }
+      case "journalctl":
+        return this.journalctl(a);
       case "getent":
         // No user or group has a uid in boxctl's range.
         return { code: 2, stdout: "", stderr: "" };
@@ -133,6 +127,42 @@ export class FakeHost extends FakeSystemd implements Runner {
       default:
         throw new Error(`fake host: ${a.join(" ")} is not simulated`);
     }
+  }
+
+  /**
+   * -u UNIT..., or one run: _SYSTEMD_INVOCATION_ID=ID + INVOCATION_ID=ID, or
+   * SYSLOG_IDENTIFIER=systemd-nspawn (the lines stored without a unit); as
+   * -o json, each line's time its place in unitLog (orphans half-way after).
+   */
+  private journalctl(a: string[]): RunResult {
+    if (a.includes("--sync")) return this.ok();
+    const json = (us: number, MESSAGE: string, unit?: string) =>
+      JSON.stringify({
+        __REALTIME_TIMESTAMP: String(us),
+        MESSAGE,
+        ...(unit ? { _SYSTEMD_UNIT: unit } : {}),
+      });
+    const all = [...this.unitLog].flatMap(([u, lines]) => lines.map((l) => ({ u, l })));
+    const timed = all.map((e, i) => ({ ...e, us: 1e6 * (i + 1) }));
+    if (a.includes("SYSLOG_IDENTIFIER=systemd-nspawn")) {
+      const since = Number(a.find((x) => x.startsWith("--since=@"))?.slice(9)) * 1e6;
+      const until = Number(a.find((x) => x.startsWith("--until=@"))?.slice(9)) * 1e6;
+      const out = this.orphanLog.flatMap((o) => {
+        const us = (timed.find((e) => e.l === o.after)?.us ?? 0) + 5e5;
+        return us >= since && us <= until ? [json(us, o.message)] : [];
+      });
+      return this.ok(out.join("\n"));
+    }
+    const run = a.find((x) => x.startsWith("_SYSTEMD_INVOCATION_ID="))?.split("=")[1];
+    const units = run
+      ? [...this.unitLog.keys()].filter((u) => invocationId(u) === run)
+      : a.flatMap((x, i) => (a[i - 1] === "-u" ? [x] : []));
+    return this.ok(
+      timed
+        .filter((e) => units.includes(e.u))
+        .map((e) => json(e.us, e.l, e.u))
+        .join("\n"),
+    );
   }
 
   /** machinectl show NAME -p Unit|Leader --value, show-image NAME -p Path --value: from machined. */

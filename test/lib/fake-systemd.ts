@@ -64,8 +64,13 @@ export class FakeSystemd {
   readonly failsToMount = new Set<string>();
   /** Units whose start and restart fail, whatever is mounted (a Bind= source gone). */
   readonly failsToStart = new Set<string>();
-  /** What journalctl -u UNIT -o cat prints for a unit. */
+  /** What a unit's processes and systemd logged of it, in order (journalctl -u UNIT). */
   readonly unitLog = new Map<string, string[]>();
+  /**
+   * Lines of systemd-nspawn's that journald stored without a unit (the
+   * sender exited first), each after the given line of unitLog's.
+   */
+  readonly orphanLog: { after: string; message: string }[] = [];
   /** Machines that machinectl enable has made start with the host. */
   readonly enabled = new Set<string>();
   /** Whether daemon-reload has run since the last look (reloads()). */

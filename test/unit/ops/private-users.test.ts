@@ -93,7 +93,7 @@ describe("private users", {
     const j = h.commands.find((c) => c.startsWith("journalctl -u "));
     assert.match(
       j ?? "",
-      /^journalctl -u \S+ -u \S+ --since=@\d+\.\d{3} -n 12 -q --no-pager -o cat$/,
+      /^journalctl -u \S+ -u \S+ --since=@\d+\.\d{3} -n 12 -q --no-pager -o json$/,
     );
   });
 

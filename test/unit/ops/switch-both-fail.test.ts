@@ -66,3 +66,35 @@ describe("a cutover whose start and whose way back both fail", () => {
     }
   });
 });
+
+describe("nspawn's line that journald stored without its unit", () => {
+  it("is quoted in its place among the unit's lines", async () => {
+    tempRoot(["foo-0.1", "foo-0.2"]);
+    const h = new FakeHost();
+    await cutover(h, M, "foo-0.1", opts);
+    h.failsToStart.add(nspawn);
+    const starting = `Starting ${nspawn} - Container ${M}...`;
+    h.unitLog.set(nspawn, [
+      starting,
+      `${nspawn}: Main process exited, code=exited, status=1/FAILURE`,
+    ]);
+    // Its sender, nspawn's child, exited before journald could tell its unit (systemd 257).
+    h.orphanLog.push({
+      after: starting,
+      message: "Failed to stat /gone-bx: No such file or directory",
+    });
+    h.sleep = () => Promise.resolve();
+    const stderr = await capture("stderr", () => assert.rejects(cutover(h, M, "foo-0.2", opts)));
+    assert.ok(
+      stderr.includes(
+        `said:\n    ${starting}\n    Failed to stat /gone-bx: No such file or directory\n    ${nspawn}: Main process exited`,
+      ),
+      stderr,
+    );
+    const orphans = h.commands.filter((c) => c.startsWith("journalctl SYSLOG_IDENTIFIER="));
+    assert.match(
+      orphans[0] ?? "",
+      /^journalctl SYSLOG_IDENTIFIER=systemd-nspawn --since=@\d+\.\d{6} --until=@\d+\.\d{6} -q --no-pager -o json$/,
+    );
+  });
+});
