@@ -84,7 +84,7 @@ export async function unitLines(r: Runner, which: Lines): Promise<string[]> {
   // unit's stdout stream, and journald learns a sender's unit from /proc:
   // a line from a process that exited at once (nspawn's child failing a
   // bind mount, say) is stored without one, and no unit match finds it
-  // (measured on 257: one failed start in six lost its only explaining line).
+  // (measured on 257: 2 quotes of 10 lacked their one explaining line).
   // Such lines of nspawn's during the run are taken as the run's: another
   // container failing its start in the same fraction of a second is rare.
   const at = (us: number) => `@${(us / 1e6).toFixed(6)}`;
