@@ -10,7 +10,7 @@ import { existsSync } from "node:fs";
 import { paths } from "../base/paths.ts";
 import type { Runner } from "../host/runner.ts";
 import { mountedUpper, rootHoldsOs } from "../overlay/root.ts";
-import { rootUnitsMatch, upperAtNextBoot } from "../overlay/wiring.ts";
+import { rootFilesDiffering, upperAtNextBoot } from "../overlay/wiring.ts";
 import { readIntent } from "../plan/intent.ts";
 import { type Instance, instanceOf, type MachineState } from "../store/machine.ts";
 
@@ -20,7 +20,8 @@ export interface Attention {
    * pending-operation: one was interrupted (crash, kill, power cut).
    * mount-differs: the root is mounted from another instance than the current one, or not by boxctl.
    * unit-differs: the mount unit the next boot uses names another instance.
-   * unit-outdated: the mount unit names the current instance but not as this boxctl writes it.
+   * unit-outdated: the mount unit names the current instance, but a file boxctl writes for it
+   * (the mount unit, NAME.nspawn, the view unit) is not as this boxctl writes it.
    * root-emptied: the current instance is mounted but holds no OS: its files were deleted
    * through the root (machinectl remove does that); recover cannot bring them back.
    * image-missing: the current instance's image is gone from the store (deleted by hand);
@@ -90,7 +91,8 @@ export function attention(r: Runner, m: MachineState): Attention | null {
           ? `boxctl fallback-instance ${name}`
           : `boxctl reset ${name} ${cur.image} --instance ${cur.gen}`,
     };
-  if (rootUnitsMatch(name, cur)) return null;
+  const differing = rootFilesDiffering(name, cur);
+  if (differing.length === 0) return null;
   const next = upperAtNextBoot(name);
   if (next !== want)
     return {
@@ -98,10 +100,10 @@ export function attention(r: Runner, m: MachineState): Attention | null {
       message: `the mount unit the next boot uses names ${next ? next : "nothing"}, not the current instance ${cur ? cur.gen : "(none)"}`,
       settle,
     };
+  const one = differing.length === 1;
   return {
     reason: "unit-outdated",
-    message:
-      "the mount unit names the current instance but was written by another version of boxctl (or by hand)",
+    message: `the mount unit names the current instance, but ${differing.join(", ")} ${one ? "is" : "are"} not as this boxctl writes ${one ? "it" : "them"} for it (written by another version of boxctl, or edited by hand)`,
     settle,
   };
 }

@@ -114,10 +114,21 @@ export async function writeRootUnits(
 
 /** Whether the files on disk wire inst in (none, for undefined), with no switch's copy over them. */
 export function rootUnitsMatch(name: string, inst: Instance | undefined): boolean {
+  return rootFilesDiffering(name, inst).length === 0;
+}
+
+/** The files that keep the disk from wiring inst in: a switch's /run copy, or a file not as boxctl writes it. */
+export function rootFilesDiffering(name: string, inst: Instance | undefined): string[] {
   const { fragment, dropIn } = runtimeUnitPaths(name);
-  if (readOrNull(fragment) !== null || readOrNull(dropIn) !== null) return false;
-  if (!inst) return readOrNull(mountUnitPath(name)) === null;
-  return rootFiles(name, inst).every(([path, text]) => readOrNull(path) === text);
+  const left = [fragment, dropIn].filter((p) => readOrNull(p) !== null);
+  if (!inst)
+    return readOrNull(mountUnitPath(name)) === null ? left : [...left, mountUnitPath(name)];
+  return [
+    ...left,
+    ...rootFiles(name, inst)
+      .filter(([path, text]) => readOrNull(path) !== text)
+      .map(([path]) => path),
+  ];
 }
 
 /** The upper dir the /etc mount unit names: what the next boot mounts; null without one. */

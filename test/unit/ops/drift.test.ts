@@ -1,0 +1,51 @@
+// What status and recover compare with the record: the files boxctl writes
+// for the current instance. An admin's own lines in NAME.nspawn are theirs;
+// a file boxctl writes, changed, is named. Against the fake host.
+import assert from "node:assert/strict";
+import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
+import { beforeEach, describe, it } from "node:test";
+import { paths } from "../../../src/base/paths.ts";
+import { attention } from "../../../src/ops/drift.ts";
+import { recoverCommand } from "../../../src/ops/guard.ts";
+import { cutover } from "../../../src/ops/switch.ts";
+import { mountUnitPath } from "../../../src/overlay/wiring.ts";
+import { FakeHost } from "../../lib/fake-host.ts";
+import { tempRoot } from "../../lib/fake-store.ts";
+import { machineState } from "../../lib/interrupt.ts";
+
+const M = "web1";
+const opts = { timeoutMs: 20_000 };
+
+describe("the files boxctl writes for the current instance", () => {
+  let h: FakeHost;
+  beforeEach(async () => {
+    tempRoot(["foo-0.1"]);
+    h = new FakeHost();
+    await cutover(h, M, "foo-0.1", opts);
+  });
+  const look = () => attention(h, machineState(M));
+
+  it("leave the admin's own lines in NAME.nspawn alone", () => {
+    appendFileSync(paths.nspawnFile(M), "Bind=/srv/data:/mnt/data\n");
+    assert.equal(look(), null);
+  });
+
+  it("name the file that is not as boxctl writes it, and recover puts it back", async () => {
+    const settings = paths.nspawnFile(M);
+    const before = readFileSync(settings, "utf8");
+    // An edit that moves boxctl's PrivateUsersOwnership= out of its [Files] section.
+    writeFileSync(settings, before.replace("[Files]\n", ""));
+    const a = look();
+    assert.equal(a?.reason, "unit-outdated");
+    assert.equal(
+      a?.message,
+      `the mount unit names the current instance, but ${settings} is not as this boxctl writes it for it (written by another version of boxctl, or edited by hand)`,
+    );
+    writeFileSync(mountUnitPath(M), `${readFileSync(mountUnitPath(M), "utf8")}# edited\n`);
+    const both = look()?.message ?? "";
+    assert.ok(both.includes(`, but ${mountUnitPath(M)}, ${settings} are not as`), both);
+    await recoverCommand(h, M, {});
+    assert.equal(look(), null);
+    assert.match(readFileSync(settings, "utf8"), /\[Files\]\nPrivateUsersOwnership=off\n/);
+  });
+});
