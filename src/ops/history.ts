@@ -9,6 +9,7 @@ import {
   type Operation,
   requireMachine,
 } from "../store/machine.ts";
+import { imageGone } from "./drift.ts";
 import { pendingWarning } from "./recover.ts";
 
 export interface HistoryDoc {
@@ -16,7 +17,13 @@ export interface HistoryDoc {
   current: number | null;
   fallback: number | null;
   running: boolean;
-  instances: (Instance & { changesBytes: number | null; current: boolean; fallback: boolean })[];
+  instances: (Instance & {
+    changesBytes: number | null;
+    current: boolean;
+    fallback: boolean;
+    /** Its image was deleted from the store by hand: the instance cannot start until it is staged again. */
+    imageMissing: boolean;
+  })[];
   lastOperation: Operation | null;
   /** What the next cutover carries (set-carry). */
   carry: CarryPolicy;
@@ -37,6 +44,7 @@ export async function gatherHistory(
       changesBytes: await changesSize(r, name, i.gen),
       current: i.gen === m.current,
       fallback: i.gen === m.fallback,
+      imageMissing: imageGone(name, i) !== null,
     })),
   );
   return {

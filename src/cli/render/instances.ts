@@ -19,6 +19,7 @@ export function renderHistory(h: HistoryDoc, legend: boolean): string {
       [
         r.current ? color.green("current") : r.fallback ? color.yellow("fallback") : "",
         r.pinned ? "pinned" : "",
+        r.imageMissing ? color.red("image gone") : "",
       ]
         .filter(Boolean)
         .join(","),

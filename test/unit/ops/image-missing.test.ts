@@ -5,8 +5,10 @@ import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
 import { beforeEach, describe, it } from "node:test";
 import { paths } from "../../../src/base/paths.ts";
+import { renderHistory } from "../../../src/cli/render/instances.ts";
 import { attention } from "../../../src/ops/drift.ts";
 import { recoverCommand } from "../../../src/ops/guard.ts";
+import { gatherHistory } from "../../../src/ops/history.ts";
 import { restart, start } from "../../../src/ops/lifecycle.ts";
 import { gatherStatus } from "../../../src/ops/status.ts";
 import { cutover, fallback } from "../../../src/ops/switch.ts";
@@ -110,6 +112,15 @@ describe("a fallback instance whose image was deleted from the store", () => {
   it("status says so, and fallback refuses before it stops anything", async () => {
     const s = await gatherStatus(h, M);
     assert.equal(s.fallbackImageMissing, true);
+    const { doc } = await gatherHistory(h, M);
+    assert.deepEqual(
+      doc.instances.map((i) => [i.gen, i.imageMissing]),
+      [
+        [1, true],
+        [2, false],
+      ],
+    );
+    assert.match(renderHistory(doc, false), /^1 +foo-0\.1 .*fallback,image gone$/m);
     assert.equal(s.attention, null, "what runs is as recorded");
     await assert.rejects(fallback(h, M, opts), (e: Error & { hint?: string }) => {
       assert.match(
