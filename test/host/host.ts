@@ -279,10 +279,15 @@ export class TestHost {
     await this.exec(["systemctl", "poweroff", "--no-block"], { timeoutMs: 10_000 }).catch(
       () => undefined,
     );
-    const t = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    // Not down in time: cut off, init and all. A SIGKILL to nspawn alone
+    // left the host's init running on, orphaned (seen once after a CI run).
+    const t = setTimeout(() => {
+      process.stderr.write(`test host ${this.name}: not off after ${timeoutMs} ms; cut off\n`);
+      this.kill();
+    }, timeoutMs);
     await exited;
     clearTimeout(t);
-    this.initPid = 0;
+    await this.reaped();
   }
 
   /**
@@ -299,11 +304,23 @@ export class TestHost {
     // Killed by a signal, a child has a null exitCode and a signalCode.
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((r) => child.once("exit", () => r()));
-    const init = this.initPid;
-    if (init) process.kill(init, "SIGKILL");
-    child.kill("SIGKILL");
+    this.kill();
     await exited;
-    // The pid namespace dies with its init; wait until the kernel has reaped every process of it.
+    await this.reaped();
+  }
+
+  /** SIGKILL to the host's init, which takes its pid namespace with it, and to its nspawn. */
+  private kill(): void {
+    try {
+      if (this.initPid) process.kill(this.initPid, "SIGKILL");
+    } catch {
+      // Gone already.
+    }
+    this.nspawn?.kill("SIGKILL");
+  }
+
+  /** Until the kernel has reaped every process of the host's pid namespace. */
+  private async reaped(): Promise<void> {
     for (let i = 0; i < 600 && hostProcesses(this.name) > 0; i++) await sleep(50);
     this.initPid = 0;
   }
