@@ -20,15 +20,21 @@ const M = "web1";
 const opts = { timeoutMs: 20_000 };
 const gone = `${M}'s instance 2 is on image foo-0.2, which is gone from the store`;
 
+/** A fake host where web1 runs on foo-0.2 with foo-0.1 to fall back to, and one of the two images deleted by hand. */
+async function deleted(image: string): Promise<FakeHost> {
+  tempRoot(["foo-0.1", "foo-0.2"]);
+  const h = new FakeHost();
+  await cutover(h, M, "foo-0.1", opts);
+  await cutover(h, M, "foo-0.2", opts);
+  rmSync(paths.image(image), { recursive: true });
+  h.calls.length = 0;
+  return h;
+}
+
 describe("an image deleted from the store under a machine", () => {
   let h: FakeHost;
   beforeEach(async () => {
-    tempRoot(["foo-0.1", "foo-0.2"]);
-    h = new FakeHost();
-    await cutover(h, M, "foo-0.1", opts);
-    await cutover(h, M, "foo-0.2", opts);
-    rmSync(paths.image("foo-0.2"), { recursive: true });
-    h.calls.length = 0;
+    h = await deleted("foo-0.2");
   });
 
   it("status names it and the way out; recover leaves it", async () => {
@@ -101,12 +107,7 @@ describe("an image deleted from the store under a machine", () => {
 describe("a fallback instance whose image was deleted from the store", () => {
   let h: FakeHost;
   beforeEach(async () => {
-    tempRoot(["foo-0.1", "foo-0.2"]);
-    h = new FakeHost();
-    await cutover(h, M, "foo-0.1", opts);
-    await cutover(h, M, "foo-0.2", opts);
-    rmSync(paths.image("foo-0.1"), { recursive: true });
-    h.calls.length = 0;
+    h = await deleted("foo-0.1");
   });
 
   it("status says so, and fallback refuses before it stops anything", async () => {
