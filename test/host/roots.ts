@@ -77,18 +77,23 @@ export function hostCgroups(name: string): string[] {
 
 /** How many processes are left in the host's cgroups (each hierarchy, every level). */
 export function hostProcesses(name: string): number {
-  const count = (dir: string): number => {
-    let n = 0;
-    try {
-      n = readFileSync(join(dir, "cgroup.procs"), "utf8").split("\n").filter(Boolean).length;
-      for (const e of readdirSync(dir, { withFileTypes: true }))
-        if (e.isDirectory()) n += count(join(dir, e.name));
-    } catch {
-      // A cgroup removed while we looked holds nothing.
-    }
-    return n;
-  };
-  return Math.max(0, ...hostCgroups(name).map(count));
+  return Math.max(0, ...hostCgroups(name).map((c) => cgroupPids(c).length));
+}
+
+/** Every process in a cgroup tree. */
+function cgroupPids(dir: string): number[] {
+  try {
+    const pids = readFileSync(join(dir, "cgroup.procs"), "utf8").split("\n").filter(Boolean);
+    return [
+      ...pids.map(Number),
+      ...readdirSync(dir, { withFileTypes: true })
+        .filter((e) => e.isDirectory())
+        .flatMap((e) => cgroupPids(join(dir, e.name))),
+    ];
+  } catch {
+    // A cgroup removed while we looked holds nothing.
+    return [];
+  }
 }
 
 /** Removes a cgroup tree once its processes are gone (children first). */
@@ -107,7 +112,8 @@ export function removeHost(name: string): void {
   const root = join(HOSTS, name);
   unmountRoot(name);
   for (const c of hostCgroups(name)) removeCgroup(c);
-  for (const p of [root, `${root}.d`, `${root}.log`, `${root}.keep`])
+  // .#NAME.lck: nspawn's lock on the image, left when nspawn is killed.
+  for (const p of [root, `${root}.d`, `${root}.log`, `${root}.keep`, join(HOSTS, `.#${name}.lck`)])
     rmSync(p, { recursive: true, force: true });
 }
 
@@ -129,6 +135,9 @@ export async function sweepStaleHosts(): Promise<string[]> {
     for (const pid of pids) signal(pid, "SIGTERM");
     for (let i = 0; i < 100 && pids.some(alive); i++) await sleep(100);
     for (const pid of pids) signal(pid, "SIGKILL");
+    // A SIGKILL to nspawn leaves the host's init, and all under it, running.
+    for (const c of hostCgroups(name)) for (const pid of cgroupPids(c)) signal(pid, "SIGKILL");
+    for (let i = 0; i < 100 && hostProcesses(name) > 0; i++) await sleep(100);
     removeHost(name);
   }
   return stale;
