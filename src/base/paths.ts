@@ -1,6 +1,6 @@
 // Where boxctl keeps things. It writes nowhere else: its store, the
 // machines' mount points, systemd's configuration directories and /run.
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 
 /**
  * The six roots. BOXCTL_STORE moves the store (benchmarks use it); unit
@@ -68,6 +68,15 @@ export const paths = {
   carryView: (name: string) => join(roots.run, "carry", name),
   nspawnDir: () => roots.nspawn,
   nspawnFile: (name: string) => join(roots.nspawn, `${name}.nspawn`),
+  /**
+   * The other places systemd-nspawn looks for NAME.nspawn. It reads only the
+   * first it finds, /etc/systemd/nspawn first, so once boxctl writes its file
+   * there these are ignored.
+   */
+  shadowedNspawnFiles: (name: string) => [
+    join(dirname(roots.runUnits), "nspawn", `${name}.nspawn`),
+    join(roots.machines, `${name}.nspawn`),
+  ],
   unitDir: () => roots.units,
   runtimeUnitDir: () => roots.runUnits,
 };

@@ -1,8 +1,9 @@
 // What a switch refuses before anything changes: a cutover to a name that
-// another container holds, an image that cannot boot, a carried path that
-// is a mount point, and an instance whose image was deleted from the store.
+// another container holds or whose settings nspawn would no longer read, an
+// image that cannot boot, a carried path that is a mount point, and an
+// instance whose image was deleted from the store.
 // Each is checked while the command holds its locks, before the first step.
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { unbootable } from "../archive/layout.ts";
 import { BoxError } from "../base/errors.ts";
 import { paths } from "../base/paths.ts";
@@ -34,6 +35,25 @@ export async function refuseTakenName(r: Runner, name: string): Promise<void> {
       `an image named ${name} already exists at ${image} (machinectl list-images), and boxctl does not manage it`,
       `pick another machine name, or rename that image (machinectl rename ${name} ${name}-old)`,
     );
+}
+
+/**
+ * A new machine's settings where nspawn would no longer read them: beside
+ * its image in /var/lib/machines (where a container moved to boxctl had
+ * them), or in /run. boxctl writes /etc/systemd/nspawn/NAME.nspawn, and
+ * nspawn reads the first of the three it finds, so their Bind=, network and
+ * other lines would silently stop applying.
+ */
+export function refuseShadowedSettings(name: string): void {
+  const target = paths.nspawnFile(name);
+  const found = paths.shadowedNspawnFiles(name).find((f) => existsSync(f));
+  if (!found) return;
+  throw new BoxError(
+    `${found} would be ignored: boxctl writes ${name}'s settings to ${target}, and systemd-nspawn reads only the first NAME.nspawn it finds, ${paths.nspawnDir()} first`,
+    existsSync(target)
+      ? `merge its lines into ${target}, then remove it`
+      : `move it there (mv ${found} ${target}); boxctl keeps its lines and adds its own`,
+  );
 }
 
 /** An image that cannot boot as a boxctl container is refused before its cutover stops anything. */

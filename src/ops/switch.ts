@@ -37,6 +37,7 @@ import {
 import {
   refuseGoneImages,
   refuseMountedCarry,
+  refuseShadowedSettings,
   refuseTakenName,
   refuseUnbootable,
 } from "./switch-refusals.ts";
@@ -197,6 +198,7 @@ export async function cutover(r: Runner, name: string, image: string, opts: Swit
       else {
         checkMountPointFree(name);
         await refuseTakenName(r, name);
+        refuseShadowedSettings(name);
       }
       const m = existing ?? emptyMachine(name);
       const gen = nextGen(existing, name);

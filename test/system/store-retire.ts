@@ -1,6 +1,7 @@
 // Part of store.test.ts: taking a machine off the host, with boxctl's
 // delete-machine (whole, crash-safe, the name free again) and with the
-// machinectl remove that README's "Known limits" warns of.
+// machinectl remove that README's "Known limits" warns of; and bringing an
+// existing container to boxctl as README says, and back.
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import type { TestHost } from "../host/host.ts";
@@ -130,5 +131,44 @@ export function retiring(getHost: () => TestHost, other: string): void {
     assert.equal(await release(host, X), "0.1");
     ok(await host.boxctl(["poweroff", X]));
     ok(await host.boxctl(["delete-machine", X, "--yes"]));
+  });
+
+  it("an existing container moved to boxctl as README says keeps its settings, and goes back", async () => {
+    const host = getHost();
+    const sh = (cmd: string) => host.sh(["sh", "-c", cmd]);
+    const [W, N] = ["/var/lib/machines", "/etc/systemd/nspawn"];
+    // The container as it was: a tree of its own, and a Bind= in its settings.
+    await sh(
+      `mkdir -p ${W}/old1 /srv/old1data ${N} && tar -C ${W}/old1 -xpf /srv/images/foo-0.1.tar`,
+    );
+    await sh(
+      `echo kept > /srv/old1data/f && printf '[Files]\\nBind=/srv/old1data:/srv/data\\n' > ${N}/old1.nspawn`,
+    );
+    // README, "An existing container", as written.
+    await sh(
+      `tar -C ${W}/old1 --numeric-owner --xattrs --xattrs-include='*' --acls -cpf /srv/old1.tar .`,
+    );
+    ok(await host.boxctl(["stage-image", "/srv/old1.tar", "--name", "old1-1"]));
+    ok(await host.exec(["machinectl", "rename", "old1", "old1-old"]));
+    assert.equal(await sh(`ls ${N} | grep old1`), "old1-old.nspawn\n", "the settings went along");
+    // Settings copied beside the tree would no longer be read: refused, nothing made.
+    await sh(`cp ${N}/old1-old.nspawn ${W}/old1.nspawn`);
+    const refused = await host.boxctl(["cutover-instance", "old1", "old1-1"]);
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /\/var\/lib\/machines\/old1\.nspawn would be ignored/);
+    assert.match(refused.stderr, /hint: move it there \(mv \/var\/lib\/machines\/old1\.nspawn /);
+    assert.equal((await host.boxctl(["status", "old1"])).code, 1, "no machine was made");
+    await sh(`rm ${W}/old1.nspawn && cp ${N}/old1-old.nspawn ${N}/old1.nspawn`);
+    ok(await host.boxctl(["cutover-instance", "old1", "old1-1"]));
+    assert.equal(ok(await host.boxctl(["shell", "old1", "cat", "/srv/data/f"])).stdout, "kept\n");
+    // The way back, as README says.
+    ok(await host.boxctl(["poweroff", "old1"]));
+    ok(await host.boxctl(["delete-machine", "old1", "--yes"]));
+    ok(await host.exec(["machinectl", "rename", "old1-old", "old1"]));
+    await sh(`rm ${N}/old1-old.nspawn`);
+    assert.equal(await sh(`cat ${N}/old1.nspawn`), "[Files]\nBind=/srv/old1data:/srv/data\n");
+    ok(await host.exec(["machinectl", "remove", "old1"]));
+    ok(await host.boxctl(["delete-image", "old1-1"]));
+    await sh(`rm -f /srv/old1.tar ${N}/old1.nspawn`);
   });
 }

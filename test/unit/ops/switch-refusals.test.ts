@@ -1,9 +1,10 @@
 // What cutover-instance refuses before it stops or changes anything: a
-// busy root, an image that cannot boot, a store on overlayfs, and a new
-// machine's name that machined already knows. Against a fake host.
+// busy root, an image that cannot boot, a store on overlayfs, a new
+// machine's name that machined already knows, and a new machine's settings
+// where nspawn would not read them. Against a fake host.
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { beforeEach, describe, it } from "node:test";
 import type { BoxError } from "../../../src/base/errors.ts";
 import { paths } from "../../../src/base/paths.ts";
@@ -114,5 +115,32 @@ describe("cutover-instance refuses before it changes anything", () => {
       !h.commands.some((c) => c.startsWith("machinectl show-image")),
       h.commands.join("\n"),
     );
+  });
+
+  it("refuses a new machine whose settings nspawn would no longer read, and says where they go", async () => {
+    for (const shadowed of paths.shadowedNspawnFiles(M)) {
+      mkdirSync(dirname(shadowed), { recursive: true });
+      writeFileSync(shadowed, "[Files]\nBind=/srv/data\n");
+      h.calls.length = 0;
+      await assert.rejects(cutover(h, M, "foo-0.1", opts), (e: BoxError) => {
+        assert.equal(
+          e.message,
+          `${shadowed} would be ignored: boxctl writes web1's settings to ${paths.nspawnFile(M)}, and systemd-nspawn reads only the first NAME.nspawn it finds, ${paths.nspawnDir()} first`,
+        );
+        assert.equal(
+          e.hint,
+          `move it there (mv ${shadowed} ${paths.nspawnFile(M)}); boxctl keeps its lines and adds its own`,
+        );
+        return true;
+      });
+      assert.equal(loadMachine(M), null, "no record");
+      assert.equal(existsSync(paths.machineRoot(M)), false, "no mount point");
+      rmSync(shadowed);
+    }
+    // Where the hint puts them, they are kept, boxctl's two lines added.
+    mkdirSync(paths.nspawnDir(), { recursive: true });
+    writeFileSync(paths.nspawnFile(M), "[Files]\nBind=/srv/data\n");
+    await cutover(h, M, "foo-0.1", opts);
+    assert.match(readFileSync(paths.nspawnFile(M), "utf8"), /Bind=\/srv\/data\n/);
   });
 });
