@@ -194,7 +194,9 @@ export function hazards(ctx: HostCtx): void {
       assert.deepEqual([m.current, m.fallback], [before.current, before.fallback]);
     });
 
-    it("a fallback whose image was deleted by hand: status says so, and fallback-instance refuses before anything stops", async () => {
+    it("a fallback whose image was deleted by hand: status says so, and fallback-instance refuses before anything stops", async (t) => {
+      // boxctl's own check, before systemd is asked anything: one systemd is enough.
+      if (host.suite !== "bookworm") return t.skip("the same on every systemd; runs on bookworm");
       const M = "gone1";
       ok(await host.boxctl(["stage-image", "/srv/images/foo-0.1.tar", "--name", "foo-gone"]));
       ok(await host.boxctl(["cutover-instance", M, "foo-gone"]));

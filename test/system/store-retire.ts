@@ -133,8 +133,10 @@ export function retiring(getHost: () => TestHost, other: string): void {
     ok(await host.boxctl(["delete-machine", X, "--yes"]));
   });
 
-  it("an existing container moved to boxctl as README says keeps its settings, and goes back", async () => {
+  it("an existing container moved to boxctl as README says keeps its settings, and goes back", async (t) => {
     const host = getHost();
+    // machinectl rename and the settings' precedence are alike on 252 and 257 (checked on both).
+    if (host.suite !== "bookworm") return t.skip("alike on 252 and 257; runs on bookworm");
     const sh = (cmd: string) => host.sh(["sh", "-c", cmd]);
     const [W, N] = ["/var/lib/machines", "/etc/systemd/nspawn"];
     // The container as it was: a tree of its own, and a Bind= in its settings.
