@@ -34,7 +34,9 @@ for (const suite of STABLE_SUITES) {
       assert.match(node, new RegExp(`^v${NODE_MAJOR[suite]}\\.`));
     });
 
-    it("has --help for every verb, and usage errors exit 2", async () => {
+    it("has --help for every verb, and usage errors exit 2", async (t) => {
+      // One bundle file, parsed whole at start ("runs the bundle" above, on each node): one suite runs every verb.
+      if (suite !== "bookworm") return t.skip("the same bundle on every node; runs on bookworm");
       const verbs = (await host.sh(["boxctl", "--help"])).match(/^ {2}([a-z][a-z-]+)(?= )/gm) ?? [];
       assert.ok(verbs.length >= 20, `only ${verbs.length} verbs in --help`);
       // One shell in the host runs them all: the first line of each verb's
