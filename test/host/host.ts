@@ -8,9 +8,9 @@ import { mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { checkDeb, debFile } from "./deb.ts";
+import { spawnHost } from "./nspawn.ts";
 import {
   HOSTS,
-  hostCgroups,
   hostProcesses,
   mountRoot,
   removeHost,
@@ -18,7 +18,7 @@ import {
   sweepStaleHosts,
   unmountRoot,
 } from "./roots.ts";
-import { type Suite, UNIFIED } from "./suites.ts";
+import type { Suite } from "./suites.ts";
 
 export {
   ALL_SUITES,
@@ -98,43 +98,16 @@ export class TestHost {
 
   /** Boots the host's root (again, after poweroff() or powerCut()); resolves once systemd is up. */
   async start(): Promise<void> {
-    const log = openSync(`${this.dir}.log`, "a");
-    // nspawn starts from a cgroup of the host's own (see hostCgroups): a
-    // shell moves itself there, then becomes nspawn.
-    const cgroups = hostCgroups(this.name);
-    for (const c of cgroups) mkdirSync(c, { recursive: true });
-    this.nspawn = spawn(
-      "/bin/sh",
-      [
-        "-c",
-        'for g in $BX_CGROUPS; do echo $$ > "$g/cgroup.procs"; done; exec "$@"',
-        "sh",
-        "systemd-nspawn",
-        "--boot",
-        "--register=no",
-        "--keep-unit",
-        "--capability=all",
-        // Its console goes to NAME.log. Not passive: nothing reads a passive
-        // console, and once its buffer was full (a shutdown that stopped 25
-        // containers) systemd blocked on the write for good.
-        "--console=read-only",
-        // Its own network namespace: nested containers' veth links (ve-NAME)
-        // then cannot collide between test hosts that run side by side.
-        "--private-network",
-        `--machine=${this.name}`,
-        `--directory=${this.dir}`,
-        `--bind-ro=${join(repo, "dist")}:/opt/boxctl`,
-        `--bind-ro=${cachePath("guest-bookworm")}/images:/srv/images`,
+    this.nspawn = spawnHost({
+      name: this.name,
+      suite: this.suite,
+      dir: this.dir,
+      log: openSync(`${this.dir}.log`, "a"),
+      bindsRo: [
+        `${join(repo, "dist")}:/opt/boxctl`,
+        `${cachePath("guest-bookworm")}/images:/srv/images`,
       ],
-      {
-        stdio: ["ignore", log, log],
-        env: {
-          ...process.env,
-          BX_CGROUPS: cgroups.join(" "),
-          ...(UNIFIED.has(this.suite) ? { SYSTEMD_NSPAWN_UNIFIED_HIERARCHY: "1" } : {}),
-        },
-      },
-    );
+    });
     const deadline = Date.now() + 60_000;
     while (!this.initPid) {
       if (this.nspawn.exitCode !== null)
