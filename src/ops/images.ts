@@ -24,6 +24,7 @@ import {
   loadMachine,
   type MachineState,
 } from "../store/machine.ts";
+import { imageGone } from "./drift.ts";
 
 export interface Use {
   machine: string;
@@ -39,6 +40,8 @@ export interface ImageRow extends ImageMeta {
 export interface InstanceRef {
   gen: number;
   image: string;
+  /** The image was deleted from the store by hand: the instance cannot start until it is staged again. */
+  imageMissing: boolean;
 }
 
 export interface MachineRow {
@@ -47,8 +50,8 @@ export interface MachineRow {
   fallback: InstanceRef | null;
 }
 
-function ref(i: Instance | undefined): InstanceRef | null {
-  return i ? { gen: i.gen, image: i.image } : null;
+function ref(name: string, i: Instance | undefined): InstanceRef | null {
+  return i ? { gen: i.gen, image: i.image, imageMissing: imageGone(name, i) !== null } : null;
 }
 
 function machines(): MachineState[] {
@@ -106,8 +109,8 @@ export function gather(): { images: ImageRow[]; machines: MachineRow[] } {
     images,
     machines: ms.map((m) => ({
       name: m.name,
-      current: ref(instanceOf(m, m.current)),
-      fallback: ref(instanceOf(m, m.fallback)),
+      current: ref(m.name, instanceOf(m, m.current)),
+      fallback: ref(m.name, instanceOf(m, m.fallback)),
     })),
   };
 }

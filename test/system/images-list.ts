@@ -61,8 +61,8 @@ export function listAndDelete(ctx: ImagesCtx): void {
       assert.deepEqual(j.machines, [
         {
           name: "system1",
-          current: { gen: 2, image: "foo-0.2" },
-          fallback: { gen: 1, image: "foo-0.1" },
+          current: { gen: 2, image: "foo-0.2", imageMissing: false },
+          fallback: { gen: 1, image: "foo-0.1", imageMissing: false },
         },
       ]);
     });

@@ -3,7 +3,8 @@ import { ago, count, humanBytes } from "../../base/format.ts";
 import type { ImageRow, InstanceRef, MachineRow } from "../../ops/images.ts";
 import { color, renderTable } from "../output.ts";
 
-const showRef = (r: InstanceRef | null) => (r ? `${r.image} (gen ${r.gen})` : "-");
+const showRef = (r: InstanceRef | null) =>
+  r ? `${r.image} (gen ${r.gen}${r.imageMissing ? color.red(", image gone") : ""})` : "-";
 
 export function renderImages(
   data: { images: ImageRow[]; machines: MachineRow[] },

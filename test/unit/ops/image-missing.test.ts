@@ -5,10 +5,12 @@ import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
 import { beforeEach, describe, it } from "node:test";
 import { paths } from "../../../src/base/paths.ts";
+import { renderImages } from "../../../src/cli/render/images.ts";
 import { renderHistory } from "../../../src/cli/render/instances.ts";
 import { attention } from "../../../src/ops/drift.ts";
 import { recoverCommand } from "../../../src/ops/guard.ts";
 import { gatherHistory } from "../../../src/ops/history.ts";
+import { gather } from "../../../src/ops/images.ts";
 import { restart, start } from "../../../src/ops/lifecycle.ts";
 import { gatherStatus } from "../../../src/ops/status.ts";
 import { cutover, fallback } from "../../../src/ops/switch.ts";
@@ -122,6 +124,18 @@ describe("a fallback instance whose image was deleted from the store", () => {
       ],
     );
     assert.match(renderHistory(doc, false), /^1 +foo-0\.1 .*fallback,image gone$/m);
+    const listed = gather();
+    assert.deepEqual(listed.machines, [
+      {
+        name: M,
+        current: { gen: 2, image: "foo-0.2", imageMissing: false },
+        fallback: { gen: 1, image: "foo-0.1", imageMissing: true },
+      },
+    ]);
+    assert.match(
+      renderImages(listed, false),
+      /^web1 +foo-0\.2 \(gen 2\) +foo-0\.1 \(gen 1, image gone\)$/m,
+    );
     assert.equal(s.attention, null, "what runs is as recorded");
     await assert.rejects(fallback(h, M, opts), (e: Error & { hint?: string }) => {
       assert.match(
