@@ -1,3 +1,6 @@
+// cutover-instance and fallback-instance: switch a machine's root to
+// another instance, restart the container on it and verify it; on any
+// failure go back to the instance that was current before, on our own.
 import { BoxError, EXIT, printError } from "../base/errors.ts";
 import { checkName, checkNewMachineName } from "../base/names.ts";
 import { paths } from "../base/paths.ts";
