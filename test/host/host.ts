@@ -312,13 +312,15 @@ export class TestHost {
    * is shut down in order, so that its tree is as a clean shutdown leaves it.
    */
   async destroy(): Promise<void> {
-    if (process.env.BOXCTL_KEEP_HOSTS) await this.poweroff(15_000);
-    else await this.powerCut();
     if (process.env.BOXCTL_KEEP_HOSTS) {
       // Kept for a post-mortem: its changes stay in NAME.d (upper/, var/lib/boxctl, ...).
+      await this.poweroff(15_000);
       unmountRoot(this.name);
       writeFileSync(`${this.dir}.keep`, "");
-    } else removeHost(this.name);
+    } else {
+      await this.powerCut();
+      removeHost(this.name);
+    }
   }
 }
 
