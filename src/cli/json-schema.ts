@@ -40,6 +40,7 @@ export const StatusJson = v.strictObject({
   current: v.nullable(InstanceSchema),
   fallback: v.nullable(InstanceSchema),
   fallbackImageMissing: v.boolean(),
+  ignoredSettings: v.array(v.string()),
   mount: v.strictObject({
     path: v.string(),
     unit: v.string(),

@@ -108,6 +108,19 @@ export function attention(r: Runner, m: MachineState): Attention | null {
   };
 }
 
+/**
+ * Settings nspawn does not read: NAME.nspawn in /run/systemd/nspawn or
+ * beside the root in /var/lib/machines, while boxctl's in /etc/systemd/nspawn
+ * exists (it does for every machine with a current instance). nspawn reads
+ * only the first it finds, /etc first, so their Bind=, network and other
+ * lines are silently ignored; a new machine's first cutover refuses them
+ * (switch-refusals.ts), status names them afterwards.
+ */
+export function ignoredSettings(name: string): string[] {
+  if (!existsSync(paths.nspawnFile(name))) return [];
+  return paths.shadowedNspawnFiles(name).filter((f) => existsSync(f));
+}
+
 /** Why inst cannot start again: its image was deleted from the store; null while it is there. */
 export function imageGone(name: string, inst: Instance): string | null {
   const root = paths.imageRoot(inst.image);

@@ -18,7 +18,7 @@ import {
   type Operation,
   requireMachine,
 } from "../store/machine.ts";
-import { type Attention, attention, imageGone } from "./drift.ts";
+import { type Attention, attention, ignoredSettings, imageGone } from "./drift.ts";
 
 export interface StatusDoc {
   name: string;
@@ -38,6 +38,8 @@ export interface StatusDoc {
   fallback: Instance | null;
   /** The fallback instance's image was deleted from the store: fallback-instance refuses until it is staged again. */
   fallbackImageMissing: boolean;
+  /** NAME.nspawn files that systemd-nspawn ignores because boxctl's in /etc/systemd/nspawn comes first. */
+  ignoredSettings: string[];
   mount: {
     path: string;
     unit: string;
@@ -69,6 +71,7 @@ export function buildStatus(
     attention?: Attention | null;
     log?: string[] | null;
     fallbackImageMissing?: boolean;
+    ignoredSettings?: string[];
   } = {},
 ): StatusDoc {
   const root = paths.machineRoot(m.name);
@@ -94,6 +97,7 @@ export function buildStatus(
     current: cur ?? null,
     fallback: instanceOf(m, m.fallback) ?? null,
     fallbackImageMissing: more.fallbackImageMissing ?? false,
+    ignoredSettings: more.ignoredSettings ?? [],
     mount: { path: root, unit: mountUnitName(root), mounted: mount !== null, instance: mountedGen },
     changes:
       m.current === null ? null : { path: paths.upper(m.name, m.current), bytes: changeBytes },
@@ -119,6 +123,7 @@ export async function gatherStatus(r: Runner, name: string): Promise<StatusDoc> 
     attention: attention(r, m),
     log: info.activeState === "failed" ? await lastRunLines(r, info) : null,
     fallbackImageMissing: fb !== undefined && imageGone(name, fb) !== null,
+    ignoredSettings: ignoredSettings(name),
   });
 }
 

@@ -1,5 +1,6 @@
 // Tables for the container verbs' data: status, list, app-status.
 import { ago, count, humanBytes } from "../../base/format.ts";
+import { paths } from "../../base/paths.ts";
 import { formatCarry } from "../../carry/policy.ts";
 import type { AppStatusDoc } from "../../ops/app-status.ts";
 import type { ListEntry } from "../../ops/list.ts";
@@ -82,6 +83,13 @@ export function renderStatus(s: StatusDoc, legend: boolean, now = Date.now()): s
         : `after each cutover, every instance goes but the current, fallback and pinned ones${s.keep === 0 ? "" : ` and the ${count(s.keep, "newest other")}`} (see boxctl set-keep)`,
     ],
   ];
+  if (s.ignoredSettings.length)
+    rows.push([
+      "Settings:",
+      color.yellow(
+        `${s.ignoredSettings.join(", ")} ignored: systemd-nspawn reads only ${paths.nspawnFile(s.name)}; merge the lines into it and remove ${s.ignoredSettings.length === 1 ? "the file" : "the files"} (they apply from the next start)`,
+      ),
+    ]);
   if (s.attention)
     rows.push([
       "Attention:",

@@ -196,7 +196,9 @@ it returns as soon as the unit has started.`,
 the host; its current instance and image, and its fallback; whether the instance is
 mounted and how much it has changed from its image; the last cutover or fallback with its
 time and result; and the state of systemd-nspawn@NAME.service, with the last lines its
-last run logged when it failed. Works whether the container runs or not.`,
+last run logged when it failed; settings systemd-nspawn ignores (a NAME.nspawn in
+/var/lib/machines or /run/systemd/nspawn, behind boxctl's in /etc/systemd/nspawn). Works
+whether the container runs or not.`,
     mutates: false,
     reads: true,
     run: async (ctx) => {

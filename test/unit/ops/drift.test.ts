@@ -1,12 +1,15 @@
 // What status and recover compare with the record: the files boxctl writes
 // for the current instance. An admin's own lines in NAME.nspawn are theirs;
-// a file boxctl writes, changed, is named. Against the fake host.
+// a file boxctl writes, changed, is named; settings nspawn no longer reads
+// are shown by status. Against the fake host.
 import assert from "node:assert/strict";
-import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { beforeEach, describe, it } from "node:test";
 import { paths } from "../../../src/base/paths.ts";
+import { renderStatus } from "../../../src/cli/render/container.ts";
 import { attention } from "../../../src/ops/drift.ts";
 import { recoverCommand } from "../../../src/ops/guard.ts";
+import { gatherStatus } from "../../../src/ops/status.ts";
 import { cutover } from "../../../src/ops/switch.ts";
 import { mountUnitPath } from "../../../src/overlay/wiring.ts";
 import { FakeHost } from "../../lib/fake-host.ts";
@@ -47,5 +50,27 @@ describe("the files boxctl writes for the current instance", () => {
     await recoverCommand(h, M, {});
     assert.equal(look(), null);
     assert.match(readFileSync(settings, "utf8"), /\[Files\]\nPrivateUsersOwnership=off\n/);
+  });
+
+  it("show on status the settings nspawn ignores, and nothing once they are merged", async () => {
+    const [inRun, besideRoot] = paths.shadowedNspawnFiles(M);
+    assert.ok(inRun && besideRoot);
+    assert.deepEqual((await gatherStatus(h, M)).ignoredSettings, []);
+    writeFileSync(besideRoot, "[Files]\nBind=/srv/data\n");
+    const s = await gatherStatus(h, M);
+    assert.deepEqual(s.ignoredSettings, [besideRoot]);
+    // Not a drift from the record: every verb still works, list shows no "!".
+    assert.equal(look(), null);
+    const text = renderStatus(s, true);
+    assert.ok(
+      text.includes(
+        `Settings:  ${besideRoot} ignored: systemd-nspawn reads only ${paths.nspawnFile(M)}; merge the lines into it and remove the file`,
+      ),
+      text,
+    );
+    appendFileSync(paths.nspawnFile(M), "Bind=/srv/data\n");
+    rmSync(besideRoot);
+    assert.deepEqual((await gatherStatus(h, M)).ignoredSettings, []);
+    assert.ok(!renderStatus(await gatherStatus(h, M), true).includes("Settings:"));
   });
 });
