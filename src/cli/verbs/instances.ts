@@ -69,7 +69,9 @@ new instance at /var/lib/machines/NAME on the host in place of the old one (the 
 container keeps its own copy of the old root), then runs systemctl restart
 systemd-nspawn@NAME: systemd powers NAME off (waiting until it has stopped) and starts it
 on the new instance. boxctl waits until the container's systemd reports running or degraded. The instance that was current
-becomes the fallback. The container is down only from its stop to its boot.
+becomes the fallback. The container is down only from its stop to its boot. A stopped
+NAME is started: a cutover is checked by booting it, so NAME is left running either way
+(boxctl poweroff NAME afterwards, if it should stay off).
 
 Before the stop, while NAME still runs, boxctl carries into the new instance what the
 machine's carry policy says (boxctl set-carry; by default its identity: /etc/machine-id,
@@ -143,8 +145,8 @@ cutover-instance does. The instance it leaves
 stays, and becomes the fallback: fallback-instance swaps current and fallback, so a
 second fallback-instance returns to the newer instance; it never walks further back.
 If the fallback instance does not boot within --timeout, boxctl returns to the
-instance it left, on its own, and exits 1. Ctrl-C, SIGTERM and a hang-up are handled
-as for cutover-instance.`,
+instance it left, on its own, and exits 1. A stopped NAME is started, as by
+cutover-instance. Ctrl-C, SIGTERM and a hang-up are handled as for cutover-instance.`,
     options: {
       ...bootOptions,
     },
