@@ -48,7 +48,9 @@ export const StatusJson = v.strictObject({
     instance: v.nullable(v.number()),
   }),
   changes: v.nullable(v.strictObject({ path: v.string(), bytes: v.nullable(v.number()) })),
-  privateUsers: v.nullable(v.strictObject({ base: v.number(), size: v.literal(65536) })),
+  privateUsers: v.nullable(
+    v.strictObject({ base: v.number(), size: v.literal(65536), sharedWith: v.array(v.string()) }),
+  ),
   nextPrivateUsers: v.boolean(),
   lastOperation: v.nullable(OperationSchema),
   services: v.array(v.string()),

@@ -14,6 +14,8 @@ import {
   DEFAULT_CARRY,
   type Instance,
   instanceOf,
+  listMachineNames,
+  loadMachine,
   type MachineState,
   type Operation,
   requireMachine,
@@ -48,8 +50,12 @@ export interface StatusDoc {
     instance: number | null;
   };
   changes: { path: string; bytes: number | null } | null;
-  /** The current instance's uid range on the host; null: root inside is root outside. */
-  privateUsers: { base: number; size: 65536 } | null;
+  /**
+   * The current instance's uid range on the host; null: root inside is root outside.
+   * sharedWith: other machines in the store with the same range (one restored from
+   * another host's store): root in either container owns the other's files.
+   */
+  privateUsers: { base: number; size: 65536; sharedWith: string[] } | null;
   /** Whether the machine's next new instance gets private users (cutover-instance --private-users). */
   nextPrivateUsers: boolean;
   lastOperation: Operation | null;
@@ -72,6 +78,7 @@ export function buildStatus(
     log?: string[] | null;
     fallbackImageMissing?: boolean;
     ignoredSettings?: string[];
+    sharedWith?: string[];
   } = {},
 ): StatusDoc {
   const root = paths.machineRoot(m.name);
@@ -101,7 +108,9 @@ export function buildStatus(
     mount: { path: root, unit: mountUnitName(root), mounted: mount !== null, instance: mountedGen },
     changes:
       m.current === null ? null : { path: paths.upper(m.name, m.current), bytes: changeBytes },
-    privateUsers: cur?.uidBase ? { base: cur.uidBase, size: UID_RANGE } : null,
+    privateUsers: cur?.uidBase
+      ? { base: cur.uidBase, size: UID_RANGE, sharedWith: more.sharedWith ?? [] }
+      : null,
     nextPrivateUsers: m.privateUsers !== false,
     lastOperation: m.lastOperation,
     services: m.services ?? [],
@@ -124,6 +133,7 @@ export async function gatherStatus(r: Runner, name: string): Promise<StatusDoc> 
     log: info.activeState === "failed" ? await lastRunLines(r, info) : null,
     fallbackImageMissing: fb !== undefined && imageGone(name, fb) !== null,
     ignoredSettings: ignoredSettings(name),
+    sharedWith: sameRange(m),
   });
 }
 
@@ -132,4 +142,15 @@ function lastRunLines(r: Runner, u: UnitInfo): Promise<string[]> {
   return u.invocation
     ? unitLines(r, { invocation: u.invocation, unit: u.id })
     : Promise.resolve([]);
+}
+
+/** The other machines whose instances run in m's current uid range. */
+function sameRange(m: MachineState): string[] {
+  const base = instanceOf(m, m.current)?.uidBase;
+  if (!base) return [];
+  return listMachineNames().filter((n) => {
+    if (n === m.name) return false;
+    const o = loadMachine(n);
+    return o !== null && (o.uidBase === base || o.instances.some((i) => i.uidBase === base));
+  });
 }

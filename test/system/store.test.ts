@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { STABLE_SUITES, TestHost } from "../host/host.ts";
 import { isActive, machineJson, ok, STORE, stage, upSince } from "./instances-helpers.ts";
+import { backingUp } from "./store-backup.ts";
 import { retiring } from "./store-retire.ts";
 import { sharedFiles } from "./store-shared.ts";
 
@@ -273,5 +274,7 @@ for (const suite of STABLE_SUITES) {
       assert.equal(d.store.bytes, du);
       await sharedAddsUp(host, d);
     });
+
+    backingUp(() => host, M);
   });
 }

@@ -99,7 +99,7 @@ def main():
                      "fallback": inst(m, m["fallback"]), "lastOperation": m.get("last"),
                      "carry": policy(m.get("carry", "identity")), "keep": m.get("keep"),
                      "services": m.get("services", []),
-                     "privateUsers": {"base": 1879048192, "size": 65536}
+                     "privateUsers": {"base": 1879048192, "size": 65536, "sharedWith": []}
                      if m["current"] is not None and private(m, m["current"]) else None,
                      "nextPrivateUsers": m.get("private_users", True)})
     if verb == "set-services":
