@@ -73,10 +73,13 @@ export const paths = {
    * first it finds, /etc/systemd/nspawn first, so once boxctl writes its file
    * there these are ignored.
    */
-  shadowedNspawnFiles: (name: string) => [
-    join(dirname(roots.runUnits), "nspawn", `${name}.nspawn`),
-    join(roots.machines, `${name}.nspawn`),
-  ],
+  shadowedNspawnFiles: (name: string) =>
+    paths
+      .nspawnDirs()
+      .slice(1)
+      .map((d) => join(d, `${name}.nspawn`)),
+  /** Where systemd-nspawn looks for NAME.nspawn, in the order it looks. */
+  nspawnDirs: () => [roots.nspawn, join(dirname(roots.runUnits), "nspawn"), roots.machines],
   unitDir: () => roots.units,
   runtimeUnitDir: () => roots.runUnits,
 };

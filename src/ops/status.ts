@@ -7,6 +7,7 @@ import { isEnabledState, mountUnitName, nspawnUnit } from "../host/systemd.ts";
 import { unitLines } from "../host/unit-log.ts";
 import { type UnitInfo, unitInfo } from "../host/unit-state.ts";
 import { machineState } from "../host/units.ts";
+import { settingsSharing } from "../overlay/ranges.ts";
 import { UID_RANGE } from "../overlay/views.ts";
 import { changesSize } from "../store/instances.ts";
 import {
@@ -144,13 +145,17 @@ function lastRunLines(r: Runner, u: UnitInfo): Promise<string[]> {
     : Promise.resolve([]);
 }
 
-/** The other machines whose instances run in m's current uid range. */
+/**
+ * The other machines that run in m's current uid range: boxctl's by their
+ * records, and any container by its NAME.nspawn (a machinectl clone of m).
+ */
 function sameRange(m: MachineState): string[] {
   const base = instanceOf(m, m.current)?.uidBase;
   if (!base) return [];
-  return listMachineNames().filter((n) => {
+  const managed = listMachineNames().filter((n) => {
     if (n === m.name) return false;
     const o = loadMachine(n);
     return o !== null && (o.uidBase === base || o.instances.some((i) => i.uidBase === base));
   });
+  return [...new Set([...managed, ...settingsSharing(m.name, base)])].sort();
 }

@@ -11,6 +11,7 @@ import { withImageStoreLock } from "../host/lock.ts";
 import type { Runner } from "../host/runner.ts";
 import { isRunning } from "../host/systemd.ts";
 import { withoutQuote } from "../host/unit-log.ts";
+import { basesInSettings } from "../overlay/ranges.ts";
 import { remountTo } from "../overlay/root.ts";
 import { pickBase } from "../overlay/views.ts";
 import { apply } from "../plan/apply.ts";
@@ -209,7 +210,9 @@ export async function cutover(r: Runner, name: string, image: string, opts: Swit
       // an upper dir is tied to its range) unless private users are off.
       if (opts.privateUsers !== undefined) m.privateUsers = opts.privateUsers;
       const uidBase =
-        (m.privateUsers ?? true) ? (m.uidBase ?? (await pickBase(r, takenBases()))) : null;
+        (m.privateUsers ?? true)
+          ? (m.uidBase ?? (await pickBase(r, [...takenBases(), ...basesInSettings()])))
+          : null;
       if (uidBase !== null) m.uidBase = uidBase;
       const created = new Date().toISOString();
       const inst: Instance = { gen, image, created, lastActive: null, uidBase };

@@ -148,3 +148,23 @@ export function nspawnSettingsText(existing: string | null, base: number | null)
   }
   return `${out.join("\n")}\n`;
 }
+
+/**
+ * The uid range a NAME.nspawn's text gives its container: PrivateUsers=BASE
+ * or BASE:COUNT in [Exec] (the last one counts, as in any systemd file);
+ * null for none, or for yes, pick, identity, managed and no, whose ranges
+ * nspawn picks below boxctl's or are the host's own.
+ */
+export function settingsUidRange(text: string): { base: number; size: number } | null {
+  let section = "";
+  let found: { base: number; size: number } | null = null;
+  for (const line of text.split("\n")) {
+    const header = /^\s*\[([^\]]*)\]\s*$/.exec(line);
+    if (header) section = header[1] ?? "";
+    const m = section === "Exec" ? /^\s*PrivateUsers\s*=\s*(\S*)\s*$/.exec(line) : null;
+    if (!m) continue;
+    const n = /^(\d+)(?::(\d+))?$/.exec(m[1] ?? "");
+    found = n ? { base: Number(n[1]), size: n[2] ? Number(n[2]) : UID_RANGE } : null;
+  }
+  return found;
+}

@@ -25,8 +25,10 @@ export const UID_RANGE = 0x10000;
  * unused between nspawn's own pick range (0x00080000 to 0x6FFFFFFF, which
  * `-U` and `PrivateUsers=pick` draw from) and the foreign UID range
  * (0x7FFE0000 to 0x7FFEFFFF, systemd 258+), and below 2^31 (devpts). nspawn
- * never picks a range here, so no unmanaged container can be given a
- * boxctl machine's uids, whether that machine is running or not. 4094 BASEs.
+ * never picks a range here, so no unmanaged container is given a boxctl
+ * machine's uids, whether that machine is running or not, unless its
+ * NAME.nspawn names them (machinectl clone copies the file: ranges.ts).
+ * 4094 BASEs.
  */
 export const BASE_MIN = 0x70000000;
 export const BASE_MAX = 0x7ffd0000;

@@ -65,7 +65,7 @@ export function renderStatus(s: StatusDoc, legend: boolean, now = Date.now()): s
         ? `private: root inside is uid ${s.privateUsers.base} on the host (${s.privateUsers.size} uids)${
             s.privateUsers.sharedWith.length
               ? color.yellow(
-                  `; ${s.privateUsers.sharedWith.join(", ")} ${s.privateUsers.sharedWith.length === 1 ? "has" : "have"} the same range, so root in either container owns the other's files (a machine restored from another host's store: see README, Back up and restore)`,
+                  `; ${s.privateUsers.sharedWith.join(", ")} ${s.privateUsers.sharedWith.length === 1 ? "has" : "have"} the same range, so root in either container owns the other's files (a machinectl clone, or a store restored beside other machines: see README)`,
                 )
               : ""
           }`

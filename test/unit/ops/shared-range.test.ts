@@ -1,11 +1,17 @@
 // Two machines in one uid range: boxctl never allocates that, but a store
-// restored beside another host's machines can hold it, and then root in
-// either container owns the other's files. status says so. Fake host.
+// restored beside another host's machines can hold it, and so does a
+// machinectl clone (it copies NAME.nspawn, PrivateUsers= included); then
+// root in either container owns the other's files. status says so, and no
+// new machine is given a range that any NAME.nspawn names. Fake host.
 import assert from "node:assert/strict";
+import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { beforeEach, describe, it } from "node:test";
+import { paths } from "../../../src/base/paths.ts";
 import { renderStatus } from "../../../src/cli/render/container.ts";
 import { gatherStatus } from "../../../src/ops/status.ts";
 import { cutover } from "../../../src/ops/switch.ts";
+import { settingsUidRange } from "../../../src/overlay/units.ts";
 import { saveMachine } from "../../../src/store/machine.ts";
 import { FakeHost } from "../../lib/fake-host.ts";
 import { tempRoot } from "../../lib/fake-store.ts";
@@ -41,5 +47,49 @@ describe("a uid range two machines share", () => {
       ),
       text,
     );
+  });
+
+  it("is named for a machinectl clone, by its copied settings, wherever nspawn finds them", async () => {
+    const base = (await gatherStatus(h, "web1")).privateUsers?.base;
+    copyFileSync(paths.nspawnFile("web1"), join(paths.nspawnDir(), "c1.nspawn"));
+    const beside = paths.shadowedNspawnFiles("c2")[1] as string;
+    mkdirSync(paths.mountPoints(), { recursive: true });
+    writeFileSync(beside, `[Exec]\nPrivateUsers=${(base ?? 0) + 100}:10\n`);
+    assert.deepEqual((await gatherStatus(h, "web1")).privateUsers?.sharedWith, ["c1", "c2"]);
+    assert.deepEqual((await gatherStatus(h, "web2")).privateUsers?.sharedWith, []);
+  });
+
+  it("is never given to a new machine while a NAME.nspawn names it", async () => {
+    const bases = async () =>
+      Promise.all(
+        ["web1", "web2", "db1"].map(
+          async (n) => (await gatherStatus(h, n)).privateUsers?.base ?? 0,
+        ),
+      );
+    const next = Math.max(...(await bases())) + 0x10000;
+    // A clone's settings, left after the machine it was cloned from was deleted.
+    writeFileSync(join(paths.nspawnDir(), "c3.nspawn"), `[Exec]\nPrivateUsers=${next}:65536\n`);
+    await cutover(h, "app1", "foo-0.1", opts);
+    assert.equal((await gatherStatus(h, "app1")).privateUsers?.base, next + 0x10000);
+  });
+});
+
+describe("the uid range in NAME.nspawn's text", () => {
+  it("is PrivateUsers=BASE[:COUNT] in [Exec], the last one counting", () => {
+    assert.deepEqual(settingsUidRange("[Exec]\nPrivateUsers=1879048192:65536\n"), {
+      base: 1879048192,
+      size: 65536,
+    });
+    assert.deepEqual(settingsUidRange("[Exec]\nPrivateUsers = 1879048192\n"), {
+      base: 1879048192,
+      size: 65536,
+    });
+    assert.equal(
+      settingsUidRange("[Exec]\nPrivateUsers=1879048192:65536\nPrivateUsers=pick\n"),
+      null,
+    );
+    assert.equal(settingsUidRange("[Files]\nPrivateUsers=1879048192:65536\n"), null);
+    for (const v of ["no", "yes", "identity", "managed", ""])
+      assert.equal(settingsUidRange(`[Exec]\nPrivateUsers=${v}\n`), null, v);
   });
 });
