@@ -7,6 +7,7 @@ import * as v from "valibot";
 import { StatusJson } from "../../src/cli/json-schema.ts";
 import { SUITES, sleep, TestHost } from "../host/host.ts";
 import { boxJson, readVerbs } from "./container-reads.ts";
+import { ok } from "./instances-helpers.ts";
 
 // The container's name carries the suite, so that a failure names its host;
 // the dash exercises unit-name escaping (var-lib-machines-ctl\x2d....mount).
@@ -153,6 +154,33 @@ for (const suite of SUITES) {
         input: "echo from-script\nexit 5\n",
       });
       assert.deepEqual([script.code, script.stdout], [5, "from-script\n"]);
+    });
+
+    it("stages an image made from the machine as README says, owned as inside, and boots it", async (t) => {
+      // boxctl shell's pipe and the guest's tar are the same on every suite.
+      if (suite !== "bookworm") return t.skip("one code path; runs on bookworm");
+      ok(
+        await host.inMachine(M, [
+          "sh",
+          "-c",
+          "echo snap > /srv/marker && chown 1234:1234 /srv/marker",
+        ]),
+      );
+      // README, "An image from a machine", as written.
+      const tar = `boxctl shell ${M} -- tar --numeric-owner --xattrs --xattrs-include='*' --acls --one-file-system -cpf - -C / . > /srv/snap.tar`;
+      ok(await host.exec(["sh", "-c", tar]));
+      const staged = ok(await box(["stage-image", "/srv/snap.tar", "--name", "snap"]));
+      assert.doesNotMatch(staged.stderr, /cannot boot/);
+      assert.match(
+        await host.sh(["sh", "-c", "tar -tvf /srv/snap.tar --numeric-owner ./srv/marker"]),
+        /^-\S+ 1234\/1234 /,
+      );
+      ok(await box(["cutover-instance", "snap1", "snap"]));
+      assert.equal((await host.inMachine("snap1", ["cat", "/srv/marker"])).stdout, "snap\n");
+      ok(await box(["poweroff", "snap1"]));
+      ok(await box(["delete-machine", "snap1", "--yes"]));
+      ok(await box(["delete-image", "snap"]));
+      await host.sh(["rm", "/srv/snap.tar"]);
     });
 
     it("login opens a TTY session in the container, and refuses without a terminal", async () => {
