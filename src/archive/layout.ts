@@ -2,6 +2,7 @@
 // tree is untrusted: its symlinks are resolved inside it, never on the host.
 import { lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { BASE_MAX, BASE_MIN, UID_RANGE } from "../base/uids.ts";
 
 const OS_RELEASE = ["etc/os-release", "usr/lib/os-release"];
 
@@ -67,6 +68,12 @@ export function unbootable(root: string): { why: string; fix: string } | null {
     };
   // nspawn's -U chowns a tree on disk to its range, root directory included.
   const owner = lstatSync(root).uid;
+  // A boxctl machine's root as the host sees it (machinectl export-tar of a private-users machine).
+  if (owner >= BASE_MIN && owner < BASE_MAX + UID_RANGE)
+    return {
+      why: `its root directory is owned by uid ${owner}, not 0: a boxctl machine's files as the host sees them (machinectl export-tar of a machine with private users), whose files no user in a container would own`,
+      fix: "archive the machine from inside instead: boxctl shell NAME -- tar --numeric-owner --xattrs --xattrs-include='*' --acls --one-file-system -cpf - -C / . > FILE (README, An image from a machine)",
+    };
   if (owner >= 65536)
     return {
       why: `its root directory is owned by uid ${owner}, not 0: a tree that systemd-nspawn -U shifted on disk, whose files no user in the container would own`,

@@ -1,6 +1,7 @@
 // status NAME: one machine's state from its machine.json, its unit (one
 // systemctl show), the mount table and du of its upper layer.
 import { paths } from "../base/paths.ts";
+import { UID_RANGE } from "../base/uids.ts";
 import { type MountEntry, mountAt, overlayOption } from "../host/mounts.ts";
 import type { Runner } from "../host/runner.ts";
 import { isEnabledState, mountUnitName, nspawnUnit } from "../host/systemd.ts";
@@ -8,7 +9,6 @@ import { unitLines } from "../host/unit-log.ts";
 import { type UnitInfo, unitInfo } from "../host/unit-state.ts";
 import { machineState } from "../host/units.ts";
 import { settingsSharing } from "../overlay/ranges.ts";
-import { UID_RANGE } from "../overlay/views.ts";
 import { changesSize } from "../store/instances.ts";
 import {
   type CarryPolicy,

@@ -7,8 +7,8 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { paths } from "../base/paths.ts";
+import { BASE_MAX, BASE_MIN, UID_RANGE } from "../base/uids.ts";
 import { settingsUidRange } from "./units.ts";
-import { BASE_MAX, BASE_MIN, UID_RANGE } from "./views.ts";
 
 export interface SettingsRange {
   /** The machine the file is for: its name without .nspawn. */

@@ -4,7 +4,7 @@
 // range with nspawn's chown off (private users), or PrivateUsers=no for an
 // instance made before them. Pure functions, unit-tested.
 import { BoxError } from "../base/errors.ts";
-import { isBase, UID_RANGE } from "./views.ts";
+import { isBase, UID_RANGE } from "../base/uids.ts";
 
 export interface OverlaySpec {
   machine: string;

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { BoxError } from "../../src/base/errors.ts";
+import { BASE_MAX, BASE_MIN, isBase, UID_RANGE } from "../../src/base/uids.ts";
 import { overlayOption } from "../../src/host/mounts.ts";
 import {
   mountUnitText,
@@ -11,10 +12,6 @@ import {
 } from "../../src/overlay/units.ts";
 import {
   allocateBase,
-  BASE_MAX,
-  BASE_MIN,
-  isBase,
-  UID_RANGE,
   viewArgv,
   viewPath,
   viewUnitName,

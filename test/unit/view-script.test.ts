@@ -5,7 +5,8 @@ import { spawn, spawnSync } from "node:child_process";
 import { chownSync, mkdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { BASE_MIN, VIEW_SCRIPT } from "../../src/overlay/views.ts";
+import { BASE_MIN } from "../../src/base/uids.ts";
+import { VIEW_SCRIPT } from "../../src/overlay/views.ts";
 import { tempDir } from "../lib/tmp.ts";
 
 describe("the view script", () => {

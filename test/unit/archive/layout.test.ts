@@ -68,6 +68,13 @@ describe("unbootable", () => {
       /^its root directory is owned by uid 160169984, not 0/,
     );
     assert.match(unbootable(root)?.fix ?? "", /--private-users-ownership=chown/);
+    // A boxctl machine's root as the host sees it: archive it from inside instead.
+    chownSync(root, 0x70010000, 0x70010000);
+    assert.match(unbootable(root)?.why ?? "", /a boxctl machine's files as the host sees them/);
+    assert.match(
+      unbootable(root)?.fix ?? "",
+      /^archive the machine from inside instead: boxctl shell NAME -- tar /,
+    );
     chownSync(root, 1000, 1000);
     assert.equal(unbootable(root), null, "a uid below 65536 is left alone");
   });

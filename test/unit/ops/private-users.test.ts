@@ -6,9 +6,10 @@ import { lstatSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSy
 import { join } from "node:path";
 import { beforeEach, describe, it } from "node:test";
 import { paths } from "../../../src/base/paths.ts";
+import { BASE_MIN } from "../../../src/base/uids.ts";
 import { mountUnitName } from "../../../src/host/systemd.ts";
 import { cutover, fallback } from "../../../src/ops/switch.ts";
-import { BASE_MIN, VIEW_SCRIPT } from "../../../src/overlay/views.ts";
+import { VIEW_SCRIPT } from "../../../src/overlay/views.ts";
 import { mountUnitPath } from "../../../src/overlay/wiring.ts";
 import { loadMachine } from "../../../src/store/machine.ts";
 import { capture } from "../../lib/capture.ts";
