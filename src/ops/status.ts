@@ -53,8 +53,9 @@ export interface StatusDoc {
   changes: { path: string; bytes: number | null } | null;
   /**
    * The current instance's uid range on the host; null: root inside is root outside.
-   * sharedWith: other machines in the store with the same range (one restored from
-   * another host's store): root in either container owns the other's files.
+   * sharedWith: other machines that run in the same range (a machinectl clone of this
+   * one, or a machine restored from another host's store): root in either container
+   * owns the other's files.
    */
   privateUsers: { base: number; size: 65536; sharedWith: string[] } | null;
   /** Whether the machine's next new instance gets private users (cutover-instance --private-users). */
