@@ -19,6 +19,7 @@ import { clearIntent, type Intent, newIntent, readIntent } from "../plan/intent.
 import { requireImage } from "../store/images.ts";
 import { checkMountPointFree, nextGen, refuseOverlayStore } from "../store/instances.ts";
 import {
+  claimBase,
   describe,
   emptyMachine,
   type Instance,
@@ -211,7 +212,10 @@ export async function cutover(r: Runner, name: string, image: string, opts: Swit
       if (opts.privateUsers !== undefined) m.privateUsers = opts.privateUsers;
       const uidBase =
         (m.privateUsers ?? true)
-          ? (m.uidBase ?? (await pickBase(r, [...takenBases(), ...basesInSettings()])))
+          ? (m.uidBase ??
+            (await pickBase(r, [...takenBases(), ...basesInSettings()], (b) =>
+              claimBase(r, name, b),
+            )))
           : null;
       if (uidBase !== null) m.uidBase = uidBase;
       const created = new Date().toISOString();

@@ -36,23 +36,28 @@ export function allocateBase(
 
 /**
  * A BASE for a machine's first private-users instance: the lowest that no
- * boxctl machine holds (taken) and that no user or group of the host's
- * name service has.
+ * boxctl machine holds (taken), that no user or group of the host's name
+ * service has, and that claim gets (another command may be picking at the
+ * same moment: store/machine.ts, claimBase).
  */
-export async function pickBase(r: Runner, taken: number[]): Promise<number> {
-  const named = new Set<number>();
+export async function pickBase(
+  r: Runner,
+  taken: number[],
+  claim: (base: number) => boolean = () => true,
+): Promise<number> {
+  const skip = new Set<number>();
   for (;;) {
     let base: number;
     try {
-      base = allocateBase(taken, (b) => named.has(b));
+      base = allocateBase(taken, (b) => skip.has(b));
     } catch (e) {
       throw new BoxError((e as Error).message, "delete machines you no longer need");
     }
     // getent exits 2 for a key it does not know.
     const user = await r.run(["getent", "passwd", String(base)], { check: false });
     const group = await r.run(["getent", "group", String(base)], { check: false });
-    if (user.code === 2 && group.code === 2) return base;
-    named.add(base);
+    if (user.code === 2 && group.code === 2 && claim(base)) return base;
+    skip.add(base);
   }
 }
 

@@ -2,12 +2,19 @@
 // is current, which is the fallback, and how the last operation ended. One
 // file per machine, versioned, in the store; and the state changes that
 // operations make to it.
-import { existsSync, readdirSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, writeSync } from "node:fs";
+import { dirname } from "node:path";
 import * as v from "valibot";
 import { BoxError } from "../base/errors.ts";
 import { checkName } from "../base/names.ts";
 import { paths } from "../base/paths.ts";
-import { readJson, removeFileDurably, rootOnly, writeJsonAtomic } from "../host/files.ts";
+import {
+  readJson,
+  readTextOrNull,
+  removeFileDurably,
+  rootOnly,
+  writeJsonAtomic,
+} from "../host/files.ts";
 import type { Runner } from "../host/runner.ts";
 
 export const STATE_VERSION = 1;
@@ -131,6 +138,32 @@ export function listMachineNames(): string[] {
 }
 
 /** The uid bases that boxctl's machines hold. */
+/**
+ * Claims base for name: /run/boxctl/bases/BASE, made with O_EXCL, names
+ * the machine. Two cutovers that make machines at the same moment both read
+ * every machine.json before either writes its own (a step later), so the
+ * records alone would give both the same range; only one gets the claim.
+ * A claim lasts until the next boot (/run is a tmpfs), also when its machine
+ * is deleted or never made: a range stays unused until then, of 4094.
+ */
+export function claimBase(r: Runner, name: string, base: number): boolean {
+  if (r.dryRun) return true;
+  const path = paths.baseClaim(base);
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  try {
+    const fd = openSync(path, "wx", 0o600);
+    try {
+      writeSync(fd, `${name}\n`);
+    } finally {
+      closeSync(fd);
+    }
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    return readTextOrNull(path) === `${name}\n`;
+  }
+}
+
 export function takenBases(): number[] {
   const out: number[] = [];
   for (const n of listMachineNames()) {

@@ -12,7 +12,7 @@ import { renderStatus } from "../../../src/cli/render/container.ts";
 import { gatherStatus } from "../../../src/ops/status.ts";
 import { cutover } from "../../../src/ops/switch.ts";
 import { settingsUidRange } from "../../../src/overlay/units.ts";
-import { saveMachine } from "../../../src/store/machine.ts";
+import { claimBase, saveMachine } from "../../../src/store/machine.ts";
 import { FakeHost } from "../../lib/fake-host.ts";
 import { tempRoot } from "../../lib/fake-store.ts";
 import { machineState } from "../../lib/interrupt.ts";
@@ -71,6 +71,22 @@ describe("a uid range two machines share", () => {
     writeFileSync(join(paths.nspawnDir(), "c3.nspawn"), `[Exec]\nPrivateUsers=${next}:65536\n`);
     await cutover(h, "app1", "foo-0.1", opts);
     assert.equal((await gatherStatus(h, "app1")).privateUsers?.base, next + 0x10000);
+  });
+});
+
+describe("the uid ranges of machines made at the same moment", () => {
+  it("differ: each cutover claims its range before any has written its record", async () => {
+    tempRoot(["foo-0.1"]);
+    const h = new FakeHost();
+    const names = ["n1", "n2", "n3"];
+    await Promise.all(names.map((n) => cutover(h, n, "foo-0.1", opts)));
+    const bases = await Promise.all(
+      names.map(async (n) => (await gatherStatus(h, n)).privateUsers?.base),
+    );
+    assert.equal(new Set(bases).size, 3, String(bases));
+    // The same machine made again (after its first cutover was refused, say) keeps its claim.
+    assert.equal(claimBase(h, "n1", bases[0] ?? 0), true);
+    assert.equal(claimBase(h, "n2", bases[0] ?? 0), false);
   });
 });
 
