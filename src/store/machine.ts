@@ -2,8 +2,16 @@
 // is current, which is the fallback, and how the last operation ended. One
 // file per machine, versioned, in the store; and the state changes that
 // operations make to it.
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, writeSync } from "node:fs";
-import { dirname } from "node:path";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
+import { dirname, join } from "node:path";
 import * as v from "valibot";
 import { BoxError } from "../base/errors.ts";
 import { checkName } from "../base/names.ts";
@@ -124,6 +132,7 @@ export function saveMachine(r: Runner, m: MachineState): void {
 /** delete-machine: without its record, boxctl no longer knows the machine. */
 export function forgetMachine(r: Runner, name: string): void {
   removeFileDurably(r, paths.machineState(name));
+  releaseBases(r, name);
 }
 
 export function listMachineNames(): string[] {
@@ -143,8 +152,9 @@ export function listMachineNames(): string[] {
  * the machine. Two cutovers that make machines at the same moment both read
  * every machine.json before either writes its own (a step later), so the
  * records alone would give both the same range; only one gets the claim.
- * A claim lasts until the next boot (/run is a tmpfs), also when its machine
- * is deleted or never made: a range stays unused until then, of 4094.
+ * A claim lasts until its machine's record is deleted (forgetMachine) or
+ * the next boot (/run is a tmpfs); one for a machine never made keeps its
+ * range unused until then, one of 4094.
  */
 export function claimBase(r: Runner, name: string, base: number): boolean {
   if (r.dryRun) return true;
@@ -162,6 +172,20 @@ export function claimBase(r: Runner, name: string, base: number): boolean {
     if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
     return readTextOrNull(path) === `${name}\n`;
   }
+}
+
+/** Drops name's claims, once its record is gone, so that its range can be used again before a reboot. */
+function releaseBases(r: Runner, name: string): void {
+  if (r.dryRun) return;
+  const dir = dirname(paths.baseClaim(0));
+  let claims: string[];
+  try {
+    claims = readdirSync(dir);
+  } catch {
+    return; // none made since the last boot
+  }
+  for (const f of claims)
+    if (readTextOrNull(join(dir, f)) === `${name}\n`) rmSync(join(dir, f), { force: true });
 }
 
 export function takenBases(): number[] {

@@ -9,6 +9,8 @@ import { join } from "node:path";
 import { beforeEach, describe, it } from "node:test";
 import { paths } from "../../../src/base/paths.ts";
 import { renderStatus } from "../../../src/cli/render/container.ts";
+import { deleteMachine } from "../../../src/ops/delete-machine.ts";
+import { poweroff } from "../../../src/ops/lifecycle.ts";
 import { gatherStatus } from "../../../src/ops/status.ts";
 import { cutover } from "../../../src/ops/switch.ts";
 import { settingsUidRange } from "../../../src/overlay/units.ts";
@@ -87,6 +89,11 @@ describe("the uid ranges of machines made at the same moment", () => {
     // The same machine made again (after its first cutover was refused, say) keeps its claim.
     assert.equal(claimBase(h, "n1", bases[0] ?? 0), true);
     assert.equal(claimBase(h, "n2", bases[0] ?? 0), false);
+    // Deleted, the machine's range is free again for the next one.
+    await poweroff(h, "n1", {});
+    await deleteMachine(h, "n1", { yes: true });
+    await cutover(h, "n4", "foo-0.1", opts);
+    assert.equal((await gatherStatus(h, "n4")).privateUsers?.base, bases[0]);
   });
 });
 
