@@ -99,6 +99,35 @@ export function hazards(ctx: HostCtx): void {
       ok(await host.boxctl(["poweroff", "spare"]));
     });
 
+    it("gives machines made at the same moment uid ranges of their own", async (t) => {
+      // The claim is a file created with O_EXCL in /run: the kernel's, alike everywhere.
+      if (host.suite !== "bookworm") return t.skip("the same on every systemd; runs on bookworm");
+      const names = ["race1", "race2", "race3"];
+      const made = await Promise.all(
+        names.map((n) => host.boxctl(["cutover-instance", n, "foo-0.1"])),
+      );
+      for (const r of made) ok(r);
+      const bases = await Promise.all(
+        names.map(async (n) => {
+          const s = JSON.parse(ok(await host.boxctl(["status", n, "--json"])).stdout);
+          assert.deepEqual(s.privateUsers.sharedWith, [], n);
+          return s.privateUsers.base as number;
+        }),
+      );
+      assert.equal(new Set(bases).size, names.length, bases.join(" "));
+      for (const n of names) {
+        ok(await host.boxctl(["poweroff", n]));
+        ok(await host.boxctl(["delete-machine", n, "--yes"]));
+      }
+      assert.equal(
+        (
+          await host.exec(["sh", "-c", "cat /run/boxctl/bases/* | grep -c '^race' || true"])
+        ).stdout.trim(),
+        "0",
+        "each deleted machine's claim went with it",
+      );
+    });
+
     it("names the file when machine.json is corrupt", async () => {
       const path = `${STORE}/machines/system1/machine.json`;
       await host.sh(["cp", path, "/root/machine.json.bak"]);
