@@ -117,7 +117,11 @@ export function attention(r: Runner, m: MachineState): Attention | null {
  * (switch-refusals.ts), status names them afterwards.
  */
 export function ignoredSettings(name: string): string[] {
-  if (!existsSync(paths.nspawnFile(name))) return [];
+  return existsSync(paths.nspawnFile(name)) ? shadowedSettings(name) : [];
+}
+
+/** NAME.nspawn files that exist where nspawn looks after /etc/systemd/nspawn. */
+export function shadowedSettings(name: string): string[] {
   return paths.shadowedNspawnFiles(name).filter((f) => existsSync(f));
 }
 

@@ -12,7 +12,7 @@ import { mountPoints } from "../host/mounts.ts";
 import type { Runner } from "../host/runner.ts";
 import { machinedKnows, machineLeader } from "../host/systemd.ts";
 import { type Instance, instanceOf, type MachineState } from "../store/machine.ts";
-import { imageGone } from "./drift.ts";
+import { imageGone, shadowedSettings } from "./drift.ts";
 import type { SwitchOptions, Verb } from "./switch-plan.ts";
 
 /**
@@ -46,7 +46,7 @@ export async function refuseTakenName(r: Runner, name: string): Promise<void> {
  */
 export function refuseShadowedSettings(name: string): void {
   const target = paths.nspawnFile(name);
-  const found = paths.shadowedNspawnFiles(name).find((f) => existsSync(f));
+  const [found] = shadowedSettings(name);
   if (!found) return;
   throw new BoxError(
     `${found} would be ignored: boxctl writes ${name}'s settings to ${target}, and systemd-nspawn reads only the first NAME.nspawn it finds, ${paths.nspawnDir()} first`,

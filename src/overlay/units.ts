@@ -72,6 +72,12 @@ Options=${overlayOptions(s)}
 /** The one key boxctl sets in each section of NAME.nspawn. */
 const BOXCTL_KEYS = { Exec: "PrivateUsers", Files: "PrivateUsersOwnership" } as const;
 
+/** The section a line of a systemd file opens ("Exec" for "[Exec]"); null for any other line. */
+function sectionOpened(line: string): string | null {
+  const header = /^\s*\[([^\]]*)\]\s*$/.exec(line);
+  return header ? (header[1] ?? "") : null;
+}
+
 /**
  * NAME.nspawn once boxctl lets go of the machine (delete-machine): the
  * user's lines without boxctl's two settings, and without a section they
@@ -81,9 +87,9 @@ export function nspawnSettingsWithout(existing: string): string | null {
   const sections: { header: string | null; lines: string[] }[] = [{ header: null, lines: [] }];
   let section = "";
   for (const line of existing.replace(/\n$/, "").split("\n")) {
-    const header = /^\s*\[([^\]]*)\]\s*$/.exec(line);
-    if (header) {
-      section = header[1] ?? "";
+    const opened = sectionOpened(line);
+    if (opened !== null) {
+      section = opened;
       sections.push({ header: line, lines: [] });
       continue;
     }
@@ -118,9 +124,9 @@ export function nspawnSettingsText(existing: string | null, base: number | null)
   let section = "";
   const out: string[] = [];
   for (const line of lines) {
-    const header = /^\s*\[([^\]]*)\]\s*$/.exec(line);
-    if (header) {
-      section = header[1] ?? "";
+    const opened = sectionOpened(line);
+    if (opened !== null) {
+      section = opened;
       out.push(line);
       if (!firstHeader.has(section)) firstHeader.set(section, out.length - 1);
       continue;
@@ -159,8 +165,7 @@ export function settingsUidRange(text: string): { base: number; size: number } |
   let section = "";
   let found: { base: number; size: number } | null = null;
   for (const line of text.split("\n")) {
-    const header = /^\s*\[([^\]]*)\]\s*$/.exec(line);
-    if (header) section = header[1] ?? "";
+    section = sectionOpened(line) ?? section;
     const m = section === "Exec" ? /^\s*PrivateUsers\s*=\s*(\S*)\s*$/.exec(line) : null;
     if (!m) continue;
     const n = /^(\d+)(?::(\d+))?$/.exec(m[1] ?? "");
