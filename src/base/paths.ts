@@ -58,7 +58,8 @@ export const paths = {
   /** Kernel (flock) locks, one per machine; tmpfs, so a reboot clears them. */
   lock: (name: string) => join(roots.run, "lock", `${name}.lock`),
   /** A uid range claimed by the machine the file names, until it is deleted or the next boot (store/machine.ts). */
-  baseClaim: (base: number) => join(roots.run, "bases", String(base)),
+  baseClaim: (base: number) => join(paths.baseClaims(), String(base)),
+  baseClaims: () => join(roots.run, "bases"),
   /** Shared by cutovers, exclusive for delete-image; outside lock/ so no machine name can clash. */
   storeLock: () => join(roots.run, "images.lock"),
 

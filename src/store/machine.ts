@@ -11,7 +11,7 @@ import {
   rmSync,
   writeSync,
 } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import * as v from "valibot";
 import { BoxError } from "../base/errors.ts";
 import { checkName } from "../base/names.ts";
@@ -146,7 +146,9 @@ export function listMachineNames(): string[] {
   }
 }
 
-/** The uid bases that boxctl's machines hold. */
+/** What a claim file holds: the machine's name. */
+const claimText = (name: string) => `${name}\n`;
+
 /**
  * Claims base for name: /run/boxctl/bases/BASE, made with O_EXCL, names
  * the machine. Two cutovers that make machines at the same moment both read
@@ -159,25 +161,25 @@ export function listMachineNames(): string[] {
 export function claimBase(r: Runner, name: string, base: number): boolean {
   if (r.dryRun) return true;
   const path = paths.baseClaim(base);
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  mkdirSync(paths.baseClaims(), { recursive: true, mode: 0o700 });
   try {
     const fd = openSync(path, "wx", 0o600);
     try {
-      writeSync(fd, `${name}\n`);
+      writeSync(fd, claimText(name));
     } finally {
       closeSync(fd);
     }
     return true;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-    return readTextOrNull(path) === `${name}\n`;
+    return readTextOrNull(path) === claimText(name);
   }
 }
 
 /** Drops name's claims, once its record is gone, so that its range can be used again before a reboot. */
 function releaseBases(r: Runner, name: string): void {
   if (r.dryRun) return;
-  const dir = dirname(paths.baseClaim(0));
+  const dir = paths.baseClaims();
   let claims: string[];
   try {
     claims = readdirSync(dir);
@@ -185,9 +187,10 @@ function releaseBases(r: Runner, name: string): void {
     return; // none made since the last boot
   }
   for (const f of claims)
-    if (readTextOrNull(join(dir, f)) === `${name}\n`) rmSync(join(dir, f), { force: true });
+    if (readTextOrNull(join(dir, f)) === claimText(name)) rmSync(join(dir, f), { force: true });
 }
 
+/** The uid bases that boxctl's machines hold. */
 export function takenBases(): number[] {
   const out: number[] = [];
   for (const n of listMachineNames()) {
