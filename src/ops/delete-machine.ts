@@ -10,6 +10,7 @@ import { journal } from "../host/journal.ts";
 import type { Runner } from "../host/runner.ts";
 import { isEnabledState, nspawnUnit } from "../host/systemd.ts";
 import { isUpState, unitInfo } from "../host/unit-state.ts";
+import { refuseLinkedSettings } from "../overlay/linked-settings.ts";
 import { apply } from "../plan/apply.ts";
 import { clearIntent, newIntent, readIntent } from "../plan/intent.ts";
 import { changesSize, removeMachineDir } from "../store/instances.ts";
@@ -81,6 +82,7 @@ export async function deleteMachine(
         `power it off first: boxctl poweroff ${name}`,
       );
     }
+    refuseLinkedSettings(name, null);
     const facts: DeleteMachineFacts = {
       gens: machineGens(name, m),
       enabled: isEnabledState(unit.unitFileState),

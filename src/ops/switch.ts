@@ -11,6 +11,7 @@ import { withImageStoreLock } from "../host/lock.ts";
 import type { Runner } from "../host/runner.ts";
 import { isRunning } from "../host/systemd.ts";
 import { withoutQuote } from "../host/unit-log.ts";
+import { refuseLinkedSettings } from "../overlay/linked-settings.ts";
 import { basesInSettings } from "../overlay/ranges.ts";
 import { remountTo } from "../overlay/root.ts";
 import { pickBase } from "../overlay/views.ts";
@@ -213,7 +214,7 @@ export async function cutover(r: Runner, name: string, image: string, opts: Swit
       const uidBase =
         (m.privateUsers ?? true)
           ? (m.uidBase ??
-            (await pickBase(r, [...takenBases(), ...basesInSettings()], (b) =>
+            (await pickBase(r, [...takenBases(), ...basesInSettings(name)], (b) =>
               claimBase(r, name, b),
             )))
           : null;
@@ -221,6 +222,7 @@ export async function cutover(r: Runner, name: string, image: string, opts: Swit
       const created = new Date().toISOString();
       const inst: Instance = { gen, image, created, lastActive: null, uidBase };
       await refuseMountedCarry(r, m, opts);
+      refuseLinkedSettings(name, inst);
       return switchTo(r, "cutover-instance", m, inst, true, opts);
     }),
   );
@@ -242,6 +244,7 @@ export async function fallback(
       );
     }
     refuseGoneImages("fallback-instance", m, target);
+    refuseLinkedSettings(name, target);
     return switchTo(r, "fallback-instance", m, target, false, opts);
   });
 }

@@ -47,10 +47,16 @@ export function settingsRanges(): SettingsRange[] {
   return out;
 }
 
-/** Every one of boxctl's BASEs that a range in the host's settings overlaps, whoever's it is. */
-export function basesInSettings(): number[] {
+/**
+ * Every one of boxctl's BASEs that a range in the host's settings overlaps,
+ * whoever's it is, except in self's own NAME.nspawn: boxctl sets that line
+ * for its new machine (and where the file is a link it cannot change, the
+ * user puts boxctl's range there, which must not then count as taken).
+ */
+export function basesInSettings(self?: string): number[] {
   const out: number[] = [];
   for (const r of settingsRanges()) {
+    if (r.machine === self) continue;
     const first = Math.max(BASE_MIN, Math.floor(r.base / UID_RANGE) * UID_RANGE);
     const end = Math.min(BASE_MAX + UID_RANGE, r.base + r.size);
     for (let b = first; b < end; b += UID_RANGE) out.push(b);

@@ -2,10 +2,10 @@
 // from the instance alone: the overlay's mount unit at /var/lib/machines/NAME,
 // NAME.nspawn's user namespace setting, and for a private-users instance the
 // unit that mounts its idmapped view of the image, with the script it runs.
-import { existsSync, readFileSync, rmdirSync } from "node:fs";
+import { existsSync, rmdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { paths } from "../base/paths.ts";
-import { makeDir, removeFileDurably, writeFileAtomic } from "../host/files.ts";
+import { makeDir, readTextOrNull, removeFileDurably, writeFileAtomic } from "../host/files.ts";
 import { mountAt } from "../host/mounts.ts";
 import type { Runner } from "../host/runner.ts";
 import {
@@ -17,13 +17,9 @@ import {
   stopUnits,
 } from "../host/systemd.ts";
 import type { Instance } from "../store/machine.ts";
+import { refuseLinkedFile, settingsLeft } from "./linked-settings.ts";
 import { ensureRecoveryUnit } from "./recovery-unit.ts";
-import {
-  mountUnitText,
-  nspawnSettingsText,
-  nspawnSettingsWithout,
-  type OverlaySpec,
-} from "./units.ts";
+import { mountUnitText, nspawnSettingsText, type OverlaySpec } from "./units.ts";
 import { VIEW_SCRIPT, type ViewSpec, viewUnitName, viewUnitText } from "./views.ts";
 
 export const mountUnitPath = (name: string) =>
@@ -62,15 +58,6 @@ export function overlaySpec(name: string, inst: Instance): OverlaySpec {
   };
 }
 
-function readOrNull(path: string): string | null {
-  try {
-    return readFileSync(path, "utf8");
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw e;
-  }
-}
-
 /** Every file inst needs, with its text; NAME.nspawn keeps every line the user wrote. */
 function rootFiles(name: string, inst: Instance): [string, string][] {
   const base = baseOf(inst);
@@ -82,7 +69,7 @@ function rootFiles(name: string, inst: Instance): [string, string][] {
     );
   files.push(
     [mountUnitPath(name), mountUnitText(overlaySpec(name, inst))],
-    [paths.nspawnFile(name), nspawnSettingsText(readOrNull(paths.nspawnFile(name)), base)],
+    [paths.nspawnFile(name), nspawnSettingsText(readTextOrNull(paths.nspawnFile(name)), base)],
   );
   return files;
 }
@@ -120,20 +107,20 @@ export function rootUnitsMatch(name: string, inst: Instance | undefined): boolea
 /** The files that keep the disk from wiring inst in: a switch's /run copy, or a file not as boxctl writes it. */
 export function rootFilesDiffering(name: string, inst: Instance | undefined): string[] {
   const { fragment, dropIn } = runtimeUnitPaths(name);
-  const left = [fragment, dropIn].filter((p) => readOrNull(p) !== null);
+  const left = [fragment, dropIn].filter((p) => readTextOrNull(p) !== null);
   if (!inst)
-    return readOrNull(mountUnitPath(name)) === null ? left : [...left, mountUnitPath(name)];
+    return readTextOrNull(mountUnitPath(name)) === null ? left : [...left, mountUnitPath(name)];
   return [
     ...left,
     ...rootFiles(name, inst)
-      .filter(([path, text]) => readOrNull(path) !== text)
+      .filter(([path, text]) => readTextOrNull(path) !== text)
       .map(([path]) => path),
   ];
 }
 
 /** The upper dir the /etc mount unit names: what the next boot mounts; null without one. */
 export function upperAtNextBoot(name: string): string | null {
-  const text = readOrNull(mountUnitPath(name));
+  const text = readTextOrNull(mountUnitPath(name));
   return text === null ? null : (/upperdir=([^,\n]*)/.exec(text)?.[1] ?? "");
 }
 
@@ -167,7 +154,7 @@ export async function stageRootUnits(r: Runner, name: string, inst: Instance): P
   for (const [path, text] of rootFiles(name, inst).filter(([p]) => p !== mountUnitPath(name)))
     writeIfChanged(r, path, text);
   const { fragment, dropIn } = runtimeUnitPaths(name);
-  const path = readOrNull(mountUnitPath(name)) === null ? fragment : dropIn;
+  const path = readTextOrNull(mountUnitPath(name)) === null ? fragment : dropIn;
   removeRuntimeUnit(r, name);
   makeDir(r, dirname(path), 0o755);
   writeFileAtomic(r, path, mountUnitText(overlaySpec(name, inst)), { durable: false });
@@ -176,7 +163,7 @@ export async function stageRootUnits(r: Runner, name: string, inst: Instance): P
 
 function removeRuntimeUnit(r: Runner, name: string): void {
   const { fragment, dropIn } = runtimeUnitPaths(name);
-  for (const p of [fragment, dropIn]) if (readOrNull(p) !== null) removeFileDurably(r, p);
+  for (const p of [fragment, dropIn]) if (readTextOrNull(p) !== null) removeFileDurably(r, p);
   // The drop-in's directory too, unless someone else's drop-in is in it.
   removeEmptyDirs(r, [dirname(dropIn)]);
 }
@@ -194,7 +181,8 @@ function removeEmptyDirs(r: Runner, dirs: string[]): void {
 }
 
 function writeIfChanged(r: Runner, path: string, text: string): void {
-  if (readOrNull(path) === text) return;
+  if (readTextOrNull(path) === text) return;
+  refuseLinkedFile(path, text);
   const dir = dirname(path);
   if (!existsSync(dir)) makeDir(r, dir, 0o755);
   writeFileAtomic(r, path, text);
@@ -219,11 +207,12 @@ export async function unwireMachine(r: Runner, name: string, gens: number[]): Pr
       r,
       mounted.map((g) => viewUnitName(name, g)),
     );
-  if (readOrNull(mountUnitPath(name)) !== null) removeFileDurably(r, mountUnitPath(name));
+  if (readTextOrNull(mountUnitPath(name)) !== null) removeFileDurably(r, mountUnitPath(name));
   removeRuntimeUnit(r, name);
   for (const g of views) removeFileDurably(r, viewUnitPath(name, g));
-  const settings = readOrNull(paths.nspawnFile(name));
-  const left = settings === null ? null : nspawnSettingsWithout(settings);
+  const settings = readTextOrNull(paths.nspawnFile(name));
+  const left = settingsLeft(settings);
+  if (left !== settings) refuseLinkedFile(paths.nspawnFile(name), left, true);
   if (settings !== null && left === null) removeFileDurably(r, paths.nspawnFile(name));
   else if (left !== null && left !== settings) writeFileAtomic(r, paths.nspawnFile(name), left);
   await daemonReload(r);
