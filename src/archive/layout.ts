@@ -111,7 +111,10 @@ function unquote(s: string): string {
   return (m ? (m[2] ?? "") : s).replace(/\\(.)/g, "$1");
 }
 
-export type Layout = { kind: "root" } | { kind: "inner"; dir: string } | { kind: "none" };
+export type Layout =
+  | { kind: "root" }
+  | { kind: "inner"; dir: string }
+  | { kind: "none"; containerImage?: string };
 
 /**
  * An archive whose root is the OS tree is used as it is; one whose only
@@ -125,5 +128,19 @@ export function findLayout(tree: string): Layout {
     if (lstatSync(join(tree, dir)).isDirectory() && osReleaseOf(join(tree, dir)))
       return { kind: "inner", dir };
   }
-  return { kind: "none" };
+  const containerImage = containerImageFormat(top);
+  return containerImage ? { kind: "none", containerImage } : { kind: "none" };
+}
+
+/**
+ * An image for docker or podman rather than a root file system: what
+ * `docker save` / `podman save` write (manifest.json beside the layers), or
+ * an OCI image layout (oci-layout, index.json, blobs/). Its files are in
+ * layers that only a container engine can put together.
+ */
+function containerImageFormat(top: string[]): string | null {
+  if (top.includes("oci-layout") && top.includes("index.json")) return "an OCI image layout";
+  if (top.includes("manifest.json") && !top.includes("etc") && !top.includes("usr"))
+    return "a docker save or podman save archive";
+  return null;
 }

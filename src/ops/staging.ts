@@ -165,6 +165,11 @@ export async function stageFrom(r: Runner, req: StageRequest, s: Source): Promis
       rmdirSync(tree);
     } else if (layout.kind === "root" || req.force) {
       renameSync(tree, rootfs);
+    } else if (layout.containerImage) {
+      throw new BoxError(
+        `${label} is ${layout.containerImage}: a container engine's image in layers, not a root file system; nothing was staged`,
+        "export a container's files as one tar and stage that: docker export $(docker create IMAGE) > FILE (podman the same way)",
+      );
     } else {
       throw new BoxError(
         `${label} holds no OS: there is no etc/os-release or usr/lib/os-release at its top, nor inside a single top-level directory`,

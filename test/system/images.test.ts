@@ -161,6 +161,29 @@ for (const suite of STABLE_SUITES) {
       assert.equal(await host.sh(["cat", `${STORE}/images/noos/rootfs/data/file`]), "hi\n");
     });
 
+    it("refuses a docker save or OCI archive, and says how to export a root file system", async () => {
+      await sh(`set -e; mkdir -p ${T}/dk/abc ${T}/oci/blobs/sha256
+        tar -C ${T}/mini -cf ${T}/dk/abc/layer.tar . && echo '[{"Layers":["abc/layer.tar"]}]' > ${T}/dk/manifest.json
+        tar -C ${T}/dk -cf ${T}/docker-save.tar . && cp ${T}/dk/abc/layer.tar ${T}/oci/blobs/sha256/0
+        echo '{"imageLayoutVersion":"1.0.0"}' > ${T}/oci/oci-layout && echo '{}' > ${T}/oci/index.json
+        tar -C ${T}/oci -cf ${T}/oci.tar .`);
+      const store = await listing();
+      for (const [file, what] of [
+        ["docker-save.tar", "a docker save or podman save archive"],
+        ["oci.tar", "an OCI image layout"],
+      ]) {
+        const r = await stage([`${T}/${file}`]);
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(
+          r.stderr,
+          new RegExp(
+            `${file} is ${what}: a container engine's image in layers, not a root file system; nothing was staged\n  hint: export a container's files as one tar and stage that: docker export`,
+          ),
+        );
+      }
+      assert.equal(await listing(), store);
+    });
+
     it("keeps ownership, modes, links, devices, FIFOs, ACLs and xattrs", async () => {
       // security.selinux: set only if the kernel lets this host set it (checked below).
       await sh(`set -e; d=${T}/fid; mkdir -p $d/etc $d/bin $d/dev $d/data

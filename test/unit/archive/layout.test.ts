@@ -1,11 +1,12 @@
-// Whether a staged tree can boot as a boxctl container (archive/layout.ts:
-// unbootable), on real trees: nspawn's init paths, resolved inside the
-// tree as nspawn would resolve them inside the container.
+// Where the OS is in a staged tree (findLayout), and whether the tree can
+// boot as a boxctl container (unbootable: nspawn's init paths, resolved
+// inside the tree as nspawn would resolve them inside the container). On
+// real trees (archive/layout.ts).
 import assert from "node:assert/strict";
 import { chmodSync, chownSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { unbootable } from "../../../src/archive/layout.ts";
+import { findLayout, unbootable } from "../../../src/archive/layout.ts";
 import { tempDir } from "../../lib/tmp.ts";
 
 /** A tree with the given files (path -> mode) and symlinks (path -> target). */
@@ -83,5 +84,28 @@ describe("unbootable", () => {
     const root = tree({ "usr/lib/systemd/systemd": 0o755 });
     assert.match(unbootable(root)?.why ?? "", /os-release/);
     rmSync(root, { recursive: true });
+  });
+});
+
+describe("findLayout", () => {
+  it("finds the OS at the top or in one directory, and names a container engine's image", () => {
+    assert.deepEqual(findLayout(tree({ "etc/os-release": 0o644 })), { kind: "root" });
+    assert.deepEqual(findLayout(tree({ "rootfs/usr/lib/os-release": 0o644 })), {
+      kind: "inner",
+      dir: "rootfs",
+    });
+    assert.deepEqual(findLayout(tree({ "data/file": 0o644 })), { kind: "none" });
+    assert.deepEqual(findLayout(tree({ "manifest.json": 0o644, "abc/layer.tar": 0o644 })), {
+      kind: "none",
+      containerImage: "a docker save or podman save archive",
+    });
+    assert.deepEqual(
+      findLayout(tree({ "oci-layout": 0o644, "index.json": 0o644, "blobs/sha256/0": 0o644 })),
+      { kind: "none", containerImage: "an OCI image layout" },
+    );
+    // A root file system that happens to hold a manifest.json at its top is no image archive.
+    assert.deepEqual(findLayout(tree({ "manifest.json": 0o644, "usr/bin/x": 0o755 })), {
+      kind: "none",
+    });
   });
 });
