@@ -251,5 +251,33 @@ for (const suite of STABLE_SUITES) {
         "no view left mounted",
       );
     });
+
+    it("keeps a read-only container read-only, with its machine ID, as README says (ReadOnly=yes after the first boot)", async (t) => {
+      // nspawn's ReadOnly= is alike on 252 and 257; what boxctl adds (its settings lines, the carry) is one code path.
+      if (suite !== "bookworm") return t.skip("alike on 252 and 257; runs on bookworm");
+      const R = "ro1";
+      const inR = (script: string) => host.inMachine(R, ["sh", "-c", script]);
+      ok(await host.boxctl(["cutover-instance", R, "base-1"]));
+      const id = ok(await inR("cat /etc/machine-id")).stdout;
+      await host.sh([
+        "sh",
+        "-c",
+        `printf '[Files]\\nReadOnly=yes\\n' >> /etc/systemd/nspawn/${R}.nspawn`,
+      ]);
+      // After the restart, the cutover and the fallback: read-only, and the same machine ID.
+      for (const step of [
+        ["restart", R],
+        ["cutover-instance", R, "base-2"],
+        ["fallback-instance", R],
+      ]) {
+        ok(await host.boxctl(step), step.join(" "));
+        const write = await inR("touch /written");
+        assert.notEqual(write.code, 0, `after ${step[0]}: the root is read-only`);
+        assert.match(write.stderr, /Read-only file system/);
+        assert.equal(ok(await inR("cat /etc/machine-id")).stdout, id, `after ${step[0]}`);
+      }
+      ok(await host.boxctl(["poweroff", R]));
+      ok(await host.boxctl(["delete-machine", R, "--yes"]));
+    });
   });
 }
