@@ -100,10 +100,24 @@ export function attention(r: Runner, m: MachineState): Attention | null {
       message: `the mount unit the next boot uses names ${next ? next : "nothing"}, not the current instance ${cur ? cur.gen : "(none)"}`,
       settle,
     };
-  const one = differing.length === 1;
+  // A file that is gone (deleted by hand, or by a tool that purges what it
+  // does not manage) is named as such, not as edited.
+  const missing = differing.filter((p) => !existsSync(p));
+  const changed = differing.filter((p) => existsSync(p));
+  const one = changed.length === 1;
+  const parts = [
+    ...(missing.length
+      ? [`${missing.join(", ")} ${missing.length === 1 ? "is" : "are"} missing`]
+      : []),
+    ...(changed.length
+      ? [
+          `${changed.join(", ")} ${one ? "is" : "are"} not as this boxctl writes ${one ? "it" : "them"} for it (written by another version of boxctl, or edited by hand)`,
+        ]
+      : []),
+  ];
   return {
     reason: "unit-outdated",
-    message: `the mount unit names the current instance, but ${differing.join(", ")} ${one ? "is" : "are"} not as this boxctl writes ${one ? "it" : "them"} for it (written by another version of boxctl, or edited by hand)`,
+    message: `the mount unit names the current instance, but ${parts.join(", and ")}`,
     settle,
   };
 }

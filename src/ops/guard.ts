@@ -89,8 +89,16 @@ export function recoverCommand(
  * different from the record: the current instance mounted (restarting the
  * container if another one was mounted under it) and the mount unit
  * rewritten. A machine that matches its record is left alone (null).
+ * start and restart settle first too: nspawn would otherwise run the
+ * container with settings boxctl did not write (without PrivateUsers=, the
+ * stock unit's -U picks another uid range and chowns the whole image into
+ * the instance), or on another instance than the current one.
  */
-async function settleDrift(r: Runner, name: string, timeoutMs: number): Promise<string | null> {
+export async function settleDrift(
+  r: Runner,
+  name: string,
+  timeoutMs: number,
+): Promise<string | null> {
   const m = requireMachine(name);
   const a = attention(r, m);
   // Lost files are not a drift: putting the current instance back would not bring them back.

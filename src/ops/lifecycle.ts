@@ -20,7 +20,7 @@ import {
 } from "../host/systemd.ts";
 import { requireInstance } from "../store/machine.ts";
 import { imageGone } from "./drift.ts";
-import { guarded } from "./guard.ts";
+import { guarded, settleDrift } from "./guard.ts";
 
 export interface StartOptions {
   noBlock?: boolean;
@@ -75,6 +75,7 @@ export function start(r: Runner, name: string, o: StartOptions): Promise<Changed
   requireImageOf(name);
   return guarded(r, name, "start", o, async () => {
     const was = await isRunning(r, name);
+    if (!was) await settleDrift(r, name, o.timeoutMs);
     await bootUp(r, name, o, !was);
     return { changed: !was };
   });
@@ -100,6 +101,9 @@ export function poweroff(
 export function restart(r: Runner, name: string, o: StartOptions): Promise<Changed> {
   requireImageOf(name);
   return guarded(r, name, "restart", o, async () => {
+    // Before the stop, so that a drift boxctl cannot put back (settings it
+    // will not rewrite) leaves the container running.
+    await settleDrift(r, name, o.timeoutMs);
     await stopMachine(r, name);
     await bootUp(r, name, o, true);
     return { changed: true };

@@ -1,5 +1,5 @@
-// What status and recover compare with the record: the files boxctl writes
-// for the current instance. An admin's own lines in NAME.nspawn are theirs;
+// What status and recover compare with the record, and start and restart
+// put back: the files boxctl writes for the current instance. An admin's own lines in NAME.nspawn are theirs;
 // a file boxctl writes, changed, is named; settings nspawn no longer reads
 // are shown by status. Against the fake host.
 import assert from "node:assert/strict";
@@ -9,6 +9,7 @@ import { paths } from "../../../src/base/paths.ts";
 import { renderStatus } from "../../../src/cli/render/container.ts";
 import { attention } from "../../../src/ops/drift.ts";
 import { recoverCommand } from "../../../src/ops/guard.ts";
+import { restart, start } from "../../../src/ops/lifecycle.ts";
 import { gatherStatus } from "../../../src/ops/status.ts";
 import { cutover } from "../../../src/ops/switch.ts";
 import { mountUnitPath } from "../../../src/overlay/wiring.ts";
@@ -50,6 +51,27 @@ describe("the files boxctl writes for the current instance", () => {
     await recoverCommand(h, M, {});
     assert.equal(look(), null);
     assert.match(readFileSync(settings, "utf8"), /\[Files\]\nPrivateUsersOwnership=off\n/);
+  });
+
+  it("are put back by start and restart before nspawn reads them", async () => {
+    const settings = paths.nspawnFile(M);
+    const want = readFileSync(settings, "utf8");
+    const nspawn = `systemd-nspawn@${M}.service`;
+    // Lost (a configuration tool that purges files it does not know, say):
+    // the stock unit's -U would give the container another range and chown the image.
+    for (const verb of ["start", "restart"] as const) {
+      if (verb === "start") await h.run(["systemctl", "stop", nspawn]);
+      rmSync(settings);
+      assert.equal(
+        look()?.message,
+        `the mount unit names the current instance, but ${settings} is missing`,
+      );
+      h.calls.length = 0;
+      await (verb === "start" ? start : restart)(h, M, opts);
+      assert.equal(readFileSync(settings, "utf8"), want, verb);
+      assert.equal(look(), null, verb);
+      assert.ok(h.commands.includes(`systemctl start ${nspawn}`), h.commands.join("\n"));
+    }
   });
 
   it("show on status the settings nspawn ignores, and nothing once they are merged", async () => {

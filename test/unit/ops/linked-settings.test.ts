@@ -3,13 +3,21 @@
 // a command that would have to change it, with the lines the linked file
 // needs. Against a fake host.
 import assert from "node:assert/strict";
-import { lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import { beforeEach, describe, it } from "node:test";
 import type { BoxError } from "../../../src/base/errors.ts";
 import { paths } from "../../../src/base/paths.ts";
 import { deleteMachine } from "../../../src/ops/delete-machine.ts";
 import { recoverCommand } from "../../../src/ops/guard.ts";
+import { restart } from "../../../src/ops/lifecycle.ts";
 import { cutover, fallback } from "../../../src/ops/switch.ts";
 import { loadMachine } from "../../../src/store/machine.ts";
 import { FakeHost } from "../../lib/fake-host.ts";
@@ -72,6 +80,16 @@ describe("a NAME.nspawn that is a symbolic link", () => {
     await cutover(h, M, "foo-0.2", opts);
     await fallback(h, M, opts);
     assert.ok(isLink(), "the link stays through cutover and fallback");
+    // The linked file gone (its repository moved): without boxctl's lines
+    // nspawn would pick another range and chown the image, so restart
+    // refuses, before it stops the container.
+    renameSync(target, `${target}.moved`);
+    h.calls.length = 0;
+    await assert.rejects(restart(h, M, opts), (e: BoxError) => {
+      assert.match(e.message, /is a symbolic link to .*, which does not exist; /);
+      return true;
+    });
+    assert.ok(!h.commands.some((c) => c.startsWith("systemctl stop")), h.commands.join("\n"));
   });
 
   it("refuses to put back lines taken out of the linked file, and delete-machine until they are out", async () => {
