@@ -19,13 +19,17 @@ import {
 import type { Instance } from "../store/machine.ts";
 import { refuseLinkedFile, settingsLeft } from "./linked-settings.ts";
 import { ensureRecoveryUnit } from "./recovery-unit.ts";
-import { mountUnitText, nspawnSettingsText, type OverlaySpec } from "./units.ts";
+import { mountUnitText, nspawnGuardText, nspawnSettingsText, type OverlaySpec } from "./units.ts";
 import { VIEW_SCRIPT, type ViewSpec, viewUnitName, viewUnitText } from "./views.ts";
 
 export const mountUnitPath = (name: string) =>
   join(paths.unitDir(), mountUnitName(paths.machineRoot(name)));
 
 const viewUnitPath = (name: string, gen: number) => join(paths.unitDir(), viewUnitName(name, gen));
+
+/** boxctl's drop-in for systemd-nspawn@NAME.service (units.ts, nspawnGuardText). */
+export const nspawnGuardPath = (name: string) =>
+  join(paths.unitDir(), `${nspawnUnit(name)}.d`, "50-boxctl.conf");
 
 /** The instance's uid base, or null for one without private users. */
 export const baseOf = (inst: Instance | undefined): number | null => inst?.uidBase ?? null;
@@ -70,6 +74,7 @@ function rootFiles(name: string, inst: Instance): [string, string][] {
   files.push(
     [mountUnitPath(name), mountUnitText(overlaySpec(name, inst))],
     [paths.nspawnFile(name), nspawnSettingsText(readTextOrNull(paths.nspawnFile(name)), base)],
+    [nspawnGuardPath(name), nspawnGuardText(name, paths.nspawnFile(name))],
   );
   return files;
 }
@@ -210,6 +215,11 @@ export async function unwireMachine(r: Runner, name: string, gens: number[]): Pr
   if (readTextOrNull(mountUnitPath(name)) !== null) removeFileDurably(r, mountUnitPath(name));
   removeRuntimeUnit(r, name);
   for (const g of views) removeFileDurably(r, viewUnitPath(name, g));
+  if (readTextOrNull(nspawnGuardPath(name)) !== null) {
+    removeFileDurably(r, nspawnGuardPath(name));
+    // The directory too, unless the admin's own drop-ins are in it.
+    removeEmptyDirs(r, [dirname(nspawnGuardPath(name))]);
+  }
   const settings = readTextOrNull(paths.nspawnFile(name));
   const left = settingsLeft(settings);
   if (left !== settings) refuseLinkedFile(paths.nspawnFile(name), left, true);

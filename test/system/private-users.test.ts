@@ -196,11 +196,30 @@ for (const suite of STABLE_SUITES) {
       assert.match(h, /^2\s+foo-0\.2 .* private \(\d+\)\s+current$/m);
     });
 
-    it("brings two enabled private-users machines back on their instances after a host reboot", async () => {
-      ok(await host.exec(["machinectl", "enable", "p1", "p2"]));
+    it("brings two enabled private-users machines back on their instances after a host reboot, and not one whose NAME.nspawn is lost", async () => {
+      ok(await host.exec(["machinectl", "enable", "p1", "p2", "old"]));
+      // old's settings lost, as a configuration tool that purges files it does not
+      // manage would: nspawn's -U would give it another range and chown its root.
+      await host.sh(["rm", "/etc/systemd/nspawn/old.nspawn"]);
       const up = await upSince(host, "p1");
       await host.reboot();
       for (const m of ["p1", "p2"]) await host.waitBooted(m);
+      assert.equal(await isActive(host, "old"), false);
+      assert.match(
+        await host.sh(["systemctl", "show", "-P", "AssertResult", "systemd-nspawn@old.service"]),
+        /^no$/m,
+      );
+      assert.match(
+        ok(await host.boxctl(["list"])).stdout,
+        /old: .*\/etc\/systemd\/nspawn\/old\.nspawn is missing/,
+      );
+      ok(await host.boxctl(["start", "old"]));
+      const old = JSON.parse(ok(await host.boxctl(["status", "old", "--json"])).stdout);
+      assert.equal(
+        (await inside("old", "cat /proc/self/uid_map")).stdout.trim().split(/\s+/).join(" "),
+        `0 ${old.privateUsers.base} 65536`,
+      );
+      assert.ok((await kib(UPPER("old", 2))) < 20 * 1024, "nothing chowned into the instance");
       assert.notEqual(await upSince(host, "p1"), up);
       assert.equal((await inside("p1", "test -e /root/made-inside && echo yes")).stdout, "yes\n");
       const base = JSON.parse((await host.boxctl(["status", "p2", "--json"])).stdout).privateUsers

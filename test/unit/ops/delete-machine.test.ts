@@ -3,7 +3,7 @@
 // command finishes it) or a power cut (recovery at boot finishes it).
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { beforeEach, describe, it } from "node:test";
 import { paths } from "../../../src/base/paths.ts";
 import { mountUnitName } from "../../../src/host/systemd.ts";
@@ -14,7 +14,7 @@ import { recoverAtBoot, recoverCommand } from "../../../src/ops/guard.ts";
 import { recoverInterrupted } from "../../../src/ops/recover.ts";
 import { cutover } from "../../../src/ops/switch.ts";
 import { viewUnitName } from "../../../src/overlay/views.ts";
-import { mountUnitPath } from "../../../src/overlay/wiring.ts";
+import { mountUnitPath, nspawnGuardPath } from "../../../src/overlay/wiring.ts";
 import { newIntent, readIntent } from "../../../src/plan/intent.ts";
 import { DELETE_MACHINE_STEPS } from "../../../src/plan/steps.ts";
 import { listMachineNames, loadMachine } from "../../../src/store/machine.ts";
@@ -49,6 +49,7 @@ function assertDeleted(h: FakeHost): void {
   assert.equal(existsSync(mountUnitPath(M)), false, "no mount unit");
   for (const g of [1, 2])
     assert.equal(existsSync(join(paths.unitDir(), viewUnitName(M, g))), false, "no view unit");
+  assert.equal(existsSync(dirname(nspawnGuardPath(M))), false, "no drop-in, nor its directory");
   assert.equal(h.enabled.has(M), false, "no longer starts with the host");
   assert.equal(
     readFileSync(paths.nspawnFile(M), "utf8"),
@@ -81,6 +82,13 @@ describe("delete-machine", () => {
     assertDeleted(h);
     assert.ok(h.reloadCount > 0, "systemd forgot the units");
     assert.equal(h.journal.at(-1)?.BOXCTL_OPERATION, "delete-machine");
+  });
+
+  it("leaves the admin's own drop-ins for the container's unit", async () => {
+    const own = join(dirname(nspawnGuardPath(M)), "override.conf");
+    writeFileSync(own, "[Service]\nCPUQuota=50%\n");
+    await deleteMachine(h, M, { yes: true });
+    assert.deepEqual(readdirSync(dirname(own)), ["override.conf"]);
   });
 
   it("frees the name for a new machine", async () => {

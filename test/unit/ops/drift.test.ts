@@ -4,6 +4,7 @@
 // are shown by status. Against the fake host.
 import assert from "node:assert/strict";
 import { appendFileSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import { beforeEach, describe, it } from "node:test";
 import { paths } from "../../../src/base/paths.ts";
 import { renderStatus } from "../../../src/cli/render/container.ts";
@@ -12,7 +13,7 @@ import { recoverCommand } from "../../../src/ops/guard.ts";
 import { restart, start } from "../../../src/ops/lifecycle.ts";
 import { gatherStatus } from "../../../src/ops/status.ts";
 import { cutover } from "../../../src/ops/switch.ts";
-import { mountUnitPath } from "../../../src/overlay/wiring.ts";
+import { mountUnitPath, nspawnGuardPath } from "../../../src/overlay/wiring.ts";
 import { FakeHost } from "../../lib/fake-host.ts";
 import { tempRoot } from "../../lib/fake-store.ts";
 import { machineState } from "../../lib/interrupt.ts";
@@ -51,6 +52,22 @@ describe("the files boxctl writes for the current instance", () => {
     await recoverCommand(h, M, {});
     assert.equal(look(), null);
     assert.match(readFileSync(settings, "utf8"), /\[Files\]\nPrivateUsersOwnership=off\n/);
+  });
+
+  it("include a drop-in that keeps the container from starting without its NAME.nspawn", async () => {
+    const guard = nspawnGuardPath(M);
+    assert.equal(dirname(guard), `${paths.unitDir()}/systemd-nspawn@${M}.service.d`);
+    assert.match(
+      readFileSync(guard, "utf8"),
+      new RegExp(`\\n\\[Unit\\]\\nAssertPathExists=${paths.nspawnFile(M)}\\n$`),
+    );
+    rmSync(guard);
+    assert.equal(
+      look()?.message,
+      `the mount unit names the current instance, but ${guard} is missing`,
+    );
+    await recoverCommand(h, M, {});
+    assert.equal(look(), null);
   });
 
   it("are put back by start and restart before nspawn reads them", async () => {
