@@ -157,7 +157,8 @@ cleanly, and returns once the unit is inactive. With --no-block it only asks
     args: [machine],
     summary: "Power the container off, then on again, with the same instance.",
     details: `A clean poweroff (waiting for it), then a start that returns once the container has
-booted. A stopped container is just started.`,
+booted. A stopped container is just started. Before the poweroff, a file boxctl writes for
+the machine that is missing or changed is put back, as boxctl start does.`,
     options: { ...timeout, ...lockWait },
     mutates: true,
     scripted: true,
@@ -175,7 +176,11 @@ booted. A stopped container is just started.`,
     summary: "Power the container on; returns once it has booted.",
     details: `Mounts the current instance if it is not mounted, starts systemd-nspawn@NAME.service
 and waits until the container's systemd reports running (or degraded). With --no-block
-it returns as soon as the unit has started.`,
+it returns as soon as the unit has started.
+
+A file boxctl writes for the machine that is missing or changed (NAME.nspawn, its mount
+unit; boxctl status names it) is put back first, as boxctl recover does, keeping your own
+lines in NAME.nspawn.`,
     options: { ...noBlock, ...timeout, ...lockWait },
     mutates: true,
     scripted: true,
