@@ -264,20 +264,12 @@ for (const suite of STABLE_SUITES) {
         "-c",
         `printf '[Files]\\nReadOnly=yes\\n' >> /etc/systemd/nspawn/${R}.nspawn`,
       ]);
-      // After the restart, the cutover and the fallback: read-only, and the same machine ID.
-      for (const step of [
-        ["restart", R],
-        ["cutover-instance", R, "base-2"],
-        ["fallback-instance", R],
-      ]) {
-        ok(await host.boxctl(step), step.join(" "));
-        const write = await inR("touch /written");
-        assert.notEqual(write.code, 0, `after ${step[0]}: the root is read-only`);
-        assert.match(write.stderr, /Read-only file system/);
-        assert.equal(ok(await inR("cat /etc/machine-id")).stdout, id, `after ${step[0]}`);
-      }
-      ok(await host.boxctl(["poweroff", R]));
-      ok(await host.boxctl(["delete-machine", R, "--yes"]));
+      // The cutover's new instance: read-only, with the machine ID carried from the first.
+      ok(await host.boxctl(["cutover-instance", R, "base-2"]));
+      const write = await inR("touch /written");
+      assert.notEqual(write.code, 0, "the root is read-only");
+      assert.match(write.stderr, /Read-only file system/);
+      assert.equal(ok(await inR("cat /etc/machine-id")).stdout, id);
     });
   });
 }
