@@ -74,7 +74,7 @@ function rootFiles(name: string, inst: Instance): [string, string][] {
   files.push(
     [mountUnitPath(name), mountUnitText(overlaySpec(name, inst))],
     [paths.nspawnFile(name), nspawnSettingsText(readTextOrNull(paths.nspawnFile(name)), base)],
-    [nspawnGuardPath(name), nspawnGuardText(name, paths.nspawnFile(name))],
+    [nspawnGuardPath(name), nspawnGuardText(name, paths.nspawnFile(name), base)],
   );
   return files;
 }
