@@ -6,6 +6,7 @@ import { BASE_MAX, BASE_MIN, isBase, UID_RANGE } from "../../src/base/uids.ts";
 import { overlayOption } from "../../src/host/mounts.ts";
 import {
   mountUnitText,
+  nspawnGuardText,
   nspawnSettingsText,
   nspawnSettingsWithout,
   overlayOptions,
@@ -118,6 +119,25 @@ describe("NAME.nspawn", () => {
 
   it("refuses a base that is not boxctl's", () => {
     assert.throws(() => nspawnSettingsText(null, 0x00080000), /not one of boxctl's/);
+  });
+});
+
+describe("the drop-in that checks NAME.nspawn before each start", () => {
+  const file = "/etc/systemd/nspawn/web1.nspawn";
+  it("checks the very line NAME.nspawn gets, with or without private users", () => {
+    for (const base of [BASE_MIN, null]) {
+      const line = /^PrivateUsers=.*$/m.exec(nspawnSettingsText(null, base))?.[0];
+      assert.ok(line);
+      assert.ok(
+        nspawnGuardText("web1", file, base).includes(
+          `\nExecStartPre=/bin/sh -c "grep -qxF ${line} ${file} || { echo 'boxctl: ${file} lacks ${line}: `,
+        ),
+      );
+    }
+  });
+  it("refuses a path a shell or systemd would expand", () => {
+    for (const bad of ["/etc/a b.nspawn", "/etc/a'b.nspawn", "/etc/%i.nspawn", "/etc/$x.nspawn"])
+      assert.throws(() => nspawnGuardText("web1", bad, null), /cannot check/);
   });
 });
 
