@@ -29,11 +29,15 @@ function linkTarget(path: string): string | null {
 export function refuseLinkedFile(path: string, text: string | null, removing = false): void {
   const target = linkTarget(path);
   if (target === null) return;
+  const lines = text !== null && path.endsWith(".nspawn") ? boxctlSettings(text) : "boxctl's lines";
+  const there = existsSync(target);
   const fix = removing
-    ? `take boxctl's PrivateUsers= and PrivateUsersOwnership= lines out of ${target}${text === null ? `, or remove the link (rm ${path})` : ""}`
-    : `put ${text !== null && path.endsWith(".nspawn") ? boxctlSettings(text) : "boxctl's lines"} into ${target} yourself, or replace the link with a copy of the file (cp --remove-destination ${target} ${path})`;
+    ? `take boxctl's PrivateUsers= and PrivateUsersOwnership= lines out of ${target}${text === null || !there ? `, or remove the link (rm ${path})` : ""}`
+    : there
+      ? `put ${lines} into ${target} yourself, or replace the link with a copy of the file (cp --remove-destination ${target} ${path})`
+      : `restore ${target} with ${lines} in it, or remove the link (rm ${path}) for boxctl to write the file there`;
   throw new BoxError(
-    `${path} is a symbolic link to ${target}${existsSync(target) ? "" : ", which does not exist"}; boxctl changes files only under ${dirname(dirname(path))}, and will not replace the link`,
+    `${path} is a symbolic link to ${target}${there ? "" : ", which does not exist"}; boxctl changes files only under ${dirname(dirname(path))}, and will not replace the link`,
     `${fix}; then run the command again`,
   );
 }

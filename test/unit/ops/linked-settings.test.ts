@@ -87,6 +87,10 @@ describe("a NAME.nspawn that is a symbolic link", () => {
     h.calls.length = 0;
     await assert.rejects(restart(h, M, opts), (e: BoxError) => {
       assert.match(e.message, /is a symbolic link to .*, which does not exist; /);
+      assert.equal(
+        e.hint,
+        `restore ${target} with PrivateUsers=${loadMachine(M)?.uidBase}:65536 (in [Exec]) and PrivateUsersOwnership=off (in [Files]) in it, or remove the link (rm ${link()}) for boxctl to write the file there; then run the command again`,
+      );
       return true;
     });
     assert.ok(!h.commands.some((c) => c.startsWith("systemctl stop")), h.commands.join("\n"));
