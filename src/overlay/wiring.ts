@@ -1,6 +1,7 @@
 // The files that wire an instance in as a machine's root, all generated
 // from the instance alone: the overlay's mount unit at /var/lib/machines/NAME,
-// NAME.nspawn's user namespace setting, and for a private-users instance the
+// NAME.nspawn's user namespace setting, the drop-in that keeps nspawn@NAME
+// from starting without that setting, and for a private-users instance the
 // unit that mounts its idmapped view of the image, with the script it runs.
 import { existsSync, rmdirSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -136,11 +137,11 @@ export function upperAtNextBoot(name: string): string | null {
 // when /etc has none yet (a machine's first cutover; a drop-in without a
 // fragment does not load). /run is a tmpfs, so a power cut at any moment
 // boots the committed instance; the commit step writes /etc
-// (writeRootUnits), which also removes the /run copy. NAME.nspawn and a
-// private-users instance's view unit cannot live in /run (/etc wins for
-// them): they are written to /etc at the switch, and boot-time recovery,
-// which runs before any boxctl mount (After= in the mount unit), puts
-// NAME.nspawn back if the switch was not committed.
+// (writeRootUnits), which also removes the /run copy. NAME.nspawn, its
+// check's drop-in and a private-users instance's view unit cannot live in
+// /run (/etc wins for them): they are written to /etc at the switch, and
+// boot-time recovery, which runs before any boxctl mount (After= in the
+// mount unit), puts them back if the switch was not committed.
 
 /** The switch's runtime copy of the mount unit: a whole unit, or a drop-in over /etc's. */
 export function runtimeUnitPaths(name: string): { fragment: string; dropIn: string } {
