@@ -207,7 +207,7 @@ for (const suite of STABLE_SUITES) {
       assert.equal(await isActive(host, "old"), false);
       assert.match(
         await host.sh(["journalctl", "-b", "-u", "systemd-nspawn@old.service", "-o", "cat"]),
-        /^boxctl: \/etc\/systemd\/nspawn\/old\.nspawn lacks PrivateUsers=\d+:65536: without it systemd-nspawn would give old another uid range and chown its root; boxctl start old puts it back$/m,
+        /^boxctl: \/etc\/systemd\/nspawn\/old\.nspawn lacks PrivateUsers=\d+:65536: without it systemd-nspawn would pick a uid range for old itself and chown its root; boxctl start old puts it back$/m,
       );
       assert.match(
         ok(await host.boxctl(["list"])).stdout,
