@@ -21,7 +21,8 @@ export interface Attention {
    * mount-differs: the root is mounted from another instance than the current one, or not by boxctl.
    * unit-differs: the mount unit the next boot uses names another instance.
    * unit-outdated: the mount unit names the current instance, but a file boxctl writes for it
-   * (the mount unit, NAME.nspawn, the view unit) is not as this boxctl writes it.
+   * (the mount unit, NAME.nspawn, the view unit, the nspawn@ drop-in) is missing or not as
+   * this boxctl writes it.
    * root-emptied: the current instance is mounted but holds no OS: its files were deleted
    * through the root (machinectl remove does that); recover cannot bring them back.
    * image-missing: the current instance's image is gone from the store (deleted by hand);

@@ -34,6 +34,11 @@ export interface Changed {
   changed: boolean;
 }
 
+/** start and restart: also what they put back first (a drift reason, drift.ts), or null. */
+export interface Started extends Changed {
+  settled: string | null;
+}
+
 /**
  * Mounts the root, starts the container and waits for its boot. A start
  * that fails has still changed the container (changed: whether it was
@@ -71,13 +76,13 @@ function requireImageOf(name: string): void {
 }
 
 /** changed: the container was not running before (a start of a running one is a no-op). */
-export function start(r: Runner, name: string, o: StartOptions): Promise<Changed> {
+export function start(r: Runner, name: string, o: StartOptions): Promise<Started> {
   requireImageOf(name);
   return guarded(r, name, "start", o, async () => {
     const was = await isRunning(r, name);
-    if (!was) await settleDrift(r, name, o.timeoutMs);
+    const settled = was ? null : await settleDrift(r, name, o.timeoutMs);
     await bootUp(r, name, o, !was);
-    return { changed: !was };
+    return { changed: !was, settled };
   });
 }
 
@@ -98,15 +103,15 @@ export function poweroff(
   });
 }
 
-export function restart(r: Runner, name: string, o: StartOptions): Promise<Changed> {
+export function restart(r: Runner, name: string, o: StartOptions): Promise<Started> {
   requireImageOf(name);
   return guarded(r, name, "restart", o, async () => {
     // Before the stop, so that a drift boxctl cannot put back (settings it
     // will not rewrite) leaves the container running.
-    await settleDrift(r, name, o.timeoutMs);
+    const settled = await settleDrift(r, name, o.timeoutMs);
     await stopMachine(r, name);
     await bootUp(r, name, o, true);
-    return { changed: true };
+    return { changed: true, settled };
   });
 }
 

@@ -1,6 +1,7 @@
 // --json of the mutating verbs a script calls: one document on stdout, for
 // a success and for a failure, run against the fake host (docs/json.md).
 import assert from "node:assert/strict";
+import { rmSync } from "node:fs";
 import { beforeEach, describe, it } from "node:test";
 import { paths } from "../../src/base/paths.ts";
 import { VERBS } from "../../src/cli/table.ts";
@@ -58,11 +59,11 @@ describe("--json of the mutating verbs", () => {
       ...more,
       error: null,
     });
-    const up = { running: true, booted: true };
+    const up = { running: true, booted: true, settled: null };
     assert.deepEqual(await run(h, ["start", "web"]), doc("start", false, up));
     assert.deepEqual(await run(h, ["poweroff", "web"]), doc("poweroff", true, { running: false }));
     assert.deepEqual(await run(h, ["poweroff", "web"]), doc("poweroff", false, { running: false }));
-    const noBoot = { running: true, booted: false };
+    const noBoot = { running: true, booted: false, settled: null };
     assert.deepEqual(await run(h, ["start", "web", "--no-block"]), doc("start", true, noBoot));
     // Only asked: the container shuts down after boxctl returned.
     const asked = await run(h, ["poweroff", "web", "--no-block"]);
@@ -71,6 +72,12 @@ describe("--json of the mutating verbs", () => {
     const off = { running: false };
     assert.deepEqual(await run(h, ["terminate", "web"]), doc("terminate", true, off));
     assert.deepEqual(await run(h, ["terminate", "web"]), doc("terminate", false, off));
+    // What a start put back first, as recover --json says it.
+    rmSync(paths.nspawnFile("web"));
+    const settled = { ...up, settled: "unit-outdated" };
+    assert.deepEqual(await run(h, ["start", "web"]), doc("start", true, settled));
+    rmSync(paths.nspawnFile("web"));
+    assert.deepEqual(await run(h, ["restart", "web"]), doc("restart", true, settled));
   });
 
   it("says that a start which failed to boot changed the container, and that it is not running", async () => {

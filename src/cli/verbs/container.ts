@@ -165,8 +165,8 @@ the machine that is missing or changed is put back, as boxctl start does.`,
     run: async (ctx) => {
       const name = nameOf(ctx);
       const timeoutMs = parseTimeout(ctx.opts.timeout, "restart");
-      const { changed } = await restart(ctx.r, name, { timeoutMs, ...wait(ctx) });
-      return done(ctx, { machine: name, changed, running: true, booted: true });
+      const { changed, settled } = await restart(ctx.r, name, { timeoutMs, ...wait(ctx) });
+      return done(ctx, { machine: name, changed, running: true, booted: true, settled });
     },
   },
   {
@@ -188,8 +188,8 @@ lines in NAME.nspawn.`,
       const name = nameOf(ctx);
       const noBlock = ctx.opts["no-block"] === true;
       const timeoutMs = parseTimeout(ctx.opts.timeout, "start");
-      const { changed } = await start(ctx.r, name, { noBlock, timeoutMs, ...wait(ctx) });
-      return done(ctx, { machine: name, changed, running: true, booted: !noBlock });
+      const { changed, settled } = await start(ctx.r, name, { noBlock, timeoutMs, ...wait(ctx) });
+      return done(ctx, { machine: name, changed, running: true, booted: !noBlock, settled });
     },
   },
   {
