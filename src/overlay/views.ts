@@ -18,6 +18,7 @@
 import { BoxError } from "../base/errors.ts";
 import { BASE_MAX, BASE_MIN, isBase, UID_RANGE } from "../base/uids.ts";
 import type { Runner } from "../host/runner.ts";
+import { plainPathFor } from "./units.ts";
 
 /**
  * The lowest BASE that no boxctl machine holds and that `inUse` (an NSS
@@ -168,13 +169,7 @@ export function viewUnitName(machine: string, gen: number): string {
   return `boxctl-view-${machine}-${gen}.service`;
 }
 
-/** Unit files and argv: only plain absolute paths, nothing systemd or a shell would expand. */
-function plainPath(p: string): string {
-  if (!/^\/[A-Za-z0-9._/@+-]*$/.test(p) || p.split("/").includes("..")) {
-    throw new Error(`path '${p}' cannot be used for an idmapped view`);
-  }
-  return p;
-}
+const plainPath = (p: string) => plainPathFor(p, "for an idmapped view");
 
 export function viewArgv(s: ViewSpec): string[] {
   if (!isBase(s.base)) throw new Error(`uid base ${s.base} is not one of boxctl's`);
